@@ -1,0 +1,1 @@
+"""Rasa SDK action server for Earshot: thin adapters from Rasa trackers to the core."""

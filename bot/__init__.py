@@ -1,0 +1,1 @@
+"""Earshot's Telegram front end (python-telegram-bot) and local terminal chat."""

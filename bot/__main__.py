@@ -1,0 +1,50 @@
+"""Run the Telegram bot: polling by default, webhook mode when TELEGRAM_WEBHOOK_URL is set."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from urllib.parse import urlsplit
+
+from telegram import Update
+
+from bot.app import build_application
+from earshot.settings import ConfigError, load_settings
+from earshot.storage.db import migrate
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"earshot: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # httpx logs every request URL at INFO, and the URL carries the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if settings.telegram_bot_token is None:
+        print("earshot: TELEGRAM_BOT_TOKEN is not set", file=sys.stderr)
+        return 2
+    migrate(settings.db_url)
+    application = build_application(settings)
+    if settings.telegram_webhook_url:
+        secret = settings.telegram_webhook_secret
+        application.run_webhook(
+            listen=settings.telegram_webhook_listen,
+            port=settings.telegram_webhook_port,
+            url_path=urlsplit(settings.telegram_webhook_url).path.lstrip("/"),
+            webhook_url=settings.telegram_webhook_url,
+            secret_token=secret.get_secret_value() if secret else None,
+            allowed_updates=Update.ALL_TYPES,
+            bootstrap_retries=-1,
+        )
+    else:
+        application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=-1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

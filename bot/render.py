@@ -1,0 +1,86 @@
+"""Turn Rasa's response messages into what Telegram shows: escaped text, chunks, keyboards."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+TELEGRAM_TEXT_LIMIT = 4096
+
+
+@dataclass
+class Button:
+    title: str
+    payload: str
+
+    @property
+    def is_url(self) -> bool:
+        return self.payload.startswith(("https://", "http://"))
+
+
+@dataclass
+class Reply:
+    """One message to send: HTML text chunks, an optional photo, and buttons for the last chunk."""
+
+    chunks: list[str] = field(default_factory=list)
+    image: str | None = None
+    buttons: list[Button] = field(default_factory=list)
+
+
+def escape(text: str) -> str:
+    """Escape for Telegram's HTML parse mode (only &, < and > are special there)."""
+    return html.escape(text, quote=False)
+
+
+def split_escaped(text: str, limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
+    """Escape `text` and split it into chunks that each fit Telegram's limit after escaping.
+
+    Splits prefer paragraph, then line, then word boundaries, and never cut an HTML entity.
+    """
+    chunks: list[str] = []
+    rest = text
+    while rest:
+        if len(escape(rest)) <= limit:
+            chunks.append(escape(rest))
+            break
+        # Largest prefix whose escaped form fits.
+        lo, hi = 1, len(rest)
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if len(escape(rest[:mid])) <= limit:
+                lo = mid
+            else:
+                hi = mid - 1
+        cut = lo
+        for sep in ("\n\n", "\n", " "):
+            pos = rest.rfind(sep, 0, cut)
+            if pos > cut // 2:
+                cut = pos + len(sep)
+                break
+        chunks.append(escape(rest[:cut].rstrip()) or escape(rest[:cut]))
+        rest = rest[cut:].lstrip("\n") if rest[cut:].strip() else ""
+    return [c for c in chunks if c.strip()] or ([escape(text)] if text.strip() else [])
+
+
+def to_replies(messages: list[dict[str, Any]]) -> list[Reply]:
+    """Map Rasa's collected messages ({text, buttons, image, custom}) to replies."""
+    replies: list[Reply] = []
+    for msg in messages:
+        text = str(msg.get("text") or "")
+        buttons = [
+            Button(title=str(b.get("title", "")), payload=str(b.get("payload", "")))
+            for b in msg.get("buttons") or []
+            if isinstance(b, dict) and b.get("title")
+        ]
+        reply = Reply(chunks=split_escaped(text) if text else [], buttons=buttons)
+        if msg.get("image"):
+            reply.image = str(msg["image"])
+        if reply.chunks or reply.image or reply.buttons:
+            replies.append(reply)
+    return replies
+
+
+def plain_text(messages: list[dict[str, Any]]) -> str:
+    """Rasa messages as plain text, for transcripts and the terminal."""
+    return "\n".join(str(m.get("text") or "") for m in messages if m.get("text"))

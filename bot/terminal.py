@@ -1,0 +1,75 @@
+"""A local terminal chat with the assistant: no Telegram token needed."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from typing import Any
+
+from bot.rasa_client import RasaClient, RasaUnavailable
+from earshot.identity import user_key
+from earshot.settings import ConfigError, load_settings
+
+HELP = "Type a message. Numbers pick a button. /quit ends the chat."
+
+
+def render(messages: list[dict[str, Any]]) -> list[str]:
+    """Print the assistant's messages; return the button payloads, numbered from 1."""
+    payloads: list[str] = []
+    for msg in messages:
+        if msg.get("text"):
+            print(f"bot> {msg['text']}")
+        if msg.get("image"):
+            print(f"bot> [image] {msg['image']}")
+        for b in msg.get("buttons") or []:
+            payloads.append(str(b.get("payload", "")))
+            print(f"     {len(payloads)}. {b.get('title', '')}")
+    return payloads
+
+
+async def chat(lines: Any = None) -> int:
+    """Read lines (stdin by default), relay them to Rasa, print what it answers."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"earshot: {exc}", file=sys.stderr)
+        return 2
+    rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s)
+    sender = user_key(settings.earshot_secret.get_secret_value(), "terminal", getpass.getuser())
+    meta = {"channel": "terminal", "language": settings.default_language, "chat_type": "private"}
+    print(f"{settings.company.name} assistant: local chat. {HELP}")
+    payloads: list[str] = []
+    source = lines if lines is not None else sys.stdin
+    try:
+        payloads = render(await rasa.send(sender, "/start", meta))
+        while True:
+            print("you> ", end="", flush=True)
+            line = await asyncio.to_thread(source.readline)
+            if not line:
+                print()
+                return 0
+            text = line.strip()
+            if text in ("/quit", "/exit"):
+                return 0
+            if not text:
+                continue
+            if text.isdigit() and 1 <= int(text) <= len(payloads):
+                text = payloads[int(text) - 1]
+            try:
+                payloads = render(await rasa.send(sender, text, meta))
+            except RasaUnavailable:
+                print("bot> I can't answer right now. Please try again in a moment.")
+    except RasaUnavailable as exc:
+        print(f"earshot: Rasa is not reachable at {settings.rasa_url}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await rasa.aclose()
+
+
+def main() -> None:
+    sys.exit(asyncio.run(chat()))
+
+
+if __name__ == "__main__":
+    main()

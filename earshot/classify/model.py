@@ -1,0 +1,128 @@
+"""The saved classifier: a versioned .npz of vocabularies and linear weights.
+
+Inference is plain numpy over the analysers in `features`, so the artifact does not
+depend on scikit-learn's pickle format and loads under any sklearn version (or none).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earshot.classify.features import analyse
+
+# Bump when features or training change; the artifact name carries it, so code and
+# weights cannot be mixed up silently.
+MODEL_VERSION = "1.0.0"
+LABELS = ("problem", "idea", "other")
+MODEL_DIR = Path(__file__).parent / "model"
+
+
+def artifact_path(model_dir: Path = MODEL_DIR, version: str = MODEL_VERSION) -> Path:
+    return model_dir / f"classifier-{version}.npz"
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str
+    vocab: dict[str, int]  # term -> column index within this block
+    offset: int  # first column of this block in the whole feature space
+    idf: np.ndarray
+    weight: float
+
+
+@dataclass(frozen=True)
+class Scores:
+    probs: dict[str, float]
+    star_sentiment: float  # learned from star ratings, scaled to [-1, 1]
+
+
+class LinearModel:
+    """Per-block sublinear TF-IDF, L2 norm and weight; then softmax and a regression head."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.meta: dict[str, Any] = json.loads(arrays["meta"].tobytes().decode("utf-8"))
+        self.labels: tuple[str, ...] = tuple(self.meta["labels"])
+        self.masked = frozenset(self.meta["masked"])
+        blocks: list[Block] = []
+        offset = 0
+        for spec in self.meta["blocks"]:
+            name = spec["name"]
+            raw = arrays[f"vocab_{name}"].tobytes().decode("utf-8")
+            terms = raw.split("\n") if raw else []
+            vocab = {t: i for i, t in enumerate(terms)}
+            idf = arrays[f"idf_{name}"].astype(np.float64)
+            blocks.append(Block(name, vocab, offset, idf, float(spec["weight"])))
+            offset += len(terms)
+        self.blocks = tuple(blocks)
+        self.coef = arrays["coef"].astype(np.float64)  # (n_labels + 1, n_features)
+        self.intercept = arrays["intercept"].astype(np.float64)
+        if self.coef.shape[1] != offset:
+            raise ValueError(f"artifact is inconsistent: {self.coef.shape[1]} weights, {offset} terms")
+
+    def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        """Sparse feature vector as (column indices, values)."""
+        cols: list[int] = []
+        vals: list[float] = []
+        docs = analyse(text, self.masked)
+        for b in self.blocks:
+            counts = Counter(t for t in docs[b.name] if t in b.vocab)
+            if not counts:
+                continue
+            idx = np.array([b.vocab[t] for t in counts])
+            v = np.array([1.0 + math.log(c) for c in counts.values()]) * b.idf[idx]
+            v *= b.weight / float(np.linalg.norm(v))
+            cols.extend((idx + b.offset).tolist())
+            vals.extend(v.tolist())
+        return np.array(cols, dtype=np.int64), np.array(vals)
+
+    def decision(self, text: str) -> np.ndarray:
+        cols, vals = self.features(text)
+        return self.coef[:, cols] @ vals + self.intercept
+
+    def score(self, text: str) -> Scores:
+        d = self.decision(text)
+        logits = d[: len(self.labels)]
+        e = np.exp(logits - logits.max())
+        p = e / e.sum()
+        return Scores(
+            probs={lab: float(x) for lab, x in zip(self.labels, p, strict=True)},
+            star_sentiment=float(np.clip(d[len(self.labels)], -1.0, 1.0)),
+        )
+
+
+def save_artifact(path: Path, meta: dict[str, Any], blocks: list[tuple[str, list[str], np.ndarray]],
+                  coef: np.ndarray, intercept: np.ndarray) -> None:
+    arrays: dict[str, np.ndarray] = {
+        "meta": np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8),
+        "coef": coef.astype(np.float32),
+        "intercept": intercept.astype(np.float32),
+    }
+    for name, terms, idf in blocks:
+        if any("\n" in t for t in terms):
+            raise ValueError("terms must not contain newlines")
+        arrays[f"vocab_{name}"] = np.frombuffer("\n".join(terms).encode("utf-8"), dtype=np.uint8)
+        arrays[f"idf_{name}"] = idf.astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
+
+
+def read_artifact(path: Path) -> LinearModel:
+    with np.load(path, allow_pickle=False) as z:
+        model = LinearModel({k: z[k] for k in z.files})
+    if model.meta.get("model_version") != path.stem.removeprefix("classifier-"):
+        raise ValueError(f"{path}: model_version {model.meta.get('model_version')!r} does not match")
+    return model
+
+
+@cache
+def load_model() -> LinearModel:
+    """The committed model, read once on first use (never at import)."""
+    return read_artifact(artifact_path())

@@ -1,0 +1,121 @@
+"""The `earshot` command line: run, migrate, knowledge base, classification and more.
+
+Each subcommand parses its arguments, calls the core and prints the result; imports
+happen inside the handlers so `earshot --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from earshot.settings import ConfigError, Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"earshot: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_run(_: argparse.Namespace) -> int:
+    from earshot.supervise import run
+
+    return run()
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from earshot.storage.db import migrate
+
+    settings = _settings()
+    migrate(settings.db_url)
+    print("database is up to date")
+    return 0
+
+
+def cmd_check_config(_: argparse.Namespace) -> int:
+    settings = _settings()
+    print(f"configuration OK: {settings.company.name}, {len(settings.products)} products")
+    return 0
+
+
+def cmd_endpoints(args: argparse.Namespace) -> int:
+    from earshot.supervise import write_endpoints
+
+    path = write_endpoints(_settings(), Path(args.out))
+    print(path)
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    from earshot.supervise import healthy
+
+    url = args.url or _settings().rasa_url.rstrip("/") + "/"
+    ok = healthy(url)
+    print(f"{url}: {'healthy' if ok else 'NOT healthy'}")
+    return 0 if ok else 1
+
+
+def cmd_kb(args: argparse.Namespace) -> int:
+    from earshot.kb import KnowledgeBaseError, build_rasa_files, load_kb
+
+    settings = _settings()
+    kb_dir = Path(args.path) if args.path else settings.knowledge_base
+    try:
+        kb = load_kb(kb_dir, languages=settings.languages)
+    except KnowledgeBaseError as exc:
+        print(f"earshot: knowledge base invalid: {exc}", file=sys.stderr)
+        return 1
+    if args.kb_command == "validate":
+        print(f"knowledge base OK: {len(kb.topics)} topics")
+        return 0
+    written = build_rasa_files(kb, Path(args.rasa_dir))
+    for path in written:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_classify(_: argparse.Namespace) -> int:
+    from earshot.classify import classify_jsonl
+
+    classify_jsonl(sys.stdin, sys.stdout, catalogue=_settings().catalogue)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="earshot", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(
+        name: str, fn: Callable[[argparse.Namespace], int], help_: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_)
+        p.set_defaults(fn=fn)
+        return p
+
+    add("run", cmd_run, "start the action server, Rasa and the channel")
+    add("migrate", cmd_migrate, "apply database migrations")
+    add("check-config", cmd_check_config, "validate config.yml and the environment")
+    p = add("rasa-endpoints", cmd_endpoints, "write Rasa's endpoints.yml from the settings")
+    p.add_argument("--out", default="data/run/endpoints.yml")
+    p = add("health", cmd_health, "exit 0 if the service at --url (default: Rasa) is healthy")
+    p.add_argument("--url", default=None)
+    p = add("kb", cmd_kb, "validate or build the knowledge base")
+    p.add_argument("kb_command", choices=["validate", "build"])
+    p.add_argument("--path", default=None, help="knowledge base folder (default: config)")
+    p.add_argument("--rasa-dir", default="rasa_project")
+    add("classify", cmd_classify, "classify JSON lines {'text': ...} from stdin")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

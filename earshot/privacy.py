@@ -1,0 +1,478 @@
+"""Privacy: redaction of personal details, erasure on request, retention purge, and audits.
+
+The app database is shared with Rasa's SQL tracker store, whose `events` table holds every
+conversation turn under `sender_id` = the customer's pseudonymous key. That table is not
+ours (no model, no migration), so it is reached by reflection and only when it exists.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import phonenumbers
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Text,
+    case,
+    cast,
+    column,
+    delete,
+    inspect,
+    or_,
+    select,
+    table,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from earshot.storage.models import (
+    AskLog,
+    CallbackPayload,
+    CampaignSend,
+    Contact,
+    Customer,
+    Feedback,
+    FeedbackEvent,
+    InboxMessage,
+    Notification,
+    ProcessedUpdate,
+    ServiceRating,
+    Supporter,
+    utcnow,
+)
+
+# --------------------------------------------------------------------------- redaction
+
+# Local formats of these countries are recognised besides the caller's region; numbers
+# written internationally (+CC or 00CC) are recognised whatever the region.
+_PHONE_REGIONS = ("NL", "BE", "DE", "GB")
+
+_EMAIL = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)*\.[^\W\d_]{2,}")
+
+# A card number is written compact or in groups of four (Amex/Diners: 4-6-5 / 4-6-4) with
+# one consistent separator. Grouping rules keep runs of dates and numbers from matching.
+_CARD = re.compile(
+    r"(?<![\w.,/+-])"
+    r"(?:\d{13,19}"
+    r"|\d{4}([ -])\d{4}\1\d{4}\1\d{1,4}(?:\1\d{1,3})?"
+    r"|\d{4}([ -])\d{6}\2\d{4,5})"
+    r"(?![\w/]|[.,-]\d)"
+)
+
+# Where an IBAN may start: a country code and two check digits, not inside a word.
+_IBAN_START = re.compile(r"(?<![\w-])([A-Za-z]{2})(\d{2})")
+_IBAN_SEPARATORS = " -\u00a0"
+
+# Total IBAN length by country (SWIFT IBAN registry); unknown countries are not IBANs.
+_IBAN_LENGTH = {
+    "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22,
+    "BH": 22, "BI": 27, "BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24,
+    "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29, "ES": 24, "FI": 18,
+    "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27,
+    "GT": 28, "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+    "IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20,
+    "LU": 20, "LV": 21, "LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20,
+    "MR": 27, "MT": 31, "MU": 30, "NI": 28, "NL": 18, "NO": 15, "OM": 23, "PK": 24,
+    "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22, "RU": 33, "SA": 24,
+    "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25,
+    "SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20,
+    "YE": 30,
+}  # fmt: skip
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _iban_ok(compact: str) -> bool:
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def _iban_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of mod-97-valid IBANs, compact or grouped with spaces or dashes."""
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    while (m := _IBAN_START.search(text, pos)) is not None:
+        country = m.group(1).upper()
+        length = _IBAN_LENGTH.get(country)
+        pos = m.start() + 1
+        if length is None or not 2 <= int(m.group(2)) <= 98:
+            continue
+        # Collect exactly the country's length of characters, allowing single separators.
+        chars = [country, m.group(2)]
+        i, need = m.end(), length - 4
+        while need and i < len(text):
+            ch = text[i]
+            if ch.isascii() and ch.isalnum():
+                chars.append(ch.upper())
+                need -= 1
+                i += 1
+            elif ch in _IBAN_SEPARATORS and i + 1 < len(text) and text[i + 1].isalnum():
+                i += 1
+            else:
+                break
+        if need or (i < len(text) and text[i].isalnum()):
+            continue
+        if _iban_ok("".join(chars)):
+            spans.append((m.start(), i))
+            pos = i
+    return spans
+
+
+def _card_spans(text: str) -> list[tuple[int, int]]:
+    spans = []
+    for m in _CARD.finditer(text):
+        digits = re.sub(r"\D", "", m.group())
+        # Major industry identifiers 2-6 are the payment networks (Visa, Mastercard, Amex,
+        # Discover, Maestro, UnionPay...); excluding the rest spares 00-prefixed phone
+        # numbers and most barcodes, which can pass Luhn by chance.
+        if 13 <= len(digits) <= 19 and digits[0] in "23456" and _luhn_ok(digits):
+            spans.append(m.span())
+    return spans
+
+
+def _phone_spans(text: str, region: str) -> list[tuple[int, int]]:
+    spans = []
+    for r in dict.fromkeys((region.upper(), *_PHONE_REGIONS)):
+        # VALID: the number must exist in the numbering plan, which rules out dates,
+        # prices and plain order numbers that merely look numeric.
+        for m in phonenumbers.PhoneNumberMatcher(text, r, leniency=phonenumbers.Leniency.VALID):
+            spans.append((m.start, m.end))
+    return spans
+
+
+def _replace(text: str, spans: Iterable[tuple[int, int]], label: str) -> str:
+    merged: list[list[int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    for start, end in reversed(merged):
+        text = text[:start] + label + text[end:]
+    return text
+
+
+def redact(text: str, *, region: str = "NL") -> str:
+    """Replace e-mail addresses, IBANs, payment card numbers and phone numbers by labels.
+
+    Detection is checksum- or numbering-plan-based (mod-97, Luhn, libphonenumber) so order
+    numbers, dates, prices, versions and reference codes are left alone. Names and postal
+    addresses are not detected. Idempotent: the labels contain no digits.
+    """
+    if not text:
+        return text
+    text = _EMAIL.sub("[email]", text)
+    # Most specific first: IBANs and cards contain digit runs a phone matcher might claim.
+    text = _replace(text, _iban_spans(text), "[iban]")
+    text = _replace(text, _card_spans(text), "[card]")
+    return _replace(text, _phone_spans(text, region), "[phone]")
+
+
+# --------------------------------------------------------------------------- erasure
+
+_EVENTS = "events"  # Rasa 3.x SQLTrackerStore table
+_CLOSED = ("done", "declined", "duplicate")
+
+
+@dataclass(frozen=True)
+class ErasureReport:
+    """Rows affected per table: `deleted`, or kept but `unlinked` from the customer."""
+
+    everything: bool
+    deleted: dict[str, int] = field(default_factory=dict)
+    unlinked: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return sum(self.deleted.values()) + sum(self.unlinked.values())
+
+
+def _count(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _events_table(session: Session) -> Any | None:
+    """Rasa's events table when this database has one (not in app-only setups or tests)."""
+    if not inspect(session.connection()).has_table(_EVENTS):
+        return None
+    return table(_EVENTS, column("sender_id"), column("timestamp"))
+
+
+def _anonymise(session: Session, items: Sequence[Feedback], *, key: str | None) -> None:
+    """Cut feedback items loose from their author, keeping what the product teams need."""
+    for item in items:
+        item.customer_key = None
+        item.consent = False
+        item.consent_at = None
+        item.consent_version = None
+        item.description = redact(item.description)
+        item.benefit = redact(item.benefit) if item.benefit else item.benefit
+        # Screenshots and files cannot be redacted; the ids fetch them from Telegram.
+        item.attachments = []
+    ids = [item.id for item in items]
+    if not ids:
+        return
+    # Triage history may quote the original text (e.g. an edited description).
+    for ev in session.scalars(select(FeedbackEvent).where(FeedbackEvent.feedback_id.in_(ids))):
+        for attr in ("old_value", "new_value", "note"):
+            value = getattr(ev, attr)
+            if value:
+                value = redact(value)
+                setattr(ev, attr, value.replace(key, "[erased]") if key else value)
+
+
+def erase_customer(session: Session, *, customer_key: str, everything: bool) -> ErasureReport:
+    """Forget a customer; the caller commits. Safe to run again (then it finds nothing).
+
+    Both choices delete: the customers row (the only raw chat id), contact details, the
+    ask log, button payloads, processed update ids, inbox messages, notifications, campaign
+    sends, the customer's supporter rows, and Rasa's conversation events of the key.
+
+    everything=False ("personal data"): the customer's feedback items stay for the product
+    teams, unlinked (customer_key NULL) and anonymised (consent cleared, contact deleted,
+    description/benefit/history redacted, attachments dropped); service ratings stay,
+    unlinked; support of others' items still counts (supporters unchanged), only the key
+    is removed.
+
+    everything=True: additionally the customer's own feedback items are deleted with their
+    history, notifications, contacts and other customers' support of them; items marked
+    as duplicates of them lose that link; their support of others' items is withdrawn
+    (supporters decremented, never below 1 - the author); their service ratings deleted.
+
+    Once "personal data" has run, nothing links the kept items to the key any more, so a
+    later everything=True cannot find them: ask which choice before erasing.
+    """
+    key = customer_key
+    deleted: dict[str, int] = {}
+    unlinked: dict[str, int] = {}
+
+    def remove(name: str, stmt: Any) -> None:
+        deleted[name] = deleted.get(name, 0) + _count(session.execute(stmt))
+
+    own_ids = list(session.scalars(select(Feedback.id).where(Feedback.customer_key == key)))
+
+    remove(
+        "contacts",
+        delete(Contact).where(or_(Contact.customer_key == key, Contact.feedback_id.in_(own_ids))),
+    )
+    remove("ask_log", delete(AskLog).where(AskLog.customer_key == key))
+    remove("callback_payloads", delete(CallbackPayload).where(CallbackPayload.customer_key == key))
+    remove("processed_updates", delete(ProcessedUpdate).where(ProcessedUpdate.customer_key == key))
+    remove("inbox", delete(InboxMessage).where(InboxMessage.customer_key == key))
+    remove("notifications", delete(Notification).where(Notification.customer_key == key))
+    remove("campaign_sends", delete(CampaignSend).where(CampaignSend.customer_key == key))
+
+    if everything:
+        supported = select(Supporter.feedback_id).where(
+            Supporter.customer_key == key, Supporter.feedback_id.not_in(own_ids)
+        )
+        session.execute(
+            update(Feedback)
+            .where(Feedback.id.in_(supported))
+            .values(supporters=case((Feedback.supporters > 1, Feedback.supporters - 1), else_=1))
+            .execution_options(synchronize_session="fetch")
+        )
+    remove("feedback_supporters", delete(Supporter).where(Supporter.customer_key == key))
+
+    if everything:
+        remove("service_ratings", delete(ServiceRating).where(ServiceRating.customer_key == key))
+    else:
+        unlinked["service_ratings"] = _count(
+            session.execute(
+                update(ServiceRating)
+                .where(ServiceRating.customer_key == key)
+                .values(customer_key=None)
+            )
+        )
+
+    events = _events_table(session)
+    if events is not None:
+        remove(_EVENTS, delete(events).where(events.c.sender_id == key))
+
+    remove("customers", delete(Customer).where(Customer.user_key == key))
+
+    if everything:
+        # Children first: counts are reported, and the FKs cascade only where declared.
+        session.execute(
+            update(Feedback)
+            .where(Feedback.duplicate_of_id.in_(own_ids))
+            .values(duplicate_of_id=None)
+            .execution_options(synchronize_session="fetch")
+        )
+        remove(
+            "feedback_history", delete(FeedbackEvent).where(FeedbackEvent.feedback_id.in_(own_ids))
+        )
+        remove("notifications", delete(Notification).where(Notification.feedback_id.in_(own_ids)))
+        remove("feedback_supporters", delete(Supporter).where(Supporter.feedback_id.in_(own_ids)))
+        remove("feedback", delete(Feedback).where(Feedback.id.in_(own_ids)))
+    else:
+        items = session.scalars(select(Feedback).where(Feedback.id.in_(own_ids))).all()
+        _anonymise(session, items, key=key)
+        unlinked["feedback"] = len(items)
+
+    session.flush()
+    return ErasureReport(everything=everything, deleted=deleted, unlinked=unlinked)
+
+
+# --------------------------------------------------------------------------- retention
+
+
+def purge(session: Session, *, older_than_days: int, now: datetime | None = None) -> dict[str, int]:
+    """Delete conversation data past retention; the caller commits. Safe to run from cron.
+
+    Deleted when older than the cutoff (now - older_than_days): Rasa `events` (their unix
+    timestamp), ask log entries, button payloads, processed update ids, sent notifications,
+    and inbox messages never replayed. Replayed inbox messages (done) are deleted at any
+    age: Rasa's tracker has them.
+
+    Feedback items are the product and are never deleted. The link to their author serves
+    to close the loop (status notifications, "my feedback"), so it is kept while an item is
+    open; items closed (done, declined, duplicate) with no change since the cutoff are
+    unlinked and anonymised as on erasure, and their contacts and supporter rows deleted
+    (the supporters count stays). Service ratings older than the cutoff are unlinked.
+    Customers rows are kept: they hold the opt-out (do_not_ask) and the chat id needed to
+    answer, and are deleted on erasure.
+
+    Keys are table names for deleted rows and `<table>_unlinked` for rows kept unlinked.
+    """
+    if older_than_days < 1:
+        raise ValueError("older_than_days must be at least 1; 0 would wipe live conversations")
+    cutoff = (now or utcnow()) - timedelta(days=older_than_days)
+    counts: dict[str, int] = {}
+
+    def remove(name: str, stmt: Any) -> None:
+        counts[name] = counts.get(name, 0) + _count(session.execute(stmt))
+
+    events = _events_table(session)
+    if events is not None:
+        remove(_EVENTS, delete(events).where(events.c.timestamp < cutoff.timestamp()))
+    remove(
+        "inbox",
+        delete(InboxMessage).where(
+            or_(InboxMessage.done_at.is_not(None), InboxMessage.created_at < cutoff)
+        ),
+    )
+    remove(
+        "processed_updates", delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < cutoff)
+    )
+    remove("callback_payloads", delete(CallbackPayload).where(CallbackPayload.created_at < cutoff))
+    remove("ask_log", delete(AskLog).where(AskLog.asked_at < cutoff))
+    remove("notifications", delete(Notification).where(Notification.sent_at < cutoff))
+
+    items = session.scalars(
+        select(Feedback).where(
+            Feedback.customer_key.is_not(None),
+            Feedback.status.in_(_CLOSED),
+            Feedback.updated_at < cutoff,
+        )
+    ).all()
+    ids = [item.id for item in items]
+    remove("contacts", delete(Contact).where(Contact.feedback_id.in_(ids)))
+    remove("feedback_supporters", delete(Supporter).where(Supporter.feedback_id.in_(ids)))
+    _anonymise(session, items, key=None)
+    counts["feedback_unlinked"] = len(items)
+    counts["service_ratings_unlinked"] = _count(
+        session.execute(
+            update(ServiceRating)
+            .where(ServiceRating.customer_key.is_not(None), ServiceRating.created_at < cutoff)
+            .values(customer_key=None)
+        )
+    )
+    session.flush()
+    return counts
+
+
+# --------------------------------------------------------------------------- audits
+
+_UNICODE_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _unescaped(value: str) -> str:
+    """JSON text as a reader sees it: Rasa and the JSON columns store `\\u00e9` for é."""
+    if "\\u" not in value:
+        return value
+    try:
+        return json.dumps(json.loads(value), ensure_ascii=False)
+    except ValueError:
+        raw = _UNICODE_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value)
+        return raw.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def search_everywhere(engine: Engine | Connection, needles: Sequence[str]) -> list[tuple[str, str]]:
+    """(table, column) pairs, sorted, where any needle occurs, case-insensitively.
+
+    Every column of every table (found by reflection, Rasa's included) is read as text,
+    numbers too, so a chat id stored as an integer is found as well; JSON escapes are
+    decoded first. Reads whole tables: meant for tests and audits, not request paths.
+    Pass a Connection to see that connection's uncommitted work.
+    """
+    wanted = [n.casefold() for n in needles if n]
+    if not wanted:
+        return []
+    if isinstance(engine, Engine):
+        with engine.connect() as conn:
+            return search_everywhere(conn, needles)
+    conn = engine
+    hits: set[tuple[str, str]] = set()
+    insp = inspect(conn)
+    for name in insp.get_table_names():
+        names = [c["name"] for c in insp.get_columns(name)]
+        cols: list[Any] = [column(n) for n in names]
+        t = table(name, *cols)
+        stmt = select(*(cast(c, Text) for c in cols)).select_from(t)
+        for row in conn.execute(stmt):
+            for col_name, value in zip(names, row, strict=True):
+                if value is None or (name, col_name) in hits:
+                    continue
+                text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+                text = _unescaped(text).casefold()
+                if any(n in text for n in wanted):
+                    hits.add((name, col_name))
+    return sorted(hits)
+
+
+def sqlite_free_pages_contain(path: str | Path, needle: str) -> bool:
+    """True if the bytes of a SQLite file (or its WAL) contain `needle`, live or deleted.
+
+    Checkpoints the WAL into the main file first, so what is checked is what stays on disk.
+    With secure_delete on, deleted rows are zeroed; so after an erasure, a needle that
+    `search_everywhere` no longer finds must not be here either. Raises if the checkpoint
+    is blocked by another connection (the answer would not be final).
+    """
+    path = Path(path)
+    conn = sqlite3.connect(path)
+    try:
+        busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        encoding = conn.execute("PRAGMA encoding").fetchone()[0]
+    finally:
+        conn.close()
+    if busy:
+        raise RuntimeError(f"{path}: WAL checkpoint blocked by another connection")
+    codec = {"UTF-8": "utf-8", "UTF-16le": "utf-16-le", "UTF-16be": "utf-16-be"}[encoding]
+    forms = {needle, needle.lower(), json.dumps(needle)[1:-1], json.dumps(needle.lower())[1:-1]}
+    patterns = [f.encode(codec) for f in forms if f]
+    for suffix in ("", "-wal", "-journal"):
+        part = path.with_name(path.name + suffix)
+        if not part.exists():
+            continue
+        data = part.read_bytes()
+        lowered = data.lower()  # ASCII case folding; the forms cover the rest
+        if any(p in data or p.lower() in lowered for p in patterns):
+            return True
+    return False

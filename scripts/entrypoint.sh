@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Container entrypoint: one role per container (docker-compose) or everything at once.
+# Each role runs the same module that `make run` supervises, so CI tests what ships.
+set -euo pipefail
+cd /app
+export PYTHONPATH=/app:/app/rasa_project
+role="${1:-all}"
+case "$role" in
+  all)      exec .venv/bin/python -m earshot run ;;
+  migrate)  exec .venv/bin/python -m earshot migrate ;;
+  actions)  SANIC_HOST=0.0.0.0 exec .venv/bin/python -m actions ;;
+  bot)      .venv/bin/python -m earshot migrate && exec .venv/bin/python -m bot ;;
+  rasa)
+    .venv/bin/python -m earshot rasa-endpoints --out /tmp/endpoints.yml
+    exec .venv-rasa/bin/rasa run --model models/earshot.tar.gz --endpoints /tmp/endpoints.yml \
+      --credentials rasa_project/credentials.yml --interface 0.0.0.0 --port 5005 \
+      --enable-api --auth-token "${RASA_TOKEN:?RASA_TOKEN is required}" ;;
+  *) echo "unknown role: $role (all|migrate|actions|bot|rasa)" >&2; exit 2 ;;
+esac

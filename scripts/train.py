@@ -1,0 +1,64 @@
+"""Train the Rasa model only when its inputs changed (content hash, not timestamps).
+
+The hash is taken before training starts, so an edit made during a long training run
+makes the next `make train` train again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "models" / "earshot.tar.gz"
+STAMP = MODEL.with_suffix(".inputs")
+RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
+
+
+def inputs() -> list[Path]:
+    project = ROOT / "rasa_project"
+    files = [p for p in project.rglob("*.yml") if "tests" not in p.relative_to(project).parts]
+    files += list((ROOT / "requirements").glob("rasa.txt"))
+    return sorted(files)
+
+
+def fingerprint() -> str:
+    h = hashlib.sha256()
+    for path in inputs():
+        h.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def main() -> int:
+    digest = fingerprint()
+    if MODEL.exists() and STAMP.exists() and STAMP.read_text().strip() == digest:
+        print(f"model is up to date ({MODEL.relative_to(ROOT)})")
+        return 0
+    tmp_name = f"earshot-{os.getpid()}"
+    cmd = [
+        str(RASA), "train",
+        "--config", "rasa_project/config.yml",
+        "--domain", "rasa_project/domain",
+        "--data", "rasa_project/data",
+        "--out", "models",
+        "--fixed-model-name", tmp_name,
+        "--force",
+    ]
+    print("training the Rasa model:", " ".join(cmd[1:]), flush=True)
+    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
+    result = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
+    built = ROOT / "models" / f"{tmp_name}.tar.gz"
+    if result.returncode != 0 or not built.exists():
+        built.unlink(missing_ok=True)
+        print("training failed", file=sys.stderr)
+        return result.returncode or 1
+    built.replace(MODEL)  # atomic: a running Rasa never sees a half-written model
+    STAMP.write_text(digest + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
