@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
-from urllib.parse import urlsplit
 
 from telegram import Update
 
 from bot.app import build_application
+from bot.webhook import serve
 from earshot.settings import ConfigError, load_settings
 from earshot.storage.db import migrate
 
@@ -31,16 +32,10 @@ def main() -> int:
     migrate(settings.db_url)
     application = build_application(settings)
     if settings.telegram_webhook_url:
-        secret = settings.telegram_webhook_secret
-        application.run_webhook(
-            listen=settings.telegram_webhook_listen,
-            port=settings.telegram_webhook_port,
-            url_path=urlsplit(settings.telegram_webhook_url).path.lstrip("/"),
-            webhook_url=settings.telegram_webhook_url,
-            secret_token=secret.get_secret_value() if secret else None,
-            allowed_updates=Update.ALL_TYPES,
-            bootstrap_retries=-1,
-        )
+        if settings.telegram_webhook_secret is None:
+            print("earshot: TELEGRAM_WEBHOOK_SECRET is required in webhook mode", file=sys.stderr)
+            return 2
+        asyncio.run(serve(application, settings))
     else:
         application.run_polling(allowed_updates=Update.ALL_TYPES, bootstrap_retries=-1)
     return 0

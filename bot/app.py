@@ -5,17 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import defaultdict
-from dataclasses import dataclass, field
+import re
+from collections import Counter
 from typing import Any
 
-from telegram import (
-    BotCommand,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
-    Message,
-    Update,
-)
+from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -31,13 +25,14 @@ from telegram.ext import (
     filters,
 )
 
+from bot import workers
+from bot.delivery import BotDeps, deliver
 from bot.rasa_client import RasaClient, RasaUnavailable
-from bot.render import Reply, escape, to_replies
-from earshot.identity import user_key
+from bot.render import escape
+from earshot import outbox
+from earshot.privacy import erase_customer
 from earshot.settings import Settings
 from earshot.storage import repo
-from earshot.storage.db import session_scope
-from earshot.storage.models import InboxMessage
 
 log = logging.getLogger("earshot.bot")
 
@@ -45,7 +40,10 @@ COMMANDS = [
     ("start", "Start over"),
     ("help", "What I can do"),
     ("feedback", "Share an idea or a problem"),
+    ("myfeedback", "The feedback you sent and its status"),
     ("privacy", "What I store and why"),
+    ("deletemydata", "Delete what I store about you"),
+    ("stop", "Stop asking me for feedback"),
 ]
 # Commands relayed to Rasa as intent payloads (the dialogue decides what they do).
 COMMAND_PAYLOADS = {
@@ -53,40 +51,30 @@ COMMAND_PAYLOADS = {
     "help": "/help",
     "privacy": "/privacy_policy",
     "feedback": "/give_feedback",
+    "myfeedback": "/my_feedback",
+    "stop": "/stop_asking",
 }
+DEEP_LINK = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_WAITING_PER_CHAT = 20
 TEXTS = {
     "unavailable": "I can't answer right now, sorry. I've kept your message and will reply "
     "as soon as I can.",
     "expired": "That button has expired. Please type your message instead.",
     "private_only": "I only chat in private. Please message me directly.",
-    "media": "Thanks! I can only read text messages for now. Please tell me in words.",
     "unknown_command": "I don't know that command. /help lists what I can do.",
+    "error": "Sorry, something went wrong on my side. Please try again.",
+    "delete_choose": "What would you like me to delete?\n\n"
+    "• <b>My personal data</b>: your contact details, our conversations and everything that "
+    "links you to your feedback. Your ideas stay, anonymously.\n"
+    "• <b>Everything</b>: the above and your feedback too.",
+    "delete_confirm_personal": "Delete your personal data? This cannot be undone.",
+    "delete_confirm_all": "Delete everything, your feedback too? This cannot be undone.",
+    "deleted_personal": "Done: I've deleted your personal data. Your feedback stays, "
+    "without anything that links it to you.",
+    "deleted_all": "Done: I've deleted everything about you, including your feedback.",
+    "delete_cancelled": "OK, I haven't deleted anything.",
+    "edited": "I can't pick up edited messages. Please send the corrected text as a new message.",
 }
-
-
-@dataclass
-class BotDeps:
-    """Shared clients, created in post_init and closed in post_shutdown."""
-
-    settings: Settings
-    rasa: RasaClient
-    chat_locks: defaultdict[int, asyncio.Lock] = field(
-        default_factory=lambda: defaultdict(asyncio.Lock)
-    )
-
-    def key(self, telegram_user_id: int) -> str:
-        return user_key(
-            self.settings.earshot_secret.get_secret_value(), "telegram", telegram_user_id
-        )
-
-    async def db(self, fn: Any, /, **kwargs: Any) -> Any:
-        """Run a repository function in a worker thread, in its own transaction."""
-
-        def run() -> Any:
-            with session_scope(self.settings.db_url) as session:
-                return fn(session, **kwargs)
-
-        return await asyncio.to_thread(run)
 
 
 def deps(context: ContextTypes.DEFAULT_TYPE) -> BotDeps:
@@ -95,8 +83,7 @@ def deps(context: ContextTypes.DEFAULT_TYPE) -> BotDeps:
 
 
 def _metadata(update: Update) -> dict[str, Any]:
-    user = update.effective_user
-    chat = update.effective_chat
+    user, chat = update.effective_user, update.effective_chat
     lang = (user.language_code or "") if user else ""
     return {
         "channel": "telegram",
@@ -106,78 +93,69 @@ def _metadata(update: Update) -> dict[str, Any]:
     }
 
 
+def _customer(update: Update) -> dict[str, Any]:
+    user = update.effective_user
+    return {"user_id": user.id, "first_name": user.first_name} if user else {}
+
+
 async def relay(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -> None:
     """Send one customer message to Rasa and deliver its replies, in order per chat."""
     d = deps(context)
     user, chat = update.effective_user, update.effective_chat
     assert user is not None and chat is not None
-    key = d.key(user.id)
-    meta = _metadata(update)
-    async with d.chat_locks[chat.id]:
+    key, meta = d.key(user.id), _metadata(update)
+    lock = d.chat_locks[chat.id]
+    waiting = context.application.bot_data.setdefault("waiting", Counter())
+    if waiting[chat.id] >= MAX_WAITING_PER_CHAT:
+        # A flood: keep the message for the background worker rather than queue more tasks.
         await d.db(
-            repo.touch_customer,
-            user_key=key,
-            channel="telegram",
-            chat_id=str(chat.id),
-            language=meta["language"],
+            outbox.keep_in_inbox, customer_key=key, chat_id=str(chat.id), text=text, meta=meta
         )
-        try:
-            await context.bot.send_chat_action(chat.id, ChatAction.TYPING)
-        except TelegramError:
-            log.debug("typing action failed", exc_info=True)
-        try:
-            messages = await d.rasa.send(key, text, meta)
-        except RasaUnavailable as exc:
-            log.warning("Rasa unavailable, message kept in the inbox: %s", exc)
-            await d.db(_keep_in_inbox, customer_key=key, chat_id=str(chat.id), text=text, meta=meta)
-            await context.bot.send_message(chat.id, TEXTS["unavailable"])
-            return
-        await send_replies(context, chat.id, key, to_replies(messages))
+        return
+    waiting[chat.id] += 1
+    try:
+        async with lock:
+            await _relay_locked(update, context, d, key, meta, text)
+    finally:
+        waiting[chat.id] -= 1
 
 
-def _keep_in_inbox(
-    session: Any, *, customer_key: str, chat_id: str, text: str, meta: dict[str, Any]
+async def _relay_locked(
+    update: Update,
+    context: ContextTypes.DEFAULT_TYPE,
+    d: BotDeps,
+    key: str,
+    meta: dict[str, Any],
+    text: str,
 ) -> None:
-    session.add(InboxMessage(customer_key=customer_key, chat_id=chat_id, text=text, meta=meta))
-
-
-def _store_buttons(session: Any, *, payloads: list[str], customer_key: str) -> str:
-    return repo.store_payload(session, payload=json.dumps(payloads), customer_key=customer_key)
-
-
-async def send_replies(
-    context: ContextTypes.DEFAULT_TYPE, chat_id: int, key: str, replies: list[Reply]
-) -> None:
-    """Send replies; buttons ride on the last chunk, their payloads stay server-side."""
-    d = deps(context)
-    for reply in replies:
-        markup = None
-        if reply.buttons:
-            payloads = [b.payload for b in reply.buttons if not b.is_url]
-            pid = (
-                await d.db(_store_buttons, payloads=payloads, customer_key=key) if payloads else ""
-            )
-            rows: list[list[InlineKeyboardButton]] = []
-            index = 0
-            for b in reply.buttons:
-                if b.is_url:
-                    rows.append([InlineKeyboardButton(b.title, url=b.payload)])
-                else:
-                    rows.append([InlineKeyboardButton(b.title, callback_data=f"{pid}:{index}")])
-                    index += 1
-            markup = InlineKeyboardMarkup(rows)
-        if reply.image:
-            await context.bot.send_photo(chat_id, reply.image)
-        chunks = reply.chunks or (["\u2060"] if markup else [])
-        for i, chunk in enumerate(chunks):
-            last = i == len(chunks) - 1
-            await context.bot.send_message(
-                chat_id,
-                chunk,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup if last else None,
-                disable_web_page_preview=True,
-            )
+    chat_id = update.effective_chat.id  # type: ignore[union-attr]
+    await d.db(
+        repo.touch_customer,
+        user_key=key,
+        channel="telegram",
+        chat_id=str(chat_id),
+        language=meta["language"],
+    )
+    if await d.db(outbox.has_pending_inbox, customer_key=key):
+        # Older messages still wait for Rasa: queue behind them to keep the order.
+        await d.db(
+            outbox.keep_in_inbox, customer_key=key, chat_id=str(chat_id), text=text, meta=meta
+        )
+        return
+    try:
+        await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
+    except TelegramError:
+        log.debug("typing action failed", exc_info=True)
+    try:
+        messages = await d.rasa.send(key, text, meta)
+    except RasaUnavailable as exc:
+        log.warning("Rasa unavailable, message kept in the inbox: %s", exc)
+        await d.db(
+            outbox.keep_in_inbox, customer_key=key, chat_id=str(chat_id), text=text, meta=meta
+        )
+        await context.bot.send_message(chat_id, TEXTS["unavailable"])
+        return
+    await deliver(context.bot, d, chat_id, key, messages, _customer(update))
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -192,7 +170,10 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     """Relay a known command to the assistant as its intent payload."""
     assert update.effective_message is not None and update.effective_message.text
     name = update.effective_message.text.split()[0][1:].split("@")[0].lower()
-    await relay(update, context, COMMAND_PAYLOADS[name])
+    payload = COMMAND_PAYLOADS[name]
+    if name == "start" and context.args and DEEP_LINK.match(context.args[0]):
+        payload = "/start" + json.dumps({"deep_link": context.args[0].lower()})
+    await relay(update, context, payload)
 
 
 async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -204,24 +185,38 @@ async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Answer a button press, lock its keyboard, and relay the button's payload."""
     query = update.callback_query
-    assert query is not None and query.from_user is not None
+    assert query is not None
     d = deps(context)
     payload = await _resolve_button(d, query.data or "", d.key(query.from_user.id))
     if payload is None:
         await query.answer(TEXTS["expired"])
         return
     await query.answer()
-    title = _button_title(query.message, query.data or "")
-    try:
-        if isinstance(query.message, Message) and query.message.text:
-            shown = f"{query.message.text_html}\n\n✓ {escape(title)}" if title else None
-            if shown and len(shown) <= 4096:
-                await query.edit_message_text(shown, parse_mode=ParseMode.HTML, reply_markup=None)
-            else:
-                await query.edit_message_reply_markup(reply_markup=None)
-    except TelegramError:
-        log.debug("could not remove keyboard", exc_info=True)
+    await _show_choice(query.message, query.data or "")
     await relay(update, context, payload)
+
+
+async def _show_choice(message: Any, data: str) -> None:
+    """Replace the keyboard by the chosen option, so it cannot be pressed twice."""
+    if not isinstance(message, Message):
+        return
+    title = next(
+        (
+            b.text
+            for row in (message.reply_markup.inline_keyboard if message.reply_markup else ())
+            for b in row
+            if b.callback_data == data
+        ),
+        None,
+    )
+    try:
+        shown = f"{message.text_html}\n\n✓ {escape(title)}" if title and message.text else None
+        if shown and len(shown) <= 4096:
+            await message.edit_text(shown, parse_mode=ParseMode.HTML, reply_markup=None)
+        else:
+            await message.edit_reply_markup(reply_markup=None)
+    except TelegramError:
+        log.debug("could not remove the keyboard", exc_info=True)
 
 
 async def _resolve_button(d: BotDeps, data: str, key: str) -> str | None:
@@ -232,25 +227,90 @@ async def _resolve_button(d: BotDeps, data: str, key: str) -> str | None:
     if stored is None:
         return None
     try:
-        payloads = json.loads(stored)
-        return str(payloads[int(idx)])
+        return str(json.loads(stored)[int(idx)])
     except (ValueError, IndexError, TypeError):
         return None
 
 
-def _button_title(message: Any, data: str) -> str | None:
-    markup = getattr(message, "reply_markup", None)
-    for row in getattr(markup, "inline_keyboard", ()) or ():
-        for button in row:
-            if button.callback_data == data:
-                return str(button.text)
-    return None
-
-
 async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Tell the customer politely that only text is understood here."""
+    """Relay a photo or file as an attachment payload; other media by kind only."""
+    message = update.effective_message
+    assert message is not None
+    file_id = None
+    if message.photo:
+        kind, file_id = "photo", message.photo[-1].file_id
+    elif message.document:
+        kind, file_id = "document", message.document.file_id
+    else:
+        kind = next(
+            (
+                k
+                for k in ("voice", "video", "sticker", "location", "contact", "poll", "audio")
+                if getattr(message, k, None)
+            ),
+            "other",
+        )
+    entity: dict[str, str] = {"media_kind": kind}
+    if file_id:
+        entity["file_id"] = file_id
+    await relay(update, context, "/media" + json.dumps(entity))
+
+
+async def on_delete_my_data(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Offer the two deletion choices, each behind a confirmation."""
     assert update.effective_chat is not None
-    await context.bot.send_message(update.effective_chat.id, TEXTS["media"])
+    keyboard = InlineKeyboardMarkup(
+        [
+            [InlineKeyboardButton("Delete my personal data", callback_data="del:ask:personal")],
+            [
+                InlineKeyboardButton(
+                    "Delete everything, my feedback too", callback_data="del:ask:all"
+                )
+            ],
+            [InlineKeyboardButton("Cancel", callback_data="del:cancel")],
+        ]
+    )
+    await context.bot.send_message(
+        update.effective_chat.id,
+        TEXTS["delete_choose"],
+        parse_mode=ParseMode.HTML,
+        reply_markup=keyboard,
+    )
+
+
+async def on_delete_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Confirm and carry out a deletion request."""
+    query = update.callback_query
+    assert query is not None and update.effective_chat is not None
+    await query.answer()
+    data, chat_id = query.data or "", update.effective_chat.id
+    if data.startswith("del:ask:"):
+        choice = data.rsplit(":", 1)[1]
+        keyboard = InlineKeyboardMarkup(
+            [
+                [InlineKeyboardButton("Yes, delete", callback_data=f"del:do:{choice}")],
+                [InlineKeyboardButton("Cancel", callback_data="del:cancel")],
+            ]
+        )
+        await query.edit_message_text(TEXTS[f"delete_confirm_{choice}"], reply_markup=keyboard)
+        return
+    if data.startswith("del:do:"):
+        everything = data.endswith(":all")
+        d = deps(context)
+        async with d.chat_locks[chat_id]:
+            report = await d.db(
+                erase_customer, customer_key=d.key(query.from_user.id), everything=everything
+            )
+        log.info("erased a customer's data (everything=%s, rows=%d)", everything, report.total)
+        await query.edit_message_text(TEXTS["deleted_all" if everything else "deleted_personal"])
+        return
+    await query.edit_message_text(TEXTS["delete_cancelled"])
+
+
+async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Explain that edits are not picked up, rather than acting on them twice."""
+    assert update.effective_chat is not None
+    await context.bot.send_message(update.effective_chat.id, TEXTS["edited"])
 
 
 async def on_group(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -276,28 +336,34 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("error while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            await context.bot.send_message(
-                update.effective_chat.id,
-                "Sorry, something went wrong on my side. Please try again.",
-            )
+            await context.bot.send_message(update.effective_chat.id, TEXTS["error"])
         except TelegramError:
             log.debug("could not report the error to the chat", exc_info=True)
 
 
 async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Create shared clients and register the command menu."""
+    """Create shared clients, register the command menu, start background work."""
     settings: Settings = application.bot_data["settings"]
-    application.bot_data["deps"] = BotDeps(
-        settings=settings, rasa=RasaClient(settings.rasa_url, settings.rasa_timeout_s)
+    d = BotDeps(
+        settings=settings,
+        rasa=RasaClient(
+            settings.rasa_url, settings.rasa_timeout_s, settings.rasa_token.get_secret_value()
+        ),
     )
+    application.bot_data["deps"] = d
     try:
-        await application.bot.set_my_commands([BotCommand(c, d) for c, d in COMMANDS])
+        await application.bot.set_my_commands([BotCommand(c, t) for c, t in COMMANDS])
     except TelegramError:
         log.warning("could not set the command menu", exc_info=True)
+    application.bot_data["worker"] = asyncio.create_task(workers.run_forever(application.bot, d))
 
 
 async def post_shutdown(application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-    """Close shared clients."""
+    """Stop background work and close shared clients."""
+    task: asyncio.Task[None] | None = application.bot_data.get("worker")
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
     d: BotDeps | None = application.bot_data.get("deps")
     if d is not None:
         await d.rasa.aclose()
@@ -321,21 +387,21 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
     )
     application.bot_data["settings"] = settings
     private = filters.ChatType.PRIVATE
+    new_message = filters.UpdateType.MESSAGE
     application.add_handler(TypeHandler(Update, dedupe), group=-2)
     application.add_handler(
         MessageHandler(filters.ChatType.GROUPS | filters.UpdateType.CHANNEL_POSTS, on_group),
         group=-1,
     )
     application.add_handler(CommandHandler(list(COMMAND_PAYLOADS), on_command, filters=private))
+    application.add_handler(CommandHandler("deletemydata", on_delete_my_data, filters=private))
     application.add_handler(MessageHandler(filters.COMMAND & private, on_unknown_command))
     application.add_handler(
-        MessageHandler(
-            filters.TEXT & ~filters.COMMAND & private & filters.UpdateType.MESSAGE, on_text
-        )
+        MessageHandler(filters.TEXT & ~filters.COMMAND & private & new_message, on_text)
     )
+    application.add_handler(CallbackQueryHandler(on_delete_button, pattern=r"^del:"))
     application.add_handler(CallbackQueryHandler(on_button))
-    application.add_handler(
-        MessageHandler(private & filters.UpdateType.MESSAGE & ~filters.TEXT, on_media)
-    )
+    application.add_handler(MessageHandler(private & new_message & ~filters.TEXT, on_media))
+    application.add_handler(MessageHandler(private & filters.UpdateType.EDITED_MESSAGE, on_edited))
     application.add_error_handler(on_error)
     return application

@@ -14,7 +14,8 @@ class RasaUnavailable(Exception):
 class RasaClient:
     """Posts a customer's message to Rasa and returns the messages Rasa answered with."""
 
-    def __init__(self, base_url: str, timeout: float = 20.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 20.0, token: str | None = None) -> None:
+        self._token = token
         self._url = base_url.rstrip("/") + "/webhooks/earshot/webhook"
         self._base = base_url.rstrip("/")
         # One pooled client: connection reuse saves a TCP handshake per turn.
@@ -34,6 +35,24 @@ class RasaClient:
         resp.raise_for_status()
         data = resp.json()
         return data if isinstance(data, list) else []
+
+    async def trigger_intent(
+        self, sender: str, intent: str, entities: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Trigger an intent in a conversation (proactive messages); returns its messages."""
+        url = f"{self._base}/conversations/{sender}/trigger_intent"
+        params = {"token": self._token} if self._token else {}
+        try:
+            resp = await self._http.post(
+                url, params=params, json={"name": intent, "entities": entities}
+            )
+        except httpx.HTTPError as exc:
+            raise RasaUnavailable(str(exc) or type(exc).__name__) from exc
+        if resp.status_code >= 500:
+            raise RasaUnavailable(f"Rasa answered {resp.status_code}")
+        resp.raise_for_status()
+        messages = resp.json().get("messages") or []
+        return messages if isinstance(messages, list) else []
 
     async def healthy(self) -> bool:
         try:

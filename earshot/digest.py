@@ -246,12 +246,14 @@ def _service_topics(
 
 # --- rendering -----------------------------------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
+# Only what could break a table or add HTML, code or a link; the rest stays readable.
+_MD_SPECIAL = re.compile(r"([\\`|<])")
 
 
 def _md(value: Any) -> str:
-    """Escape Markdown in customer text, so it reads as typed and cannot add links or HTML."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    """Escape customer text for Markdown: one line, no HTML, links or table breaks."""
+    text = _MD_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
+    return text.replace("](", "]\\(")
 
 
 def _label(value: str) -> str:
@@ -430,7 +432,9 @@ def _template(kind: str) -> Any:
         autoescape=kind == "html",  # noqa: S701 - Markdown is not HTML; text goes through `md`
         undefined=StrictUndefined,
         keep_trailing_newline=True,
-        trim_blocks=False,
+        # Markdown's layout depends on exact newlines, which the template controls itself.
+        trim_blocks=kind == "html",
+        lstrip_blocks=kind == "html",
     )
     env.filters.update(md=_md, label=_label, pct=_pct, when=_when)
     return env.from_string(_HTML if kind == "html" else _MARKDOWN)

@@ -169,7 +169,10 @@ def export(
     columns = EXPORT_COLUMNS + (CONTACT_COLUMNS if include_contact else ())
     writer = _WRITERS[fmt]
     stmt = export_query(filters, include_contact=include_contact)
-    result = session.execute(stmt.execution_options(yield_per=BATCH_SIZE))
+    # Core rows, not ORM objects: nothing to track, and far less work per row. yield_per
+    # turns on a server-side cursor on PostgreSQL and batched fetches everywhere.
+    conn = session.connection()
+    result = conn.execute(stmt.execution_options(yield_per=BATCH_SIZE))
     try:
         rows = _rows(result, include_contact)
         if isinstance(out, Path):
@@ -186,13 +189,36 @@ def export(
         result.close()
 
 
-def _rows(result: Any, include_contact: bool) -> Iterator[Sequence[Any]]:
-    if not include_contact:
-        yield from result
-        return
-    for row in result:
-        # Belt and braces: the join already requires consent.
-        yield row if row[_CONSENT] else (*row[: len(EXPORT_COLUMNS)], None, None)
+def _rows(result: Any, include_contact: bool) -> Iterator[list[Any]]:
+    """Mutable rows, a batch at a time."""
+    n = len(EXPORT_COLUMNS)
+    for batch in result.partitions():
+        for row in batch:
+            values = list(row)
+            if include_contact and not values[_CONSENT]:
+                # Belt and braces: the join already requires consent.
+                values[n:] = [None] * len(CONTACT_COLUMNS)
+            yield values
+
+
+# Kinds of column that need converting per format; anything else is text or a number.
+_DATETIMES = frozenset({"created_at", "updated_at", "contact_consent_at"})
+_BOOLEANS = frozenset({"complete", "consent"})
+_LISTS = frozenset({"tags"})
+_NUMBERS = frozenset({"sentiment", "supporters"})
+
+
+def _indexes(columns: Sequence[str], kinds: frozenset[str]) -> list[int]:
+    return [i for i, name in enumerate(columns) if name in kinds]
+
+
+def _text_indexes(columns: Sequence[str]) -> list[int]:
+    other = _DATETIMES | _BOOLEANS | _LISTS | _NUMBERS
+    return [i for i, name in enumerate(columns) if name not in other]
+
+
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is timezone.utc else value.astimezone(timezone.utc)
 
 
 # --- CSV ---------------------------------------------------------------------------------
@@ -203,93 +229,120 @@ def neutralise(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def _csv_cell(value: Any) -> str:
-    # Only text can carry a formula; numbers we format ourselves (e.g. -0.5) stay numbers.
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return neutralise(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, float):
-        return str(round(value, 3))
-    if isinstance(value, list):
-        return neutralise("; ".join(str(v) for v in value))
-    return str(value)
+def _write_csv(out: BinaryIO, columns: Sequence[str], rows: Iterator[list[Any]]) -> int:
+    # Only text can carry a formula; numbers (e.g. a sentiment of -0.5) stay numbers.
+    text_ix = _text_indexes(columns)
+    time_ix = _indexes(columns, _DATETIMES)
+    bool_ix = _indexes(columns, _BOOLEANS)
+    list_ix = _indexes(columns, _LISTS)
+    starts = _FORMULA_START
 
+    def convert(r: list[Any]) -> list[Any]:
+        for i in text_ix:
+            v = r[i]
+            if v and v.startswith(starts):
+                r[i] = "'" + v
+        for i in time_ix:
+            v = r[i]
+            if v is not None:
+                r[i] = _utc(v).isoformat(" ", "seconds")[:19]
+        for i in bool_ix:
+            v = r[i]
+            if v is not None:
+                r[i] = "true" if v else "false"
+        for i in list_ix:
+            v = r[i]
+            r[i] = neutralise("; ".join(map(str, v))) if v else ""
+        return r  # None is written as an empty cell by the csv module
 
-def _write_csv(out: BinaryIO, columns: Sequence[str], rows: Iterator[Sequence[Any]]) -> int:
+    counted = _Counter(rows)
     # The BOM makes Excel read the file as UTF-8 instead of the local code page.
-    text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="", write_through=False)
+    text = io.TextIOWrapper(out, encoding="utf-8-sig", newline="")
     try:
         writer = csv.writer(text)
         writer.writerow(columns)
-        count = 0
-        cell = _csv_cell
-        for row in rows:
-            writer.writerow([cell(v) for v in row])
-            count += 1
+        writer.writerows(map(convert, counted))
         text.flush()
     finally:
         text.detach()  # leave the caller's stream open
-    return count
+    return counted.n
+
+
+class _Counter:
+    """Counts rows as a writer consumes them (writerows gives no count)."""
+
+    def __init__(self, rows: Iterator[list[Any]]) -> None:
+        self._rows = rows
+        self.n = 0
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        for row in self._rows:
+            self.n += 1
+            yield row
 
 
 # --- JSON lines ----------------------------------------------------------------------------
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat()
-    return value
-
-
-def _write_jsonl(out: BinaryIO, columns: Sequence[str], rows: Iterator[Sequence[Any]]) -> int:
+def _write_jsonl(out: BinaryIO, columns: Sequence[str], rows: Iterator[list[Any]]) -> int:
+    time_ix = _indexes(columns, _DATETIMES)
+    # One encoder for all rows: json.dumps with options builds a new one per call.
+    encode = json.JSONEncoder(ensure_ascii=False).encode
     count = 0
-    dumps = json.dumps
     buf: list[str] = []
-    for row in rows:
-        record = {name: _json_value(v) for name, v in zip(columns, row, strict=True)}
-        buf.append(dumps(record, ensure_ascii=False))
+    for r in rows:
+        for i in time_ix:
+            v = r[i]
+            if v is not None:
+                r[i] = _utc(v).isoformat()
+        buf.append(encode(dict(zip(columns, r, strict=True))))
         count += 1
         if len(buf) >= BATCH_SIZE:
-            out.write(("\n".join(buf) + "\n").encode("utf-8"))
+            buf.append("")
+            out.write("\n".join(buf).encode("utf-8"))
             buf.clear()
     if buf:
-        out.write(("\n".join(buf) + "\n").encode("utf-8"))
+        buf.append("")
+        out.write("\n".join(buf).encode("utf-8"))
     return count
 
 
 # --- XLSX ----------------------------------------------------------------------------------
 
 
-def _xlsx_cell_fn() -> Callable[[Any], Any]:
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    def cell(value: Any) -> Any:
-        if isinstance(value, str):
-            # openpyxl refuses control characters; drop them rather than fail the export.
-            return neutralise(ILLEGAL_CHARACTERS_RE.sub("", value))
-        if isinstance(value, datetime):
-            # Excel has no time zones: write UTC wall time.
-            return value.astimezone(timezone.utc).replace(tzinfo=None)
-        if isinstance(value, list):
-            return neutralise(ILLEGAL_CHARACTERS_RE.sub("", "; ".join(str(v) for v in value)))
-        return value
-
-    return cell
-
-
-def _write_xlsx(out: BinaryIO, columns: Sequence[str], rows: Iterator[Sequence[Any]]) -> int:
+def _write_xlsx(out: BinaryIO, columns: Sequence[str], rows: Iterator[list[Any]]) -> int:
     from openpyxl import Workbook
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
+    text_ix = _text_indexes(columns)
+    time_ix = _indexes(columns, _DATETIMES)
+    list_ix = _indexes(columns, _LISTS)
+    illegal = ILLEGAL_CHARACTERS_RE.search
+    starts = _FORMULA_START
+
+    def clean(v: str) -> str:
+        if illegal(v):  # openpyxl refuses control characters: drop them, not the export
+            v = ILLEGAL_CHARACTERS_RE.sub("", v)
+        return "'" + v if v.startswith(starts) else v
+
+    def convert(r: list[Any]) -> list[Any]:
+        for i in text_ix:
+            v = r[i]
+            if v:
+                r[i] = clean(v)
+        for i in time_ix:
+            v = r[i]
+            if v is not None:  # Excel has no time zones: UTC wall time
+                r[i] = _utc(v).replace(tzinfo=None)
+        for i in list_ix:
+            v = r[i]
+            r[i] = clean("; ".join(map(str, v))) if v else None
+        return r
+
     wb = Workbook(write_only=True)
-    cell = _xlsx_cell_fn()
     bold = Font(bold=True)
     last_col = get_column_letter(len(columns))
 
@@ -317,7 +370,7 @@ def _write_xlsx(out: BinaryIO, columns: Sequence[str], rows: Iterator[Sequence[A
             sheets += 1
             ws = new_sheet(sheets)
             on_sheet = 0
-        ws.append([cell(v) for v in row])
+        ws.append(convert(row))
         on_sheet += 1
         count += 1
     ws.auto_filter.ref = f"A1:{last_col}{on_sheet + 1}"
@@ -325,7 +378,7 @@ def _write_xlsx(out: BinaryIO, columns: Sequence[str], rows: Iterator[Sequence[A
     return count
 
 
-_WRITERS: dict[str, Callable[[BinaryIO, Sequence[str], Iterator[Sequence[Any]]], int]] = {
+_WRITERS: dict[str, Callable[[BinaryIO, Sequence[str], Iterator[list[Any]]], int]] = {
     "csv": _write_csv,
     "jsonl": _write_jsonl,
     "xlsx": _write_xlsx,

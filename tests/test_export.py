@@ -90,8 +90,12 @@ def test_csv_has_bom_header_and_values(session: Session) -> None:
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
 def test_formula_cells_are_neutralised_in_csv(session: Session, start: str) -> None:
-    make(session, description=f"{start}HYPERLINK(\"http://evil.example\",\"x\")", tags=["=cmd"])
-    got = dict(zip(*csv_rows(run(session))[:2], strict=True))
+    row = make(session, tags=["=cmd"])
+    # Set on the row: the capture schema strips leading whitespace, an import might not.
+    row.description = f'{start}HYPERLINK("http://evil.example","x")'
+    session.flush()
+    window = ExportFilter(since=T0, until=T0 + timedelta(seconds=1))
+    got = dict(zip(*csv_rows(run(session, filters=window))[:2], strict=True))
     assert got["description"].startswith("'" + start)
     assert got["tags"] == "'=cmd"
 
@@ -116,7 +120,10 @@ def test_each_filter_works(session: Session) -> None:
     )
     assert refs(session) >= {a.ref, b.ref, c.ref}
     assert refs(session, since=T0 + timedelta(days=1), until=T0 + timedelta(days=3)) == {b.ref}
-    assert refs(session, since=T0 + timedelta(days=2), until=T0 + timedelta(days=9)) == {b.ref, c.ref}
+    assert refs(session, since=T0 + timedelta(days=2), until=T0 + timedelta(days=9)) == {
+        b.ref,
+        c.ref,
+    }
     in_range = {"since": T0 - timedelta(hours=1), "until": T0 + timedelta(days=5)}
     assert refs(session, **in_range, product="plug") == {b.ref, c.ref}
     assert refs(session, **in_range, product="bulb,plug") == {a.ref, b.ref, c.ref}
@@ -166,7 +173,11 @@ def test_contact_of_consented_item_even_after_consent_withdrawn_is_hidden(sessio
     row = make(session, customer_key="e" * 32, consent=True, contact="cy@example.org")
     row.consent = False  # the author withdrew consent; the contact row is not yet erased
     session.flush()
-    data = run(session, filters=ExportFilter(since=T0, until=T0 + timedelta(seconds=1)), include_contact=True)
+    data = run(
+        session,
+        filters=ExportFilter(since=T0, until=T0 + timedelta(seconds=1)),
+        include_contact=True,
+    )
     assert b"cy@example.org" not in data
 
 
@@ -200,7 +211,10 @@ def test_xlsx_opens_with_header_style_and_filter(session: Session, tmp_path: Pat
     make(session, description="bell\x07 rings", at=T0 + timedelta(seconds=1))
     out = tmp_path / "feedback.xlsx"
     n = export(
-        session, fmt="xlsx", out=out, filters=ExportFilter(since=T0, until=T0 + timedelta(seconds=2))
+        session,
+        fmt="xlsx",
+        out=out,
+        filters=ExportFilter(since=T0, until=T0 + timedelta(seconds=2)),
     )
     assert n == 2
     assert not list(tmp_path.glob(".*.tmp"))
@@ -245,19 +259,22 @@ def test_unknown_format_is_refused(session: Session) -> None:
 
 def test_export_streams_with_yield_per(session: Session, monkeypatch) -> None:
     """The query asks for batches, so large tables are never loaded whole."""
+    from sqlalchemy.engine import Connection
+
     import earshot.export as mod
 
-    seen: dict[str, Any] = {}
-    real = session.execute
+    seen: list[dict[str, Any]] = []
+    real = Connection.execute
 
-    def spy(stmt: Any, *a: Any, **kw: Any) -> Any:
-        seen.update(stmt.get_execution_options())
-        return real(stmt, *a, **kw)
+    def spy(self: Connection, stmt: Any, *a: Any, **kw: Any) -> Any:
+        if getattr(stmt, "is_select", False):
+            seen.append(dict(stmt.get_execution_options()))
+        return real(self, stmt, *a, **kw)
 
-    monkeypatch.setattr(session, "execute", spy)
+    monkeypatch.setattr(Connection, "execute", spy)
     monkeypatch.setattr(mod, "BATCH_SIZE", 3)
     for i in range(7):
         make(session, at=T0 + timedelta(seconds=i))
     data = run(session, filters=ExportFilter(since=T0, until=T0 + timedelta(seconds=7)))
-    assert seen.get("yield_per") == 3
+    assert seen and seen[-1].get("yield_per") == 3
     assert len(csv_rows(data)) == 8

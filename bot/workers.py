@@ -1,0 +1,83 @@
+"""Background work of the bot process: replay kept messages, send campaign asks and
+status updates. One loop, started in post_init and cancelled in post_shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from telegram import Bot
+from telegram.error import Forbidden, TelegramError
+
+from bot.delivery import BotDeps, deliver
+from bot.rasa_client import RasaUnavailable
+from earshot import outbox
+
+log = logging.getLogger("earshot.bot.workers")
+
+
+async def replay_inbox(bot: Bot, d: BotDeps) -> int:
+    """Send kept messages to Rasa in order and deliver the replies; stop at the first failure."""
+    kept = await d.db(outbox.pending_inbox)
+    done = 0
+    for msg in kept:
+        chat_id = int(msg.chat_id)
+        async with d.chat_locks[chat_id]:
+            try:
+                messages = await d.rasa.send(msg.customer_key, msg.text, dict(msg.meta))
+            except RasaUnavailable:
+                return done
+            await d.db(outbox.finish_inbox, message_id=msg.id)
+            await deliver(bot, d, chat_id, msg.customer_key, messages)
+        done += 1
+    if done:
+        log.info("replayed %d kept message(s)", done)
+    return done
+
+
+async def send_campaign_asks(bot: Bot, d: BotDeps) -> int:
+    asks = await d.db(outbox.claim_campaign_sends, channel="telegram")
+    for ask in asks:
+        ok = False
+        try:
+            messages = await d.rasa.trigger_intent(
+                ask.customer_key, "campaign_ask", {"campaign": ask.campaign_id}
+            )
+            async with d.chat_locks[int(ask.chat_id)]:
+                await deliver(bot, d, int(ask.chat_id), ask.customer_key, messages)
+            ok = True
+        except Forbidden:
+            log.info("a customer blocked the bot; campaign ask skipped")
+        except (RasaUnavailable, TelegramError):
+            log.warning("campaign ask failed", exc_info=True)
+        await d.db(outbox.finish_campaign_send, send_id=ask.id, ok=ok)
+    return len(asks)
+
+
+async def send_notifications(bot: Bot, d: BotDeps) -> int:
+    notices = await d.db(outbox.claim_notifications, channel="telegram")
+    for n in notices:
+        try:
+            messages = await d.rasa.trigger_intent(
+                n.customer_key, "notify_status", {"ref": n.ref, "status": n.status}
+            )
+            async with d.chat_locks[int(n.chat_id)]:
+                await deliver(bot, d, int(n.chat_id), n.customer_key, messages)
+        except (RasaUnavailable, TelegramError):
+            log.warning("status notification failed", exc_info=True)
+    return len(notices)
+
+
+async def run_forever(bot: Bot, d: BotDeps, interval: float = 1.0) -> None:
+    """Poll the database for work; errors are logged and the loop goes on."""
+    while True:
+        try:
+            await replay_inbox(bot, d)
+            busy = await send_campaign_asks(bot, d)
+            busy += await send_notifications(bot, d)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background work failed; retrying")
+            busy = 0
+        await asyncio.sleep(0.05 if busy else interval)
