@@ -34,9 +34,9 @@ def answered_topic(tracker: Tracker) -> str | None:
 
 
 def mentioned_product(text: str) -> str | None:
-    from earshot.classify import classify
+    from earshot.classify.products import find_product
 
-    return classify(text, settings().catalogue).product
+    return find_product(text, settings().catalogue)
 
 
 class ActionAskHelpful(Action):

@@ -25,7 +25,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import workers
+from bot import team, workers
 from bot.delivery import BotDeps, deliver
 from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.render import escape
@@ -395,6 +395,8 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
     )
     application.add_handler(CommandHandler(list(COMMAND_PAYLOADS), on_command, filters=private))
     application.add_handler(CommandHandler("deletemydata", on_delete_my_data, filters=private))
+    application.add_handler(CommandHandler("stats", team.on_stats, filters=private))
+    application.add_handler(CommandHandler("export", team.on_export, filters=private))
     application.add_handler(MessageHandler(filters.COMMAND & private, on_unknown_command))
     application.add_handler(
         MessageHandler(filters.TEXT & ~filters.COMMAND & private & new_message, on_text)

@@ -68,7 +68,11 @@ async def chat(lines: Any = None) -> int:
 
 
 def main() -> None:
-    sys.exit(asyncio.run(chat()))
+    try:
+        sys.exit(asyncio.run(chat()))
+    except KeyboardInterrupt:  # Ctrl-C: the supervisor stops the rest
+        print()
+        sys.exit(0)
 
 
 if __name__ == "__main__":

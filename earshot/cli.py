@@ -79,6 +79,22 @@ def cmd_kb(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_purge(args: argparse.Namespace) -> int:
+    from earshot.privacy import purge
+    from earshot.storage.db import session_scope
+
+    settings = _settings()
+    days = args.days or settings.retention_days
+    with session_scope(settings.db_url) as session:
+        counts = purge(session, older_than_days=days)
+    total = sum(counts.values())
+    print(f"purged data older than {days} days: {total} rows")
+    for table, n in sorted(counts.items()):
+        if n:
+            print(f"  {table}: {n}")
+    return 0
+
+
 def cmd_classify(_: argparse.Namespace) -> int:
     from earshot.classify import classify_jsonl
 
@@ -108,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("kb_command", choices=["validate", "build"])
     p.add_argument("--path", default=None, help="knowledge base folder (default: config)")
     p.add_argument("--rasa-dir", default="rasa_project")
+    p = add("purge", cmd_purge, "delete conversation data older than retention_days (cron-safe)")
+    p.add_argument("--days", type=int, default=None, help="override retention_days")
     add("classify", cmd_classify, "classify JSON lines {'text': ...} from stdin")
     return parser
 

@@ -111,8 +111,14 @@ def healthy(url: str) -> bool:
         return False
 
 
-def build_parts(settings: Settings, *, rasa_port: int = 5005, log_dir: Path) -> list[Part]:
-    env = dict(os.environ)
+def build_parts(
+    settings: Settings,
+    *,
+    rasa_port: int = 5005,
+    log_dir: Path,
+    base_env: dict[str, str] | None = None,
+) -> list[Part]:
+    env = dict(os.environ if base_env is None else base_env)
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "rasa_project")])
     endpoints = write_endpoints(settings, settings.data_dir / "run" / "endpoints.yml")
@@ -150,8 +156,8 @@ def build_parts(settings: Settings, *, rasa_port: int = 5005, log_dir: Path) -> 
     return [actions, rasa]
 
 
-def channel_part(settings: Settings, log_dir: Path) -> Part:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def channel_part(settings: Settings, log_dir: Path, base_env: dict[str, str] | None = None) -> Part:
+    env = {**(os.environ if base_env is None else base_env), "PYTHONPATH": str(ROOT)}
     if settings.telegram_bot_token:
         # Supervised, containerised or headless: no terminal needed; log to stdout.
         return Part("Telegram bot", [sys.executable, "-m", "bot"], env, None, None)

@@ -1,17 +1,35 @@
 """Rasa input channel for Earshot's own front ends (Telegram bot, terminal, web chat).
 
-Rasa's REST channel drops request metadata; this one passes it on, so actions see the
-channel, the customer's language and chat type. Replies come back in the HTTP response.
+Unlike Rasa's REST channel it
+- passes request metadata on, so actions see the channel, language and chat type;
+- answers 503 instead of a silent empty 200 when the turn cannot be processed (the
+  action server is down, or the tracker store fails), so the front end can keep the
+  message and replay it later instead of losing it.
+Replies come back in the HTTP response, as with the REST channel.
 """
 
-from typing import Any, Dict, Optional, Text
+import asyncio
+import logging
+import time
+from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
+import aiohttp
+from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
+from sanic import Blueprint, response
 from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+HEALTH_TTL_S = 1.0
 
 
 class EarshotInput(RestInput):
     """POST /webhooks/earshot/webhook {"sender", "message", "metadata"}."""
+
+    def __init__(self) -> None:
+        self._healthy_until = 0.0
 
     @classmethod
     def name(cls) -> Text:
@@ -21,3 +39,61 @@ class EarshotInput(RestInput):
         body = request.json or {}
         metadata = body.get("metadata")
         return metadata if isinstance(metadata, dict) else None
+
+    async def _actions_healthy(self, request: Request) -> bool:
+        """Check the action server before taking a turn that may need it (cached 1 s)."""
+        now = time.monotonic()
+        if now < self._healthy_until:
+            return True
+        endpoint = getattr(request.app.ctx.agent, "action_endpoint", None)
+        url = getattr(endpoint, "url", None)
+        if not url:
+            return True
+        health = url.rsplit("/webhook", 1)[0] + "/health"
+        try:
+            timeout = aiohttp.ClientTimeout(total=2)
+            async with aiohttp.ClientSession(timeout=timeout) as session:
+                async with session.get(health) as resp:
+                    ok = resp.status == 200
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            ok = False
+        if ok:
+            self._healthy_until = now + HEALTH_TTL_S
+        return ok
+
+    def blueprint(
+        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
+    ) -> Blueprint:
+        bp = Blueprint("earshot_webhook", __name__)
+
+        @bp.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @bp.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            sender_id = await self._extract_sender(request)
+            text = self._extract_message(request)
+            if not sender_id or text is None:
+                return response.json({"error": "sender and message are required"}, status=400)
+            if not await self._actions_healthy(request):
+                return response.json({"error": "action server unavailable"}, status=503)
+            collector = CollectingOutputChannel()
+            try:
+                await on_new_message(
+                    UserMessage(
+                        text,
+                        collector,
+                        sender_id,
+                        input_channel=self.name(),
+                        metadata=self.get_metadata(request),
+                    )
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("could not process a message from the earshot channel")
+                return response.json({"error": "message not processed"}, status=503)
+            return response.json(collector.messages)
+
+        return bp

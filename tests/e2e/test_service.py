@@ -1,0 +1,87 @@
+"""Service answers through the Telegram path: every topic, votes, fallback and handoff."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+from sqlalchemy import select
+
+from earshot.kb import load_kb
+from earshot.settings import ROOT
+from earshot.storage.db import session_scope
+from earshot.storage.models import ServiceRating
+from tests.e2e.helpers import Customer, buttons, texts
+from tests.stack import SUPPORT_CHAT_ID, Stack
+
+KB = load_kb(ROOT / "kb")
+TOPICS = [t.key for t in KB.topics]
+
+
+def answer_text(key: str) -> str:
+    return KB.topic(key).answer["en"].text.strip()
+
+
+def ratings(stack: Stack, key: str) -> list[tuple[str, bool]]:
+    with session_scope(stack.db_url) as session:
+        rows = session.scalars(select(ServiceRating).where(ServiceRating.customer_key == key)).all()
+        return [(r.topic, r.helpful) for r in rows]
+
+
+@pytest.mark.parametrize("topic", TOPICS)
+def test_every_topic_is_answered_from_the_knowledge_base(
+    stack: Stack, user_id: int, topic: str
+) -> None:
+    me = Customer(stack, user_id)
+    question = KB.topic(topic).examples["en"][0]
+    reply = me.say(question, expect=2)
+    assert html.unescape(reply[0].text or "").strip() == answer_text(topic)
+    assert "Did that help?" in texts(reply)
+    assert {"👍 Yes", "👎 No"} <= set(buttons(reply))
+
+
+def test_votes_are_stored_and_a_thumbs_down_offers_a_person(stack: Stack, user_id: int) -> None:
+    me = Customer(stack, user_id)
+    me.say(KB.topic("order_track").examples["en"][0], expect=2)
+    glad = me.press("👍 Yes")
+    assert "glad" in texts(glad).lower()
+    me.settle(0.5)
+    me.say(KB.topic("warranty").examples["en"][0], expect=2)
+    sorry = me.press("👎 No")
+    assert "Talk to a person" in buttons(sorry)
+    assert sorted(ratings(stack, me.key)) == [("order_track", True), ("warranty", False)]
+
+
+def test_did_that_help_is_asked_once_per_topic(stack: Stack, user_id: int) -> None:
+    me = Customer(stack, user_id)
+    question = KB.topic("delivery_time").examples["en"][0]
+    me.say(question, expect=2)
+    again = me.say(question)
+    again += me.settle(0.5)
+    assert "Did that help?" not in texts(again)
+
+
+def test_out_of_scope_gets_what_i_can_help_with(stack: Stack, user_id: int) -> None:
+    reply = Customer(stack, user_id).say("what will the weather be like in Amsterdam tomorrow?")
+    assert "I can help with" in texts(reply)
+
+
+def test_handoff_reaches_the_support_chat_with_a_transcript(stack: Stack, user_id: int) -> None:
+    me = Customer(stack, user_id)
+    me.say(KB.topic("device_offline").examples["en"][0], expect=2)
+    reply = me.say("I want to talk to a human please")
+    assert "support team" in texts(reply)
+    forwarded = stack.fake.wait_for_messages(SUPPORT_CHAT_ID, 1, timeout=10)
+    text = forwarded[-1].text or ""
+    assert "asked to talk to a person" in text
+    assert KB.topic("device_offline").examples["en"][0] in html.unescape(text)
+
+
+def test_forged_button_data_is_ignored_politely(stack: Stack, user_id: int) -> None:
+    me = Customer(stack, user_id)
+    start = me.say("/start")
+    stack.fake.press_button(user_id, start[-1].message_id, "forged:0")
+    answer = stack.fake.wait_for(
+        lambda: [a for a in stack.fake.answered_callbacks if "expired" in (a.text or "")] or None
+    )
+    assert answer

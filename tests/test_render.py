@@ -1,0 +1,54 @@
+"""How Rasa's messages become Telegram messages: escaping, splitting, buttons."""
+
+from __future__ import annotations
+
+import html
+
+from bot.render import TELEGRAM_TEXT_LIMIT, split_escaped, to_replies
+
+
+def test_html_special_characters_are_escaped() -> None:
+    [reply] = to_replies([{"text": "<b>5 > 3 & 'x'</b>"}])
+    assert reply.chunks == ["&lt;b&gt;5 &gt; 3 &amp; 'x'&lt;/b&gt;"]
+
+
+def test_long_text_is_split_within_the_limit_and_loses_nothing() -> None:
+    text = "\n\n".join(f"Paragraph {i}: " + "word & more " * 60 for i in range(30))
+    chunks = split_escaped(text)
+    assert len(chunks) > 1
+    assert all(len(c) <= TELEGRAM_TEXT_LIMIT for c in chunks)
+    assert "".join(html.unescape(c) for c in chunks).replace("\n", "").replace(
+        " ", ""
+    ) == text.replace("\n", "").replace(" ", "")
+
+
+def test_split_never_cuts_an_html_entity() -> None:
+    text = "&" * 5000
+    chunks = split_escaped(text)
+    assert all(len(c) <= TELEGRAM_TEXT_LIMIT for c in chunks)
+    assert all(c.count("&") == c.count("&amp;") for c in chunks)
+    assert sum(c.count("&amp;") for c in chunks) == 5000
+
+
+def test_a_4096_character_message_fits_in_one_chunk() -> None:
+    assert len(split_escaped("a" * 4096)) == 1
+
+
+def test_buttons_and_links_are_kept() -> None:
+    [reply] = to_replies(
+        [
+            {
+                "text": "Pick one",
+                "buttons": [
+                    {"title": "Yes", "payload": "/affirm"},
+                    {"title": "Site", "payload": "https://example.org"},
+                ],
+            }
+        ]
+    )
+    assert [(b.title, b.is_url) for b in reply.buttons] == [("Yes", False), ("Site", True)]
+
+
+def test_image_only_message_becomes_a_photo() -> None:
+    [reply] = to_replies([{"image": "https://example.org/a.png"}])
+    assert reply.image == "https://example.org/a.png" and reply.chunks == []
