@@ -14,6 +14,7 @@ RASA := $(RASA_VENV)/bin/rasa
 export RASA_TELEMETRY_ENABLED := false
 export PYTHONPATH := $(CURDIR):$(CURDIR)/rasa_project
 MODEL := models/earshot.tar.gz
+CHROMIUM := /usr/bin/chromium
 RASA_ARGS := --config rasa_project/config.yml --domain rasa_project/domain
 PYTEST_ARGS ?=
 
@@ -22,8 +23,13 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
-setup: $(VENV)/.stamp $(RASA_VENV)/.stamp ## Create both venvs and the database (fast when nothing changed)
+setup: $(VENV)/.stamp $(RASA_VENV)/.stamp $(CHROMIUM) ## Create both venvs and the database (fast when nothing changed)
 	@$(PY) -m earshot migrate >/dev/null
+
+# The dashboard's browser tests drive Debian's Chromium through Playwright (no download).
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) to run the browser tests" >&2; exit 1; }
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null
 
 $(VENV)/.stamp: requirements/app.txt pyproject.toml
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (PATH or pyenv); install it, e.g. 'pyenv install 3.10'" >&2; exit 1; }

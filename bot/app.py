@@ -9,6 +9,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
@@ -326,7 +327,12 @@ async def dedupe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps(context)
     user = update.effective_user
     key = d.key(user.id) if user else None
-    if not await d.db(repo.claim_update, update_id=update.update_id, customer_key=key):
+    try:
+        fresh = await d.db(repo.claim_update, update_id=update.update_id, customer_key=key)
+    except DBAPIError:
+        log.warning("database unavailable; update %s not deduplicated", update.update_id)
+        return
+    if not fresh:
         log.info("update %s already processed; skipped", update.update_id)
         raise ApplicationHandlerStop
 

@@ -16,6 +16,7 @@ from bot.rasa_client import RasaClient
 from bot.render import Reply, escape, split_escaped, to_replies
 from earshot.identity import user_key
 from earshot.settings import Settings
+from earshot.spool import Spool
 from earshot.storage import repo
 from earshot.storage.db import session_scope
 
@@ -31,6 +32,11 @@ class BotDeps:
     chat_locks: defaultdict[int, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock)
     )
+
+    @property
+    def spool(self) -> Spool:
+        """Messages kept on local disk while the database is down."""
+        return Spool(self.settings.data_dir / "spool" / "inbox")
 
     def key(self, telegram_user_id: int) -> str:
         secret = self.settings.earshot_secret.get_secret_value()

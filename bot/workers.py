@@ -16,8 +16,20 @@ from earshot import outbox
 log = logging.getLogger("earshot.bot.workers")
 
 
+def _unspool(d: BotDeps) -> int:
+    """Move messages kept on disk while the database was down into the database inbox."""
+    from earshot.storage.db import session_scope
+
+    def store(entry: dict[str, object]) -> None:
+        with session_scope(d.settings.db_url) as session:
+            outbox.keep_in_inbox(session, **entry)  # type: ignore[arg-type]
+
+    return d.spool.drain(store) if len(d.spool) else 0
+
+
 async def replay_inbox(bot: Bot, d: BotDeps) -> int:
     """Send kept messages to Rasa in order and deliver the replies; stop at the first failure."""
+    await asyncio.to_thread(_unspool, d)
     kept = await d.db(outbox.pending_inbox)
     done = 0
     for msg in kept:
@@ -35,23 +47,35 @@ async def replay_inbox(bot: Bot, d: BotDeps) -> int:
     return done
 
 
-async def send_campaign_asks(bot: Bot, d: BotDeps) -> int:
-    asks = await d.db(outbox.claim_campaign_sends, channel="telegram")
-    for ask in asks:
+async def send_campaign_asks(bot: Bot, d: BotDeps, batch: int = 20) -> int:
+    """Ask pending campaign questions, one claim at a time: a crash loses at most the one
+    ask in flight and never asks anyone twice."""
+    sent = 0
+    await d.db(outbox.fail_stale_sends)
+    for _ in range(batch):
+        asks = await d.db(outbox.claim_campaign_sends, channel="telegram", limit=1)
+        if not asks:
+            break
+        ask = asks[0]
         ok = False
         try:
             messages = await d.rasa.trigger_intent(
                 ask.customer_key, "campaign_ask", {"campaign": ask.campaign_id}
             )
+        except RasaUnavailable:
+            await d.db(outbox.release_campaign_send, send_id=ask.id)
+            break  # try again on a later tick
+        try:
             async with d.chat_locks[int(ask.chat_id)]:
                 await deliver(bot, d, int(ask.chat_id), ask.customer_key, messages)
             ok = True
         except Forbidden:
             log.info("a customer blocked the bot; campaign ask skipped")
-        except (RasaUnavailable, TelegramError):
+        except TelegramError:
             log.warning("campaign ask failed", exc_info=True)
         await d.db(outbox.finish_campaign_send, send_id=ask.id, ok=ok)
-    return len(asks)
+        sent += 1
+    return sent
 
 
 async def send_notifications(bot: Bot, d: BotDeps) -> int:

@@ -127,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("purge", cmd_purge, "delete conversation data older than retention_days (cron-safe)")
     p.add_argument("--days", type=int, default=None, help="override retention_days")
     add("classify", cmd_classify, "classify JSON lines {'text': ...} from stdin")
+    # Feature commands register themselves; their imports stay inside their handlers.
+    from earshot.feedback_cli import register as register_feedback
+    from earshot.team_cli import register as register_team
+    from earshot.web.cli import register as register_web
+
+    register_feedback(sub)
+    register_team(sub)
+    register_web(sub)
     return parser
 
 

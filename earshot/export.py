@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy import Select, and_, func, select, true
+from sqlalchemy import Select, Text, and_, cast, func, select, true, type_coerce
 from sqlalchemy.orm import Session
 
 from earshot.storage.models import Contact, Feedback
@@ -81,6 +81,12 @@ _XLSX_WIDTHS = {
     "contact_consent_at": 19,
 }
 
+# Kinds of column that need converting per format; anything else is text or a number.
+_DATETIMES = frozenset({"created_at", "updated_at", "contact_consent_at"})
+_BOOLEANS = frozenset({"complete", "consent"})
+_LISTS = frozenset({"tags"})
+_NUMBERS = frozenset({"sentiment", "supporters"})
+
 
 class ExportFilter(BaseModel):
     """Which items to export; every field left empty means "any".
@@ -118,12 +124,33 @@ class ExportFilter(BaseModel):
         return v
 
 
+def _as_text(column: Any, name: str) -> Any:
+    return type_coerce(column, Text).label(name)
+
+
+def _select_columns(sqlite_raw: bool) -> list[Any]:
+    out: list[Any] = []
+    for c in _FEEDBACK_COLUMNS:
+        if c.key == "tags":
+            out.append(cast(c, Text).label("tags"))
+        elif sqlite_raw and c.key in _DATETIMES:
+            out.append(_as_text(c, c.key))
+        else:
+            out.append(c)
+    return out
+
+
 def export_query(
-    filters: ExportFilter | None = None, *, include_contact: bool = False
+    filters: ExportFilter | None = None, *, include_contact: bool = False, sqlite_raw: bool = False
 ) -> Select[Any]:
-    """The SELECT behind an export, oldest first (ids grow with time and are indexed)."""
+    """The SELECT behind an export, oldest first (ids grow with time and are indexed).
+
+    Tags come back as JSON text, and with `sqlite_raw` SQLite's times as their stored
+    text: `_rows` parses both far faster than the generic per-value result processors
+    (decoding every row's "[]" was a third of a PostgreSQL export's time).
+    """
     f = filters or ExportFilter()
-    stmt = select(*_FEEDBACK_COLUMNS)
+    stmt = select(*_select_columns(sqlite_raw))
     if include_contact:
         # The latest contact of each item, joined only when its author consented.
         latest = (
@@ -133,8 +160,11 @@ def export_query(
             .subquery()
         )
         consented = and_(latest.c.feedback_id == Feedback.id, Feedback.consent == true())
+        consent_at = (
+            _as_text(Contact.consent_at, "consent_at") if sqlite_raw else Contact.consent_at
+        )
         stmt = (
-            stmt.add_columns(Contact.detail, Contact.consent_at)
+            stmt.add_columns(Contact.detail, consent_at)
             .outerjoin(latest, consented)
             .outerjoin(Contact, Contact.id == latest.c.cid)
         )
@@ -168,13 +198,14 @@ def export(
         raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
     columns = EXPORT_COLUMNS + (CONTACT_COLUMNS if include_contact else ())
     writer = _WRITERS[fmt]
-    stmt = export_query(filters, include_contact=include_contact)
     # Core rows, not ORM objects: nothing to track, and far less work per row. yield_per
     # turns on a server-side cursor on PostgreSQL and batched fetches everywhere.
     conn = session.connection()
+    raw = conn.dialect.name == "sqlite"
+    stmt = export_query(filters, include_contact=include_contact, sqlite_raw=raw)
     result = conn.execute(stmt.execution_options(yield_per=BATCH_SIZE))
     try:
-        rows = _rows(result, include_contact)
+        rows = _rows(result, columns, include_contact=include_contact, sqlite_raw=raw)
         if isinstance(out, Path):
             tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
             try:
@@ -189,23 +220,35 @@ def export(
         result.close()
 
 
-def _rows(result: Any, include_contact: bool) -> Iterator[list[Any]]:
-    """Mutable rows, a batch at a time."""
+def _rows(
+    result: Any, columns: Sequence[str], *, include_contact: bool, sqlite_raw: bool
+) -> Iterator[list[Any]]:
+    """Mutable rows with Python values, a batch at a time."""
     n = len(EXPORT_COLUMNS)
+    time_ix = _indexes(columns, _DATETIMES) if sqlite_raw else []
+    list_ix = _indexes(columns, _LISTS)
     for batch in result.partitions():
         for row in batch:
             values = list(row)
+            for i in time_ix:
+                v = values[i]
+                if v is not None:
+                    values[i] = _sqlite_time(v)
+            for i in list_ix:
+                v = values[i]
+                values[i] = [] if v is None or v == "[]" else json.loads(v)
             if include_contact and not values[_CONSENT]:
                 # Belt and braces: the join already requires consent.
                 values[n:] = [None] * len(CONTACT_COLUMNS)
             yield values
 
 
-# Kinds of column that need converting per format; anything else is text or a number.
-_DATETIMES = frozenset({"created_at", "updated_at", "contact_consent_at"})
-_BOOLEANS = frozenset({"complete", "consent"})
-_LISTS = frozenset({"tags"})
-_NUMBERS = frozenset({"sentiment", "supporters"})
+def _sqlite_time(text: str) -> datetime:
+    # UTCDateTime stores UTC without an offset ("2024-03-01 09:30:00.000000").
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
 
 
 def _indexes(columns: Sequence[str], kinds: frozenset[str]) -> list[int]:

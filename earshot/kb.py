@@ -163,7 +163,9 @@ def _check_languages(
 ) -> None:
     for lang in languages:
         if lang not in present:
-            raise KnowledgeBaseError(path, entry, f"{field}.{lang}", f"missing {field} for '{lang}'")
+            raise KnowledgeBaseError(
+                path, entry, f"{field}.{lang}", f"missing {field} for '{lang}'"
+            )
 
 
 def _topic_files(kb_dir: Path) -> Iterator[Path]:
@@ -209,7 +211,9 @@ def load_kb(path: Path, languages: Sequence[str] = ("en",)) -> KnowledgeBase:
                     norm = (lang, _normalise(example))
                     other = seen_examples.get(norm)
                     if other is not None:
-                        where = "twice in this topic" if other == topic.key else f"also in '{other}'"
+                        where = (
+                            "twice in this topic" if other == topic.key else f"also in '{other}'"
+                        )
                         raise KnowledgeBaseError(
                             file, topic.key, f"examples.{lang}", f"example {example!r} is {where}"
                         )
@@ -275,7 +279,7 @@ def _variations(by_lang: Mapping[str, Answer], languages: Sequence[str]) -> list
     """Rasa response variations: one per language, default language unconditional."""
     out: list[dict[str, Any]] = []
     conditional = len(languages) > 1
-    for lang in list(languages[1:]) + [languages[0]]:
+    for lang in [*languages[1:], languages[0]]:
         answer = by_lang[lang]
         variation: dict[str, Any] = {"text": answer.text}
         buttons = answer.rasa_buttons()

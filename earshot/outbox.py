@@ -7,6 +7,7 @@ marking never asks or tells anyone twice: at most once, by design.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -65,6 +66,26 @@ def finish_campaign_send(session: Session, *, send_id: int, ok: bool) -> None:
         update(CampaignSend)
         .where(CampaignSend.id == send_id)
         .values(status="sent" if ok else "failed", sent_at=utcnow())
+    )
+
+
+def fail_stale_sends(session: Session, *, older_than: timedelta = timedelta(seconds=30)) -> int:
+    """Asks left "sending" by a sender that crashed may or may not have gone out: mark them
+    failed rather than risk asking twice."""
+    result = session.execute(
+        update(CampaignSend)
+        .where(CampaignSend.status == "sending", CampaignSend.sent_at < utcnow() - older_than)
+        .values(status="failed")
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def release_campaign_send(session: Session, *, send_id: int) -> None:
+    """Nothing was sent (the assistant was unreachable): back in the queue."""
+    session.execute(
+        update(CampaignSend)
+        .where(CampaignSend.id == send_id)
+        .values(status="pending", sent_at=None)
     )
 
 

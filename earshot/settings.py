@@ -101,6 +101,8 @@ class Settings(BaseSettings):
     action_endpoint_url: str | None = None
     redis_url: str | None = None
 
+    web_port: int = 8000  # the review dashboard and web chat, on 127.0.0.1
+
     earshot_secret: SecretStr = SecretStr(DEFAULT_SECRET)
     admin_password: SecretStr | None = None
 

@@ -153,7 +153,14 @@ def build_parts(
         f"http://127.0.0.1:{rasa_port}/",
         log_dir / "rasa.log",
     )
-    return [actions, rasa]
+    web = Part(
+        "dashboard",
+        [sys.executable, "-m", "earshot", "web", "--port", str(settings.web_port)],
+        env,
+        f"http://127.0.0.1:{settings.web_port}/healthz",
+        log_dir / "web.log",
+    )
+    return [actions, rasa, web]
 
 
 def channel_part(settings: Settings, log_dir: Path, base_env: dict[str, str] | None = None) -> Part:

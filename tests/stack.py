@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import yaml
@@ -39,6 +40,11 @@ def write_config(path: Path, **overrides: object) -> Path:
     """The shipped config.yml with test overrides (support chat, team)."""
     data = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))
     data.update({"support_chat_id": SUPPORT_CHAT_ID, "team": [TEAM_USER_ID]})
+    # Campaigns run in a window; keep the shipped ones active whatever day the tests run.
+    now = datetime.now(timezone.utc)
+    for campaign in data.get("campaigns", []):
+        campaign["starts"] = (now - timedelta(days=1)).isoformat()
+        campaign["ends"] = (now + timedelta(days=30)).isoformat()
     data.update(overrides)
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     return path
@@ -109,6 +115,7 @@ def stack_env(fake: FakeBotAPI, workdir: Path, db_url: str, **extra: str) -> dic
             "RASA_URL": f"http://127.0.0.1:{free_port()}",
             "RASA_TOKEN": "test-rasa-token",
             "ACTION_SERVER_PORT": str(free_port()),
+            "WEB_PORT": str(free_port()),
             "TELEGRAM_BOT_TOKEN": fake.token,
             "TELEGRAM_API_BASE_URL": fake.base_url,
             "RASA_TELEMETRY_ENABLED": "false",

@@ -278,3 +278,24 @@ def test_export_streams_with_yield_per(session: Session, monkeypatch) -> None:
     data = run(session, filters=ExportFilter(since=T0, until=T0 + timedelta(seconds=7)))
     assert seen and seen[-1].get("yield_per") == 3
     assert len(csv_rows(data)) == 8
+
+
+def test_xlsx_continues_on_a_new_sheet_past_the_row_limit(
+    session: Session, tmp_path: Path, monkeypatch
+) -> None:
+    from openpyxl import load_workbook
+
+    import earshot.export as mod
+
+    monkeypatch.setattr(mod, "XLSX_MAX_ROWS", 4)  # header + 3 rows per sheet
+    for i in range(5):
+        make(session, at=T0 + timedelta(seconds=i))
+    out = tmp_path / "big.xlsx"
+    window = ExportFilter(since=T0, until=T0 + timedelta(seconds=5))
+    assert export(session, fmt="xlsx", out=out, filters=window) == 5
+    wb = load_workbook(out)
+    assert wb.sheetnames == ["feedback", "feedback 2"]
+    first, second = wb["feedback"], wb["feedback 2"]
+    assert first.max_row == 4 and second.max_row == 3
+    assert [c.value for c in second[1]] == list(EXPORT_COLUMNS)
+    assert first.auto_filter.ref == "A1:T4" and second.auto_filter.ref == "A1:T3"

@@ -1,13 +1,15 @@
 """Text normalisation and feature extraction shared by training and inference.
 
-Everything here is pure Python so the saved model needs no scikit-learn at run time:
-training and inference call the same analysers, so they cannot drift apart.
+Plain Python (plus the VADER lexicon), so the saved model needs no scikit-learn at run
+time; training and inference call the same `analyse`, so they cannot drift apart.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Set
+
+from earshot.classify.sentiment import lexicon_scores
 
 # Contractions are expanded so "doesn't work", "doesnt work" and "does not work" share
 # features; reviews drop apostrophes constantly.
@@ -57,26 +59,64 @@ def tokens(norm_text: str, masked: Set[str] = frozenset()) -> list[str]:
 
 # Cue phrases that mark a request or a malfunction in any product domain. They let the
 # model share evidence between surface variants it has not seen together in training.
+
+
+def _any(words: str) -> str:
+    return "(" + "|".join(words.split()) + ")"
+
+
 _CUES: dict[str, str] = {
-    "idea_polite": r"\bplease (add|make|include|allow|let|give|bring|consider|implement|provide|support|introduce)\b",
-    "idea_would": r"\b(would|will|it'?d|that'?d) (be )?(really |very |so |even )?(nice|great|good|helpful|useful|awesome|cool|better|handy|lovely|perfect)\b",
+    "idea_polite": r"\bplease "
+    + _any("add make include allow let give bring consider implement provide support introduce")
+    + r"\b",
+    "idea_would": r"\b(would|will|it'?d|that'?d) (be )?(really |very |so |even )?"
+    + _any("nice great good helpful useful awesome cool better handy lovely perfect")
+    + r"\b",
     "idea_love": r"\b(would|i'?d) (love|like|prefer|appreciate)\b",
     "idea_wish": r"\b(i |we )?wish\b|\bhop(e|ing) (you|they|for|to see)\b",
-    "idea_should": r"\b(should|could|can) (you |they |it |we )?(add|have|include|allow|let|make|support|be able|offer|show)\b",
+    "idea_should": r"\b(should|could|can) (you |they |it |we )?"
+    + r"(add|have|include|allow|let|make|support|be able|offer|show)\b",
     "idea_option": r"\b(an? )?(option|ability|way|setting|feature|possibility) to\b|\bbe able to\b",
     "idea_add": r"\badd(ing)? (an?|the|more|some|support|option)\b|\bbring back\b",
-    "idea_missing": r"\b(missing|lacks?|needs?|wants?) (an?|more|the|some)\b|\bno (option|way|setting)\b",
+    "idea_missing": r"\b(missing|lacks?|needs?|wants?) (an?|more|the|some)\b"
+    + r"|\bno (option|way|setting)\b",
     "idea_suggest": r"\bsuggest(ion)?s?\b|\bfeature request\b|\brequest\b",
     "idea_integrate": r"\b(integration|integrate|compatib\w*|support for|sync with)\b",
-    "prob_crash": r"\b(crash\w*|freez\w*|froze|frozen|hang(s|ing)?|stuck|lag\w*|glitch\w*|bug\w*)\b",
-    "prob_notwork": r"\b(not|never|no longer|stopped|stops|stop) (work\w*|load\w*|open\w*|sync\w*|connect\w*|show\w*|updat\w*|record\w*|count\w*|respond\w*|arriv\w*|start\w*|send\w*|pair\w*)\b",
+    "prob_crash": r"\b"
+    + _any(r"crash\w* freez\w* froze frozen hang(s|ing)? stuck lag\w* glitch\w* bug\w*")
+    + r"\b",
+    "prob_notwork": r"\b(not|never|no longer|stopped|stops|stop) "
+    + _any(
+        r"work\w* load\w* open\w* sync\w* connect\w* show\w* updat\w* record\w* count\w*"
+        r" respond\w* arriv\w* start\w* send\w* pair\w*"
+    )
+    + r"\b",
     "prob_cannot": r"\b(can not|unable to|will not|impossible to|fails? to|failed to)\b",
-    "prob_error": r"\b(error|fail\w*|broken|wrong|incorrect\w*|inaccura\w*|missing|lost|disappear\w*|reset\w*|disconnect\w*|drain\w*)\b",
-    "prob_update": r"\b(since|after) (the |this |last |latest |recent |new |an? )*(update|upgrade|version)\b",
-    "prob_keeps": r"\bkeeps? (on )?\w+ing\b|\bevery (single )?time\b|\ball the time\b|\bconstantly\b",
+    "prob_error": r"\b"
+    + _any(
+        r"error fail\w* broken wrong incorrect\w* inaccura\w* missing lost disappear\w*"
+        r" reset\w* disconnect\w* drain\w*"
+    )
+    + r"\b",
+    # Malfunction words from any domain; grouped so that "flicker" or "late" borrow the
+    # weight that "slow" and "broken" earn in app reviews.
+    "prob_defect": r"\b"
+    + _any(
+        r"late delay\w* slow\w* flicker\w* overheat\w* noisy leak\w* damag\w* broke cracked"
+        r" dead drop(s|ped|ping) skip(s|ped|ping) stutter\w* blurr?y unresponsive unstable"
+        r" randomly"
+    )[:-1]
+    + r"|by itself|on its own|charged (me )?twice|refund\w*|never (arrived|came|received)"
+    + r"|not received)\b",
+    "prob_update": r"\b(since|after) (the |this |last |latest |recent |new |an? )*"
+    + r"(update|upgrade|version)\b",
+    "prob_keeps": r"\bkeeps? (on )?\w+ing\b|\bevery (single )?time\b|\ball the time\b"
+    + r"|\bconstantly\b",
     "prob_fix": r"\b(fix|fixed|fixing|resolve|solve)\b",
     "prob_still": r"\bstill (not|no|does not|can not|has not|have not)\b",
-    "other_praise": r"\b(love|great|awesome|excellent|amazing|best|perfect|fantastic|good|nice|happy|easy)\b",
+    "other_praise": r"\b"
+    + _any("love great awesome excellent amazing best perfect fantastic good nice happy easy")
+    + r"\b",
     "other_thanks": r"\bthanks?\b|\bthank you\b",
 }
 _CUE_RES = [(name, re.compile(p)) for name, p in _CUES.items()]
@@ -95,7 +135,7 @@ def _ngrams(seq: list[str], lo: int, hi: int) -> Iterable[str]:
 # The abstract view keeps only function words and the cue vocabulary; everything else is
 # "_". Its n-grams ("please add _", "does not _") describe sentence shape, not topic,
 # which is what transfers to products the training data never mentions.
-_FUNCTION_WORDS = frozenset(
+FUNCTION_WORDS = frozenset(
     """a an the i me my we us our you your it its this that these those there here he she
     they them their is am are was were be been being do does did done have has had having
     will would should could can may might must shall not no never nor and or but if then
@@ -113,7 +153,7 @@ _FUNCTION_WORDS = frozenset(
 
 
 def abstract(toks: list[str]) -> list[str]:
-    return [t if t in _FUNCTION_WORDS else "_" for t in toks]
+    return [t if t in FUNCTION_WORDS else "_" for t in toks]
 
 
 BLOCKS = ("word", "shape", "char", "cue", "meta")
@@ -139,9 +179,9 @@ def analyse(text: str, masked: Set[str] = frozenset()) -> dict[str, list[str]]:
 
 def meta_tokens(text: str, n: int) -> list[str]:
     """Length and lexicon-sentiment bins: topic-free signals that transfer across apps."""
-    from earshot.classify.sentiment import lexicon_scores
-
-    length = "len:1-3" if n <= 3 else "len:4-10" if n <= 10 else "len:11-30" if n <= 30 else "len:31+"
+    length = (
+        "len:1-3" if n <= 3 else "len:4-10" if n <= 10 else "len:11-30" if n <= 30 else "len:31+"
+    )
     compound, pos, neg = lexicon_scores(text)
     out = [length, "sent:" + _bin(compound, (-0.5, -0.05, 0.05, 0.5))]
     if pos > 0 and neg > 0:

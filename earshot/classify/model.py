@@ -17,11 +17,14 @@ from typing import Any
 import numpy as np
 
 from earshot.classify.features import analyse
+from earshot.classify.sentiment import lexicon_scores
 
 # Bump when features or training change; the artifact name carries it, so code and
 # weights cannot be mixed up silently.
 MODEL_VERSION = "1.0.0"
 LABELS = ("problem", "idea", "other")
+# Inputs of the sentiment stack, in the order train.py fits its weights.
+STACK_INPUTS = ("star", "lexicon", "p_problem", "p_idea")
 MODEL_DIR = Path(__file__).parent / "model"
 
 
@@ -41,7 +44,7 @@ class Block:
 @dataclass(frozen=True)
 class Scores:
     probs: dict[str, float]
-    star_sentiment: float  # learned from star ratings, scaled to [-1, 1]
+    sentiment: float  # about (expected stars - 3) / 2, in [-1, 1]
 
 
 class LinearModel:
@@ -65,7 +68,9 @@ class LinearModel:
         self.coef = arrays["coef"].astype(np.float64)  # (n_labels + 1, n_features)
         self.intercept = arrays["intercept"].astype(np.float64)
         if self.coef.shape[1] != offset:
-            raise ValueError(f"artifact is inconsistent: {self.coef.shape[1]} weights, {offset} terms")
+            raise ValueError(
+                f"artifact is inconsistent: {self.coef.shape[1]} weights, {offset} terms"
+            )
 
     def features(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Sparse feature vector as (column indices, values)."""
@@ -91,15 +96,25 @@ class LinearModel:
         d = self.decision(text)
         logits = d[: len(self.labels)]
         e = np.exp(logits - logits.max())
-        p = e / e.sum()
-        return Scores(
-            probs={lab: float(x) for lab, x in zip(self.labels, p, strict=True)},
-            star_sentiment=float(np.clip(d[len(self.labels)], -1.0, 1.0)),
-        )
+        probs = {lab: float(x) for lab, x in zip(self.labels, e / e.sum(), strict=True)}
+        inputs = {
+            "star": float(np.clip(d[len(self.labels)], -1.0, 1.0)),
+            "lexicon": lexicon_scores(text)[0],
+            "p_problem": probs["problem"],
+            "p_idea": probs["idea"],
+        }
+        w = self.meta["sentiment_stack"]
+        raw = w["intercept"] + sum(w[k] * inputs[k] for k in STACK_INPUTS)
+        return Scores(probs=probs, sentiment=float(np.clip(raw, -1.0, 1.0)))
 
 
-def save_artifact(path: Path, meta: dict[str, Any], blocks: list[tuple[str, list[str], np.ndarray]],
-                  coef: np.ndarray, intercept: np.ndarray) -> None:
+def save_artifact(
+    path: Path,
+    meta: dict[str, Any],
+    blocks: list[tuple[str, list[str], np.ndarray]],
+    coef: np.ndarray,
+    intercept: np.ndarray,
+) -> None:
     arrays: dict[str, np.ndarray] = {
         "meta": np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8),
         "coef": coef.astype(np.float32),
@@ -118,7 +133,9 @@ def read_artifact(path: Path) -> LinearModel:
     with np.load(path, allow_pickle=False) as z:
         model = LinearModel({k: z[k] for k in z.files})
     if model.meta.get("model_version") != path.stem.removeprefix("classifier-"):
-        raise ValueError(f"{path}: model_version {model.meta.get('model_version')!r} does not match")
+        raise ValueError(
+            f"{path}: model_version {model.meta.get('model_version')!r} does not match"
+        )
     return model
 
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import platform
 import sys
+import textwrap
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence, Set
@@ -28,12 +29,19 @@ import scipy.sparse as sp
 import sklearn
 from scipy.stats import pearsonr, spearmanr
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.metrics import f1_score
 from sklearn.pipeline import make_pipeline
 
-from earshot.classify.features import _FUNCTION_WORDS, BLOCKS, analyse, normalise, tokens
-from earshot.classify.model import LABELS, MODEL_VERSION, artifact_path, read_artifact, save_artifact
+from earshot.classify.features import BLOCKS, FUNCTION_WORDS, analyse, normalise, tokens
+from earshot.classify.model import (
+    LABELS,
+    MODEL_VERSION,
+    STACK_INPUTS,
+    artifact_path,
+    read_artifact,
+    save_artifact,
+)
 from earshot.classify.sentiment import lexicon_scores
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -54,7 +62,6 @@ class Config:
     mask_min_count: int = 5
     extra_weight: float = 2.0  # hand-written cross-domain examples are few but clean
     ridge_alpha: float = 1.0
-    sentiment_blend: float = 0.5  # star-trained head vs. lexicon
 
 
 @dataclass
@@ -85,14 +92,18 @@ def load_minibar(path: Path) -> Data:
 
 
 def load_examples(path: Path) -> Data:
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
     bad = [r for r in rows if r.get("type") not in LABELS]
     if bad:
         raise ValueError(f"{path}: bad type in {bad[:3]}")
     return Data([r["text"] for r in rows], [r["type"] for r in rows])
 
 
-def domain_words(texts: Sequence[str], apps: Sequence[str], share: float, min_count: int) -> set[str]:
+def domain_words(
+    texts: Sequence[str], apps: Sequence[str], share: float, min_count: int
+) -> set[str]:
     docs: dict[str, Counter[str]] = defaultdict(Counter)
     n_app = Counter(apps)
     if len(n_app) < 2:
@@ -102,7 +113,7 @@ def domain_words(texts: Sequence[str], apps: Sequence[str], share: float, min_co
             docs[w][app] += 1
     out = set()
     for w, by_app in docs.items():
-        if sum(by_app.values()) < min_count or w in _FUNCTION_WORDS or w.startswith("<"):
+        if sum(by_app.values()) < min_count or w in FUNCTION_WORDS or w.startswith("<"):
             continue
         rates = [by_app[a] / n for a, n in n_app.items()]
         if max(rates) / sum(rates) >= share:
@@ -118,11 +129,13 @@ class Fitted:
         self.masked = domain_words(data.texts, data.apps, cfg.mask_share, cfg.mask_min_count)
         texts = data.texts + (extra.texts if extra else [])
         y = np.array(data.types + (extra.types if extra else []))
-        w = np.concatenate([np.ones(len(data.texts)), np.full(len(extra.texts) if extra else 0, cfg.extra_weight)])
+        w = np.concatenate(
+            [np.ones(len(data.texts)), np.full(len(extra.texts) if extra else 0, cfg.extra_weight)]
+        )
         docs = self._docs(texts)
         self.vecs = {
             b: TfidfVectorizer(
-                analyzer=itemgetter(b),  # type: ignore[arg-type]  # docs are pre-analysed
+                analyzer=itemgetter(b),  # docs are pre-analysed
                 sublinear_tf=True,
                 min_df=1 if b in ("cue", "meta") else cfg.min_df,
                 lowercase=False,
@@ -131,7 +144,9 @@ class Fitted:
         }
         z = self._matrix(docs, fit=True)
         # newton-cg converges in a handful of steps here; lbfgs needs ~5x longer.
-        self.clf = LogisticRegression(C=cfg.C, class_weight="balanced", solver="newton-cg", max_iter=200)
+        self.clf = LogisticRegression(
+            C=cfg.C, class_weight="balanced", solver="newton-cg", max_iter=200
+        )
         self.clf.fit(z, y, sample_weight=w)
         # The sentiment head learns from star ratings, mapped 1..5 -> -1..1.
         n = len(data.texts)
@@ -147,13 +162,19 @@ class Fitted:
             mats.append((v.fit_transform(docs) if fit else v.transform(docs)) * weight)
         return sp.hstack(mats).tocsr()
 
-    def predict(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(type labels, star sentiment in [-1, 1])."""
-        z = self._matrix(self._docs(texts))
-        return self.clf.predict(z), np.clip(self.ridge.predict(z), -1.0, 1.0)
+    @property
+    def _order(self) -> list[int]:
+        return [list(self.clf.classes_).index(lab) for lab in LABELS]
 
-    def export(self, path: Path, meta: dict[str, Any]) -> None:
-        order = [list(self.clf.classes_).index(lab) for lab in LABELS]
+    def predict(self, texts: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """(type labels, probabilities in LABELS order, star head clipped to [-1, 1])."""
+        z = self._matrix(self._docs(texts))
+        probs = self.clf.predict_proba(z)[:, self._order]
+        labels = [LABELS[i] for i in probs.argmax(axis=1)]
+        return labels, probs, np.clip(self.ridge.predict(z), -1.0, 1.0)
+
+    def export(self, path: Path, meta: dict[str, Any], stack: dict[str, float]) -> None:
+        order = self._order
         coef = np.vstack([self.clf.coef_[order], self.ridge.coef_[None, :]])
         intercept = np.concatenate([self.clf.intercept_[order], [self.ridge.intercept_]])
         blocks = []
@@ -166,14 +187,16 @@ class Fitted:
             "labels": list(LABELS),
             "masked": sorted(self.masked),
             "blocks": [{"name": b, "weight": w} for b, w in self.cfg.block_weights],
-            "sentiment_blend": self.cfg.sentiment_blend,
+            "sentiment_stack": stack,
         }
         save_artifact(path, meta, blocks, coef, intercept)
 
 
 def baseline(data: Data) -> Any:
     """The reference point: plain word TF-IDF + logistic regression, sklearn defaults."""
-    return make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=1000)).fit(data.texts, data.types)
+    return make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=1000)).fit(
+        data.texts, data.types
+    )
 
 
 def _f1(y: Sequence[str], p: Sequence[str]) -> tuple[float, list[float]]:
@@ -185,29 +208,62 @@ def _corr(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(pearsonr(a, b)[0]), float(spearmanr(a, b)[0])
 
 
-def leave_one_app_out(data: Data, extra: Data | None, cfg: Config, with_baseline: bool = True) -> list[dict[str, Any]]:
+def _stack_inputs(star: np.ndarray, lex: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    return np.column_stack(
+        [star, lex, probs[:, LABELS.index("problem")], probs[:, LABELS.index("idea")]]
+    )
+
+
+def _fit_stack(x: np.ndarray, stars: np.ndarray) -> LinearRegression:
+    return LinearRegression().fit(x, (stars - 3.0) / 2.0)
+
+
+def leave_one_app_out(
+    data: Data, extra: Data | None, cfg: Config, with_baseline: bool = True
+) -> list[dict[str, Any]]:
+    """Per held-out app: macro-F1 and the held-out inputs for the sentiment stack."""
     folds = []
     lex = np.array([lexicon_scores(t)[0] for t in data.texts])
     for app in sorted(set(data.apps)):
         test = [i for i, a in enumerate(data.apps) if a == app]
         train = [i for i, a in enumerate(data.apps) if a != app]
         tr, te = data.subset(train), data.subset(test)
-        pred, star = Fitted(tr, extra, cfg).predict(te.texts)
-        blend = np.clip(cfg.sentiment_blend * star + (1 - cfg.sentiment_blend) * lex[test], -1, 1)
+        pred, probs, star = Fitted(tr, extra, cfg).predict(te.texts)
         fold: dict[str, Any] = {
             "app": app,
             "n": len(test),
             "model": _f1(te.types, pred),
-            "sentiment": {
-                "lexicon": _corr(lex[test], te.stars),
-                "star_model": _corr(star, te.stars),
-                "blend": _corr(blend, te.stars),
-            },
+            "stack_x": _stack_inputs(star, lex[test], probs),
+            "stars": te.stars,
         }
         if with_baseline:
             fold["baseline"] = _f1(te.types, baseline(tr).predict(te.texts))
         folds.append(fold)
+    # Sentiment: score each held-out app with a stack fitted on the other apps' held-out
+    # predictions, so the reported correlation is not fitted on its own test data.
+    for k, fold in enumerate(folds):
+        others = [f for j, f in enumerate(folds) if j != k]
+        stack = _fit_stack(
+            np.vstack([f["stack_x"] for f in others]), np.concatenate([f["stars"] for f in others])
+        )
+        x, stars = fold["stack_x"], fold["stars"]
+        fold["sentiment"] = {
+            "lexicon": _corr(x[:, 1], stars),
+            "star_model": _corr(x[:, 0], stars),
+            "stack": _corr(np.clip(stack.predict(x), -1.0, 1.0), stars),
+        }
     return folds
+
+
+def sentiment_stack(folds: list[dict[str, Any]]) -> dict[str, float]:
+    """Weights for the shipped sentiment, fitted on all held-out predictions."""
+    lr = _fit_stack(
+        np.vstack([f["stack_x"] for f in folds]), np.concatenate([f["stars"] for f in folds])
+    )
+    return {
+        **dict(zip(STACK_INPUTS, map(float, lr.coef_), strict=True)),
+        "intercept": float(lr.intercept_),
+    }
 
 
 def _sha256(*paths: Path) -> str:
@@ -229,156 +285,195 @@ ABLATIONS: dict[str, dict[str, Any]] = {
 }
 
 
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _per_class(scores: Sequence[float]) -> str:
+    return " / ".join(map(_fmt, scores))
+
+
+def _mean(folds: list[dict[str, Any]], key: str) -> float:
+    return float(np.mean([f[key][0] for f in folds]))
+
+
 def write_report(path: Path, ctx: dict[str, Any]) -> None:
     folds, cfg = ctx["folds"], ctx["config"]
+    stack = ", ".join(f"{k} {v:+.2f}" for k, v in ctx["stack"].items())
     lines = [
-        "# Feedback classifier (`earshot.classify`)",
-        "",
-        f"Model version **{MODEL_VERSION}**, generated by `{ctx['command']}` "
-        f"in {ctx['seconds']:.0f} s (scikit-learn {sklearn.__version__}, Python {platform.python_version()}).",
-        "",
-        "## Method",
-        "",
-        "- Labels: Mini-BAR `bug_report` → problem, `feature_request` → idea, `other` → other, plus "
-        f"{ctx['n_extra']} hand-written examples (`earshot/classify/data/extra_en.jsonl`: smart-home "
-        "devices, webshop, delivery, generic app; weight "
-        f"{cfg.extra_weight}). A complaint that names a concrete failure (late, damaged, wrong, "
-        "crashing) is a problem; a rant with no concrete failure (\"worst app ever\") is other, "
-        "as in Mini-BAR.",
-        "- Text normalisation: lower case, contractions expanded (\"doesn't\" → \"does not\"), "
-        "numbers/URLs/e-mails masked, and domain names masked: any word that one training app uses "
-        f"≥ {cfg.mask_share:.0%} of the time (per-review rate, ≥ {cfg.mask_min_count} reviews) becomes "
-        f"`<ent>` ({ctx['n_masked']} words in the final model, e.g. {', '.join(ctx['masked_examples'])}).",
-        "- Five feature blocks, each sublinear TF-IDF and L2-normalised: word 1–2-grams; character "
-        "3–5-grams within words (typos); sentence *shape* 2–3-grams where all but function and cue "
-        "words become `_` (\"please add _\"); cue phrases for requests and malfunctions (\"would be "
-        "nice\", \"please add\", \"since the update\", \"keeps …ing\", \"does not work\"); meta bins "
-        "(length, VADER sentiment, question mark).",
-        f"- Multinomial logistic regression, C={cfg.C}, class weights balanced (macro-F1 rewards "
-        "the rare idea class). A ridge head on the same features predicts the star rating.",
-        f"- Sentiment = {cfg.sentiment_blend} × star head + {1 - cfg.sentiment_blend:.1f} × VADER compound, "
-        "clipped to [-1, 1]; the lexicon keeps it sensible on words the reviews never used.",
-        "- Inference is numpy over the saved vocabularies and weights (no pickle, no sklearn).",
-        "",
-        "## Leave-one-app-out validation (train on two apps, test on the third)",
-        "",
-        "Macro-F1 over problem/idea/other; per-class F1 in brackets (problem / idea / other). "
-        "Baseline = word TF-IDF + logistic regression with sklearn defaults, trained on Mini-BAR "
-        "only, in this same run.",
-        "",
-        "| held-out app | n | model macro-F1 | model per class | baseline macro-F1 | baseline per class |",
+        textwrap.dedent(f"""\
+        # Feedback classifier (`earshot.classify`)
+
+        Model version **{MODEL_VERSION}**, generated by `{ctx["command"]}`
+        in {ctx["seconds"]:.0f} s wall, {ctx["cpu_seconds"]:.0f} s CPU
+        (scikit-learn {sklearn.__version__}, Python {platform.python_version()}).
+
+        ## Method
+
+        - Labels: Mini-BAR `bug_report` → problem, `feature_request` → idea, `other` → other,
+          plus {ctx["n_extra"]} hand-written examples (`earshot/classify/data/extra_en.jsonl`:
+          smart-home devices, webshop, delivery, generic app; weight {cfg.extra_weight}).
+          A complaint that names a concrete failure (late, damaged, wrong, crashing) is a
+          problem; a rant with no concrete failure ("worst app ever") is other, as in Mini-BAR.
+        - Text normalisation: lower case, contractions expanded ("doesn't" → "does not"),
+          numbers/URLs/e-mails masked, and domain names masked: any word that one training app
+          uses ≥ {cfg.mask_share:.0%} of the time (per-review rate, ≥ {cfg.mask_min_count}
+          reviews) becomes `<ent>` ({ctx["n_masked"]} words in the final model, e.g.
+          {", ".join(ctx["masked_examples"])}).
+        - Five feature blocks, each sublinear TF-IDF and L2-normalised: word 1–2-grams;
+          character 3–5-grams within words (typos); sentence *shape* 2–3-grams where all but
+          function and cue words become `_` ("please add _"); cue phrases for requests and
+          malfunctions ("would be nice", "please add", "since the update", "keeps …ing",
+          "does not work", "late", "damaged"); meta bins (length, VADER sentiment, question mark).
+        - Multinomial logistic regression, C={cfg.C}, class weights balanced (macro-F1 rewards
+          the rare idea class). A ridge head on the same features predicts the star rating.
+        - Sentiment ≈ (expected stars − 3) / 2, clipped to [-1, 1]: a linear stack of the star
+          head, the VADER compound and the problem/idea probabilities, fitted on the
+          leave-one-app-out predictions (weights: {stack}). The lexicon and the type head
+          carry it to words the reviews never used.
+        - Inference is numpy over the saved vocabularies and weights (no pickle, no sklearn).
+
+        ## Leave-one-app-out validation (train on two apps, test on the third)
+
+        Macro-F1 over problem/idea/other; per-class F1 as problem / idea / other.
+        Baseline = word TF-IDF + logistic regression with sklearn defaults, trained on
+        Mini-BAR only, in this same run.
+        """),
+        _row("held-out app", "n", "model macro-F1", "per class", "baseline macro-F1", "per class"),
         "|---|---:|---:|---|---:|---|",
     ]
     for f in folds:
         lines.append(
-            f"| {f['app']} | {f['n']} | **{_fmt(f['model'][0])}** | {' / '.join(map(_fmt, f['model'][1]))} "
-            f"| {_fmt(f['baseline'][0])} | {' / '.join(map(_fmt, f['baseline'][1]))} |"
+            _row(
+                f["app"],
+                f["n"],
+                f"**{_fmt(f['model'][0])}**",
+                _per_class(f["model"][1]),
+                _fmt(f["baseline"][0]),
+                _per_class(f["baseline"][1]),
+            )
         )
-    m = np.mean([f["model"][1] for f in folds], axis=0)
-    b = np.mean([f["baseline"][1] for f in folds], axis=0)
     lines += [
-        f"| **mean** | | **{_fmt(float(np.mean([f['model'][0] for f in folds])))}** | "
-        f"{' / '.join(map(_fmt, m))} | {_fmt(float(np.mean([f['baseline'][0] for f in folds])))} | "
-        f"{' / '.join(map(_fmt, b))} |",
+        _row(
+            "**mean**",
+            "",
+            f"**{_fmt(_mean(folds, 'model'))}**",
+            _per_class(np.mean([f["model"][1] for f in folds], axis=0)),
+            _fmt(_mean(folds, "baseline")),
+            _per_class(np.mean([f["baseline"][1] for f in folds], axis=0)),
+        ),
         "",
     ]
     if ctx.get("probe"):
         p = ctx["probe"]
         lines += [
-            "## Out-of-domain probe",
-            "",
-            f"{p['n']} hand-written reviews of other kinds of apps (banking, messaging, music, games, "
-            "maps, e-mail, streaming, …) in `earshot/classify/data/probe_en.jsonl`, never trained on; "
-            "models trained on all of Mini-BAR (+ extras for ours).",
-            "",
-            "| | macro-F1 | per class (problem / idea / other) |",
+            textwrap.dedent(f"""\
+            ## Out-of-domain probe
+
+            {p["n"]} hand-written reviews of other kinds of apps (banking, messaging, music,
+            games, maps, e-mail, streaming, …) in `earshot/classify/data/probe_en.jsonl`, never
+            trained on; models trained on all of Mini-BAR (+ extras for ours).
+            """),
+            _row("", "macro-F1", "per class (problem / idea / other)"),
             "|---|---:|---|",
-            f"| model | **{_fmt(p['model'][0])}** | {' / '.join(map(_fmt, p['model'][1]))} |",
-            f"| baseline | {_fmt(p['baseline'][0])} | {' / '.join(map(_fmt, p['baseline'][1]))} |",
+            _row("model", f"**{_fmt(p['model'][0])}**", _per_class(p["model"][1])),
+            _row("baseline", _fmt(p["baseline"][0]), _per_class(p["baseline"][1])),
             "",
         ]
+    kinds = ("lexicon", "star_model", "stack")
     lines += [
         "## Sentiment vs. stars (held-out app, Pearson / Spearman)",
         "",
-        "| held-out app | VADER lexicon | star head | blend (used) |",
+        _row("held-out app", "VADER lexicon", "star head", "stack (used)"),
         "|---|---|---|---|",
     ]
     for f in folds:
         s = f["sentiment"]
-        lines.append(
-            f"| {f['app']} | " + " | ".join(f"{_fmt(s[k][0])} / {_fmt(s[k][1])}" for k in ("lexicon", "star_model", "blend")) + " |"
-        )
-    means = {k: np.mean([f["sentiment"][k] for f in folds], axis=0) for k in ("lexicon", "star_model", "blend")}
-    lines.append("| **mean** | " + " | ".join(f"{_fmt(v[0])} / {_fmt(v[1])}" for v in means.values()) + " |")
-    lines.append("")
+        lines.append(_row(f["app"], *(f"{_fmt(s[k][0])} / {_fmt(s[k][1])}" for k in kinds)))
+    means = [np.mean([f["sentiment"][k] for f in folds], axis=0) for k in kinds]
+    lines += [_row("**mean**", *(f"{_fmt(m[0])} / {_fmt(m[1])}" for m in means)), ""]
     if ctx.get("ablations"):
         lines += [
-            "## Ablations (leave-one-app-out mean macro-F1, same run)",
+            "## Ablations (leave-one-app-out macro-F1, same run)",
             "",
-            "| variant | per fold | mean |",
+            _row("variant", "per fold", "mean"),
             "|---|---|---:|",
-            f"| full model | {' / '.join(_fmt(f['model'][0]) for f in folds)} | "
-            f"{_fmt(float(np.mean([f['model'][0] for f in folds])))} |",
+            _row(
+                "full model",
+                _per_class([f["model"][0] for f in folds]),
+                _fmt(_mean(folds, "model")),
+            ),
         ]
         for name, fs in ctx["ablations"].items():
             lines.append(
-                f"| {name} | {' / '.join(_fmt(f['model'][0]) for f in fs)} | "
-                f"{_fmt(float(np.mean([f['model'][0] for f in fs])))} |"
+                _row(name, _per_class([f["model"][0] for f in fs]), _fmt(_mean(fs, "model")))
             )
         lines.append("")
-    lines += [
-        "## Artifact",
-        "",
-        f"- `{ctx['artifact']}`, {ctx['artifact_bytes'] / 1e6:.2f} MB, {ctx['n_features']} features.",
-        f"- Training data: {ctx['n_train']} Mini-BAR reviews (sha256 `{ctx['data_sha256'][:16]}…`) + "
-        f"{ctx['n_extra']} extras (sha256 `{ctx['extra_sha256'][:16]}…`).",
-        f"- Numpy inference matches sklearn to {ctx['parity']:.1e} (max |Δp| on {ctx['parity_n']} texts).",
-        "",
-        "Caveat: all three Mini-BAR apps are health/fitness apps, so cross-app folds understate the "
-        "shift to other products; the probe and the domain-neutral features are there for that.",
-        "",
-    ]
+    lines.append(
+        textwrap.dedent(f"""\
+        ## Artifact
+
+        - `{ctx["artifact"]}`, {ctx["artifact_bytes"] / 1e6:.2f} MB, {ctx["n_features"]} features.
+        - Training data: {ctx["n_train"]} Mini-BAR reviews (sha256 `{ctx["data_sha256"][:16]}…`)
+          and {ctx["n_extra"]} extras (sha256 `{ctx["extra_sha256"][:16]}…`).
+        - Numpy inference matches sklearn to {ctx["parity"]:.1e} (max |Δp| on {ctx["parity_n"]}
+          texts).
+
+        Caveat: all three Mini-BAR apps are health/fitness apps, so cross-app folds understate
+        the shift to other products; the probe and the domain-neutral features are there for that.
+        """)
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines), encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", type=Path, required=True, help="Mini-BAR minibar_en.csv")
     ap.add_argument("--out", type=Path, required=True, help="directory for the model artifact")
     ap.add_argument("--report", type=Path, help="write a Markdown report here")
     ap.add_argument("--extra", type=Path, default=EXTRA, help="hand-written examples (JSON lines)")
     ap.add_argument("--probe", type=Path, default=PROBE, help="held-out probe set (JSON lines)")
     ap.add_argument("--limit", type=int, help="train on a random subset of this size (smoke tests)")
-    ap.add_argument("--no-cv", action="store_true", help="skip leave-one-app-out validation")
     ap.add_argument("--ablations", action="store_true", help="also validate a few reduced variants")
     args = ap.parse_args(argv)
 
-    start = time.monotonic()
+    start, cpu_start = time.monotonic(), time.process_time()
     cfg = Config()
     data = load_minibar(args.data)
     if args.limit and args.limit < len(data.texts):
         rng = np.random.default_rng(0)
         data = data.subset(np.sort(rng.choice(len(data.texts), args.limit, replace=False)))
     extra = load_examples(args.extra)
-    ctx: dict[str, Any] = {"config": cfg, "command": "python -m earshot.classify.train " + " ".join(sys.argv[1:] if argv is None else argv)}
+    ctx: dict[str, Any] = {
+        "config": cfg,
+        "command": "python -m earshot.classify.train "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+    }
 
-    if not args.no_cv:
-        ctx["folds"] = leave_one_app_out(data, extra, cfg)
-        for f in ctx["folds"]:
-            print(f"{f['app']:>16}: model {f['model'][0]:.3f}  baseline {f['baseline'][0]:.3f}", flush=True)
-        if args.ablations:
-            ctx["ablations"] = {
-                name: leave_one_app_out(data, extra, replace(cfg, **kw), with_baseline=False)
-                for name, kw in ABLATIONS.items()
-            }
+    if len(set(data.apps)) < 2:
+        raise SystemExit("need reviews of at least two apps for leave-one-app-out validation")
+    ctx["folds"] = folds = leave_one_app_out(data, extra, cfg)
+    for f in folds:
+        print(
+            f"{f['app']:>16}: model {f['model'][0]:.3f}  baseline {f['baseline'][0]:.3f}",
+            flush=True,
+        )
+    ctx["stack"] = stack = sentiment_stack(folds)
+    if args.ablations:
+        ctx["ablations"] = {
+            name: leave_one_app_out(data, extra, replace(cfg, **kw), with_baseline=False)
+            for name, kw in ABLATIONS.items()
+        }
 
     fitted = Fitted(data, extra, cfg)
     if args.probe and args.probe.exists():
         probe = load_examples(args.probe)
         ctx["probe"] = {
             "n": len(probe.texts),
-            "model": _f1(probe.types, list(fitted.predict(probe.texts)[0])),
+            "model": _f1(probe.types, fitted.predict(probe.texts)[0]),
             "baseline": _f1(probe.types, baseline(data).predict(probe.texts)),
         }
     out = artifact_path(args.out)
@@ -393,12 +488,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "n_extra": len(extra.texts),
             "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         },
+        stack,
     )
     # The artifact must reproduce sklearn's probabilities, or the reported numbers lie.
     saved = read_artifact(out)
     sample = (data.texts + extra.texts)[:: max(1, len(data.texts) // 300)]
-    z = fitted._matrix(fitted._docs(sample))
-    ref = fitted.clf.predict_proba(z)[:, [list(fitted.clf.classes_).index(lab) for lab in LABELS]]
+    ref = fitted.predict(sample)[1]
     ours = np.array([[saved.score(t).probs[lab] for lab in LABELS] for t in sample])
     parity = float(np.abs(ref - ours).max())
     if parity > 1e-3:
@@ -406,10 +501,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     print(f"saved {out} ({out.stat().st_size / 1e6:.2f} MB)", flush=True)
     if args.report:
-        if "folds" not in ctx:
-            raise SystemExit("--report needs the validation; drop --no-cv")
         ctx.update(
             seconds=time.monotonic() - start,
+            cpu_seconds=time.process_time() - cpu_start,
             n_train=len(data.texts),
             n_extra=len(extra.texts),
             n_masked=len(fitted.masked),

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -68,12 +70,11 @@ class Parts:
         return user_key(SECRET, "telegram", user_id)
 
 
-@pytest.fixture(scope="session")
-def parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parts]:
+@contextmanager
+def running_parts(workdir: Path, db_url: str) -> Iterator[Parts]:
+    """Action server, Rasa and the bot on `db_url`, each started and stoppable alone."""
     if not MODEL.exists():
         raise RuntimeError("no trained model: run `make train`")
-    workdir = tmp_path_factory.mktemp("chaos")
-    db_url = f"sqlite:///{workdir / 'data' / 'earshot.db'}"
     with FakeBotAPI() as fake:
         env = stack_env(fake, workdir, db_url)
         old = dict(os.environ)
@@ -85,10 +86,8 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parts]:
             os.environ.update(old)
         migrate(settings.db_url)
         log_dir = workdir / "logs"
-        log_dir.mkdir()
-        from urllib.parse import urlsplit
-
-        actions, rasa = build_parts(
+        log_dir.mkdir(exist_ok=True)
+        actions, rasa, _web = build_parts(
             settings,
             rasa_port=urlsplit(settings.rasa_url).port or 5005,
             log_dir=log_dir,
@@ -97,13 +96,20 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parts]:
         bot = channel_part(settings, log_dir, base_env=env)
         bot.log_path = log_dir / "bot.log"
         p = Parts(fake, env, db_url, workdir, {"actions": actions, "rasa": rasa, "bot": bot})
-        for name in ("actions", "rasa", "bot"):
-            p.start(name)
         try:
+            for name in ("actions", "rasa", "bot"):
+                p.start(name)
             yield p
         finally:
             for part in reversed(list(p.parts.values())):
                 part.stop()
+
+
+@pytest.fixture(scope="session")
+def parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parts]:
+    workdir = tmp_path_factory.mktemp("chaos")
+    with running_parts(workdir, f"sqlite:///{workdir / 'data' / 'earshot.db'}") as p:
+        yield p
 
 
 @pytest.fixture

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,6 +13,8 @@ from earshot.storage.db import session_scope
 from earshot.storage.models import Feedback
 from tests.fakes.telegram_api import SentMessage
 from tests.stack import Stack
+
+REF = re.compile(r"\bLH-[2-9A-HJ-NP-Z]{4}\b")
 
 
 class Customer:
@@ -78,3 +82,33 @@ def feedback_rows(stack: Stack, **where: Any) -> list[Feedback]:
         for k, v in where.items():
             stmt = stmt.where(getattr(Feedback, k) == v)
         return list(session.scalars(stmt.order_by(Feedback.id)).all())
+
+
+def plain(messages: list[SentMessage]) -> str:
+    return html.unescape(texts(messages))
+
+
+def ref_in(messages: list[SentMessage]) -> str:
+    found = REF.search(texts(messages))
+    assert found, texts(messages)
+    return found.group(0)
+
+
+def finish(me: Customer, *, consent: str = "Yes") -> str:
+    """Answer the consent question, check the summary, confirm; returns the reference."""
+    summary = me.press(consent)
+    assert "Confirm" in buttons(summary) and "Cancel" in buttons(summary)
+    done = me.press("Confirm")
+    assert "Thank you" in texts(done)
+    return ref_in(done)
+
+
+def give_feedback(me: Customer, text: str) -> str:
+    """The shortest complete pass through the form (kind Other, no product, no follow-up);
+    returns the reference. For tests that need an item but not the flow."""
+    me.say("/feedback")
+    me.press("Not about a product")
+    me.press("Other")
+    me.say(text)
+    me.press("Skip")  # importance
+    return finish(me, consent="No")

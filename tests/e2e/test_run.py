@@ -16,7 +16,7 @@ from tests.stack import Stack, free_port
 
 def test_terminal_chat_renders_buttons_as_numbered_choices(stack: Stack) -> None:
     env = {**stack.env, "TELEGRAM_BOT_TOKEN": ""}
-    lines = "hello\n2\nI wish the app had a dark mode\n/quit\n"
+    lines = "2\nI wish the app had a dark mode\n/quit\n"
     out = subprocess.run(
         [sys.executable, "-m", "bot.terminal"],
         input=lines,
@@ -50,6 +50,7 @@ def test_a_dead_part_stops_everything_with_a_reason(stack: Stack, tmp_path: Path
         "DATA_DIR": str(tmp_path / "data"),
         "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
         "RASA_URL": f"http://127.0.0.1:{free_port()}",
+        "WEB_PORT": str(free_port()),
     }
     result = _run(env)
     assert result.returncode != 0
@@ -87,6 +88,7 @@ def test_ctrl_c_stops_every_part(stack: Stack, tmp_path: Path) -> None:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'y.db'}",
         "RASA_URL": f"http://127.0.0.1:{free_port()}",
         "ACTION_SERVER_PORT": str(free_port()),
+        "WEB_PORT": str(free_port()),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "earshot", "run"],
@@ -108,6 +110,6 @@ def test_ctrl_c_stops_every_part(stack: Stack, tmp_path: Path) -> None:
     proc.wait(60)
     children = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     assert children.stdout.strip() == ""
-    for port in (env["ACTION_SERVER_PORT"], env["RASA_URL"].rsplit(":", 1)[1]):
+    for port in (env["ACTION_SERVER_PORT"], env["RASA_URL"].rsplit(":", 1)[1], env["WEB_PORT"]):
         with socket.socket() as s:
             s.bind(("127.0.0.1", int(port)))  # free again: nothing is left listening

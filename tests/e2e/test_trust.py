@@ -6,13 +6,8 @@ import time
 
 from earshot.privacy import search_everywhere
 from earshot.storage.db import make_engine
-from tests.e2e.helpers import Customer, feedback_rows, texts
+from tests.e2e.helpers import Customer, feedback_rows, give_feedback, texts
 from tests.stack import Stack
-
-
-def _give_feedback(me: Customer, text: str) -> None:
-    me.say("/feedback")
-    me.say(text)
 
 
 def _delete(stack: Stack, me: Customer, choice: str) -> str:
@@ -41,7 +36,7 @@ def test_delete_my_personal_data_leaves_nothing_personal_but_keeps_the_idea(
     me.say("Where is my parcel? It was order Quokka7731", expect=1)
     me.settle(0.5)
     idea = "Please add a sunrise alarm to the Lumen Bulb"
-    _give_feedback(me, idea)
+    give_feedback(me, idea)
     assert feedback_rows(stack, customer_key=me.key)
     _delete(stack, me, "Delete my personal data")
     engine = make_engine(stack.db_url)
@@ -58,7 +53,7 @@ def test_delete_my_personal_data_leaves_nothing_personal_but_keeps_the_idea(
 def test_delete_everything_removes_the_feedback_too(stack: Stack, user_id: int) -> None:
     me = Customer(stack, user_id)
     idea = "The strip should sync with music Wombat5520"
-    _give_feedback(me, idea)
+    give_feedback(me, idea)
     _delete(stack, me, "Delete everything, my feedback too")
     engine = make_engine(stack.db_url)
     try:

@@ -1,0 +1,689 @@
+"""The review dashboard: inbox, item triage, overview charts, exports and the web chat.
+
+`create_app(settings)` builds the Starlette app; `earshot web` serves it with uvicorn.
+Pages are server-rendered Jinja2; the only script is the web chat's. Every POST carries
+the session's CSRF token, every change goes through earshot.triage with the logged-in
+reviewer as the actor.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime, timezone
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from earshot import triage
+from earshot.export import FORMATS
+from earshot.identity import user_key
+from earshot.settings import ConfigError, Settings
+from earshot.stats import snippet
+from earshot.storage.db import make_engine
+from earshot.storage.models import Feedback, Notification, Supporter, utcnow
+from earshot.web import charts, chat, queries, security
+from earshot.web.exporting import MEDIA_TYPES, filename, stream_export
+
+log = logging.getLogger("earshot.web")
+HERE = Path(__file__).resolve().parent
+T = TypeVar("T")
+
+CHAT_COOKIE = "earshot_chat"
+CHAT_COOKIE_AGE = 365 * 24 * 3600
+LOGIN_FAILURES_PER_MINUTE = 5
+CHAT_MESSAGES_PER_MINUTE = 20
+OVERVIEW_PERIODS = (30, 90, 180, 365)
+TYPE_COLORS = {
+    "problem": "#dc2626",
+    "idea": "#2563eb",
+    "complaint": "#d97706",
+    "praise": "#059669",
+    "other": "#6b7280",
+}
+STATUS_LABELS = {s: s.replace("_", " ") for s in queries.STATUSES}
+SECURITY_HEADERS = [
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data: https:; style-src 'self'; "
+        b"script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        b"form-action 'self'",
+    ),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+class _SecurityHeaders:
+    """Adds CSP and friends to every response; pages also must not be cached."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope.get("path", "").startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in names]
+                if not static and b"cache-control" not in names:
+                    headers.append((b"cache-control", b"no-store"))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class Dashboard:
+    """The app's shared state: settings, database, templates and rate limiters."""
+
+    def __init__(self, settings: Settings, rasa_transport: httpx.AsyncBaseTransport | None) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.db_url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.password = (
+            settings.admin_password.get_secret_value() if settings.admin_password else ""
+        )
+        self.secret = settings.earshot_secret.get_secret_value()
+        self.login_limiter = security.RateLimiter(LOGIN_FAILURES_PER_MINUTE, 60.0)
+        self.chat_limiter = security.RateLimiter(CHAT_MESSAGES_PER_MINUTE, 60.0)
+        self.rasa_transport = rasa_transport
+        self.templates = Jinja2Templates(directory=str(HERE / "templates"))
+        env = self.templates.env
+        env.filters.update(label=_label, when=_when, day=_day, pct=charts.pct, snippet=snippet)
+        env.globals.update(
+            company=settings.company.name,
+            product_name=self.product_name,
+            products=[(p.key, p.name) for p in settings.products],
+            languages=settings.languages,
+            types=queries.TYPES,
+            statuses=queries.STATUSES,
+            type_colors=TYPE_COLORS,
+            formats=FORMATS,
+        )
+
+    def product_name(self, key: str | None) -> str:
+        if not key:
+            return "No product"
+        return self.settings.product_name(key) or key
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        with self.sessions() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    async def db(self, fn: Callable[..., T], /, **kwargs: Any) -> T:
+        """Run `fn(session, **kwargs)` in a worker thread, in its own transaction."""
+
+        def run() -> T:
+            with self.transaction() as session:
+                return fn(session, **kwargs)
+
+        return await run_in_threadpool(run)
+
+
+def _label(value: Any) -> str:
+    return str(value or "").replace("_", " ")
+
+
+def _when(value: datetime | None) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+def _day(value: datetime | None) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%d") if value else ""
+
+
+def dash(request: Request) -> Dashboard:
+    d: Dashboard = request.app.state.dashboard
+    return d
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    flashes = request.session.pop("flash", []) if "flash" in request.session else []
+    context.update(
+        request=request,
+        csrf=security.csrf_token(request),
+        user=request.session.get("user"),
+        flashes=flashes,
+    )
+    return dash(request).templates.TemplateResponse(
+        request, template, context, status_code=status_code
+    )
+
+
+def flash(request: Request, text: str, kind: str = "ok") -> None:
+    request.session["flash"] = [*request.session.get("flash", []), [kind, text]][-5:]
+
+
+def current_user(request: Request) -> str | None:
+    user = request.session.get("user")
+    login_at = request.session.get("login_at")
+    if not isinstance(user, str) or not isinstance(login_at, (int, float)):
+        return None
+    # The cookie's own max-age slides with every response; a login does not.
+    if time.time() - login_at > security.SESSION_MAX_AGE:
+        return None
+    return user
+
+
+def _safe_next(value: str) -> str:
+    """Only local paths, so the login form cannot be turned into an open redirect."""
+    if value.startswith("/") and not value.startswith(("//", "/\\")):
+        return value
+    return "/"
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def login_required(fn: Handler) -> Handler:
+    @wraps(fn)
+    async def wrapper(request: Request) -> Response:
+        d = dash(request)
+        if not d.password:
+            return render(request, "setup.html", status_code=503)
+        if current_user(request) is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+        return await fn(request)
+
+    return wrapper
+
+
+async def checked_form(request: Request) -> FormData:
+    """The POSTed form, after checking its CSRF token (403 without a valid one)."""
+    form = await request.form()
+    if not security.csrf_valid(request, form.get(security.CSRF_FIELD)):
+        raise HTTPException(403, "Missing or invalid CSRF token; reload the page and try again.")
+    return form
+
+
+def _text(form: FormData, name: str, limit: int = 2000) -> str:
+    value = form.get(name)
+    return value.strip()[:limit] if isinstance(value, str) else ""
+
+
+# --- login -------------------------------------------------------------------------------
+
+
+async def login_page(request: Request) -> Response:
+    d = dash(request)
+    if not d.password:
+        return render(request, "setup.html", status_code=503)
+    nxt = _safe_next(request.query_params.get("next", "/"))
+    if current_user(request):
+        return RedirectResponse(nxt, status_code=303)
+    return render(request, "login.html", next=nxt, name=security.DEFAULT_USER, error=None)
+
+
+async def login_submit(request: Request) -> Response:
+    d = dash(request)
+    if not d.password:
+        return render(request, "setup.html", status_code=503)
+    form = await checked_form(request)
+    nxt = _safe_next(_text(form, "next") or "/")
+    name = security.clean_user(_text(form, "user", 64))
+    client = security.client_key(request)
+    if d.login_limiter.blocked(client):
+        wait = d.login_limiter.retry_after(client)
+        log.warning("login blocked for %s: too many failed attempts", client)
+        response = render(
+            request,
+            "login.html",
+            status_code=429,
+            next=nxt,
+            name=name,
+            error=f"Too many failed attempts. Try again in {wait} seconds.",
+        )
+        response.headers["Retry-After"] = str(wait)
+        return response
+    if not security.password_ok(_text(form, "password", 1024), d.password):
+        d.login_limiter.hit(client)
+        log.warning("failed dashboard login for %r from %s", name, client)
+        return render(
+            request, "login.html", status_code=401, next=nxt, name=name, error="Wrong password."
+        )
+    # A fresh session (and CSRF token) at login, so nothing from before carries over.
+    request.session.clear()
+    request.session.update(user=name, login_at=int(time.time()))
+    security.csrf_token(request)
+    log.info("dashboard login: %s from %s", name, client)
+    return RedirectResponse(nxt, status_code=303)
+
+
+async def logout(request: Request) -> Response:
+    await checked_form(request)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+# --- inbox -------------------------------------------------------------------------------
+
+
+def _filters(request: Request) -> queries.InboxFilter:
+    s = dash(request).settings
+    return queries.InboxFilter.parse(
+        request.query_params, products=[p.key for p in s.products], languages=s.languages
+    )
+
+
+@login_required
+async def inbox(request: Request) -> Response:
+    d = dash(request)
+    f = _filters(request)
+    after = request.query_params.get("after", "")[:80]
+    before = request.query_params.get("before", "")[:80]
+    page = await d.db(queries.inbox_page, f=f, after=after, before=before)
+    return render(
+        request,
+        "inbox.html",
+        f=f,
+        page=page,
+        qs=lambda **changes: urlencode(f.query_params(**changes)),
+        export_qs=urlencode(f.query_params(sort="")),
+    )
+
+
+# --- item ---------------------------------------------------------------------------------
+
+
+def _item_context(session: Session, *, ref: str) -> dict[str, Any] | None:
+    item = session.scalar(select(Feedback).where(Feedback.ref == ref.strip().upper()))
+    if item is None:
+        return None
+    original = session.get(Feedback, item.duplicate_of_id) if item.duplicate_of_id else None
+    duplicates = session.scalars(
+        select(Feedback).where(Feedback.duplicate_of_id == item.id).order_by(Feedback.id)
+    ).all()
+    supporters = list(
+        session.scalars(select(Supporter.created_at).where(Supporter.feedback_id == item.id))
+    )
+    # Per status: how many customers were queued a message and how many were sent it.
+    notifications = session.execute(
+        select(Notification.status, func.count(), func.count(Notification.sent_at))
+        .where(Notification.feedback_id == item.id)
+        .group_by(Notification.status)
+        .order_by(func.min(Notification.id))
+    ).all()
+    return {
+        "item": item,
+        "original": original,
+        "duplicates": duplicates,
+        "similar": queries.similar_items(session, item),
+        "history": triage.history(session, ref=item.ref),
+        "supporter_rows": len(supporters),
+        "notifications": notifications,
+        "recipients": len(triage.recipients(session, item=item)),
+    }
+
+
+@login_required
+async def item_page(request: Request) -> Response:
+    d = dash(request)
+    ref = request.path_params["ref"]
+
+    def build(session: Session) -> Response:
+        context = _item_context(session, ref=ref)
+        if context is None:
+            return render(request, "error.html", 404, title="Not found", message=f"No item {ref}.")
+        return render(request, "item.html", **context)
+
+    # Rendered inside the transaction: the template reads lazy attributes of the rows.
+    return await d.db(build)
+
+
+Action = Callable[[Session, str, FormData, str], tuple[str, str]]
+
+
+def _action(fn: Action) -> Handler:
+    """A triage action on /items/{ref}: check CSRF, run it, record who, flash the result.
+
+    The action returns its message and the ref of the item to show next.
+    """
+
+    @login_required
+    @wraps(fn)
+    async def handler(request: Request) -> Response:
+        d = dash(request)
+        form = await checked_form(request)
+        ref = request.path_params["ref"].upper()
+        actor = current_user(request) or security.DEFAULT_USER
+        try:
+            message, show = await d.db(lambda s: fn(s, ref, form, actor))
+        except triage.TriageError as exc:
+            flash(request, str(exc), "error")
+            return RedirectResponse(f"/items/{ref}", status_code=303)
+        log.info("%s: %s", actor, message)  # the audit trail's twin of the item history
+        flash(request, message)
+        return RedirectResponse(f"/items/{show}", status_code=303)
+
+    return handler
+
+
+@_action
+def status_action(session: Session, ref: str, form: FormData, actor: str) -> tuple[str, str]:
+    status = _text(form, "status", 32)
+    note = _text(form, "note") or None
+    if triage.set_status(session, ref=ref, status=status, actor=actor, note=note):
+        return f"{ref} is now {_label(status)}", ref
+    if note:  # keep what the reviewer wrote even when the status stays
+        triage.add_note(session, ref=ref, text=note, actor=actor)
+        return f"{ref} was already {_label(status)}; note added", ref
+    return f"{ref} was already {_label(status)}", ref
+
+
+@_action
+def tag_action(session: Session, ref: str, form: FormData, actor: str) -> tuple[str, str]:
+    tag = _text(form, "tag", 64)
+    if form.get("remove"):
+        removed = triage.remove_tag(session, ref=ref, tag=tag, actor=actor)
+        return (f"tag '{tag}' removed" if removed else f"{ref} had no tag '{tag}'"), ref
+    added = triage.add_tag(session, ref=ref, tag=tag, actor=actor)
+    return (f"{ref} tagged '{tag.lower()}'" if added else f"{ref} already had that tag"), ref
+
+
+@_action
+def note_action(session: Session, ref: str, form: FormData, actor: str) -> tuple[str, str]:
+    triage.add_note(session, ref=ref, text=_text(form, "note"), actor=actor)
+    return f"note added to {ref}", ref
+
+
+@_action
+def merge_action(session: Session, ref: str, form: FormData, actor: str) -> tuple[str, str]:
+    into = _text(form, "into", 16)
+    if not into:
+        raise triage.TriageError("say which item to merge into")
+    original = triage.merge(session, ref=ref, into_ref=into, actor=actor)
+    return f"{ref} merged into {original.ref} ({original.supporters} supporters)", original.ref
+
+
+# --- overview -----------------------------------------------------------------------------
+
+
+def _overview_charts(d: Dashboard, ov: queries.Overview) -> dict[str, Any]:
+    weeks = [w.strftime("%d %b") for w in ov.weeks]
+    volume = charts.stacked_bars(
+        weeks,
+        [
+            charts.Series(_label(t), [ov.volume.get(w, {}).get(t, 0) for w in ov.weeks], c)
+            for t, c in TYPE_COLORS.items()
+        ],
+        label="Feedback volume per week by type",
+        width=1200,
+        height=260,
+    )
+    products = charts.hbars(
+        [charts.Bar(d.product_name(p), n) for p, n in ov.products], label="Top products"
+    )
+    ideas = charts.hbars(
+        [
+            charts.Bar(f"{ref} {snippet(text, 60)}", n, href=f"/items/{ref}")
+            for ref, text, n in ov.top_ideas
+        ],
+        label="Top ideas by supporters",
+        color="#7c3aed",
+        label_width=270,
+    )
+    sentiment = charts.lines(
+        weeks,
+        [charts.Series("average sentiment", [ov.sentiment.get(w) for w in ov.weeks], "#059669")],
+        label="Sentiment trend",
+        lo=-1.0,
+        hi=1.0,
+        zero_line=True,
+    )
+    helpful = charts.hbars(
+        [charts.Bar(r.label, r.rate, f"{r.hits} of {r.total}") for r in ov.helpful],
+        label="Did that help? by service topic",
+        max_value=1.0,
+        fmt=charts.pct,
+        color="#059669",
+    )
+    response = charts.hbars(
+        [charts.Bar(_label(r.label), r.rate, f"{r.hits} of {r.total}") for r in ov.response],
+        label="Response rate by ask trigger",
+        max_value=1.0,
+        fmt=charts.pct,
+        color="#d97706",
+    )
+    csat = charts.lines(
+        weeks,
+        [charts.Series("CSAT (helpful votes)", [ov.csat_weekly.get(w) for w in ov.weeks])],
+        label="CSAT per week",
+        lo=0.0,
+        hi=1.0,
+        fmt=charts.pct,
+    )
+    return {
+        "volume": volume,
+        "products": products,
+        "ideas": ideas,
+        "sentiment": sentiment,
+        "helpful": helpful,
+        "response": response,
+        "csat": csat,
+    }
+
+
+@login_required
+async def overview_page(request: Request) -> Response:
+    d = dash(request)
+    try:
+        days = int(request.query_params.get("days", "90"))
+    except ValueError:
+        days = 90
+    days = days if days in OVERVIEW_PERIODS else 90
+    ov = await d.db(queries.overview, days=days, now=utcnow())
+    return render(
+        request,
+        "overview.html",
+        ov=ov,
+        days=days,
+        periods=OVERVIEW_PERIODS,
+        charts=_overview_charts(d, ov),
+    )
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+@login_required
+async def export_download(request: Request) -> Response:
+    d = dash(request)
+    fmt = request.path_params["fmt"]
+    if fmt not in FORMATS:
+        raise HTTPException(404)
+    f = _filters(request)
+    actor = current_user(request)
+    log.info("%s: export %s %s", actor, fmt, f.query_params(sort=""))
+    body = await stream_export(d.sessions, fmt=fmt, filters=f.export_filter())
+    return StreamingResponse(
+        body,
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{filename(fmt)}"'},
+    )
+
+
+# --- web chat -----------------------------------------------------------------------------
+
+
+def _chat_language(request: Request, languages: list[str], default: str) -> str:
+    for part in request.headers.get("accept-language", "").split(","):
+        code = part.split(";")[0].strip().split("-")[0].lower()
+        if code in languages:
+            return code
+    return default
+
+
+async def chat_page(request: Request) -> Response:
+    s = dash(request).settings
+    language = _chat_language(request, s.languages, s.default_language)
+    response = render(request, "chat.html", language=language)
+    if not request.cookies.get(CHAT_COOKIE):
+        # A random id per browser; Rasa only ever sees its keyed hash (user_key).
+        response.set_cookie(
+            CHAT_COOKIE,
+            secrets.token_urlsafe(24),
+            max_age=CHAT_COOKIE_AGE,
+            httponly=True,
+            samesite="lax",
+            secure=s.environment == "production" or request.url.scheme == "https",
+        )
+    return response
+
+
+def _chat_error(text: str, status: int) -> JSONResponse:
+    return JSONResponse({"messages": [{"text": text, "buttons": []}], "error": True}, status)
+
+
+async def chat_send(request: Request) -> Response:
+    d = dash(request)
+    if not security.csrf_valid(request, request.headers.get(security.CSRF_HEADER)):
+        return JSONResponse({"error": "missing or invalid CSRF token; reload the page"}, 403)
+    cookie = request.cookies.get(CHAT_COOKIE, "")
+    if not (16 <= len(cookie) <= 64):
+        return JSONResponse({"error": "no chat session; reload the page"}, 403)
+    client = security.client_key(request)
+    if not d.chat_limiter.hit(client):
+        return _chat_error(chat.TEXTS["too_fast"], 429)
+    try:
+        data = await request.json()
+    except ValueError:
+        return JSONResponse({"error": "expected JSON"}, 400)
+    if not isinstance(data, dict):
+        return JSONResponse({"error": "expected a JSON object"}, 400)
+    sender = user_key(d.secret, "web", cookie)
+    language = str(data.get("language") or "")
+    if language not in d.settings.languages:
+        language = d.settings.default_language
+    button = data.get("button")
+    if isinstance(button, str) and button:
+        text = await d.db(chat.resolve_button, ref=button, customer_key=sender)
+        if text is None:
+            return _chat_error(chat.TEXTS["expired"], 200)
+    else:
+        text = " ".join(str(data.get("message") or "").split())[: chat.MAX_MESSAGE]
+        if not text:
+            return JSONResponse({"error": "empty message"}, 400)
+        command = chat.command_payload(text)
+        if command == "":
+            return _chat_error(chat.TEXTS["unknown_command"], 200)
+        text = command or text
+    try:
+        replies = await chat.relay(
+            rasa_url=d.settings.rasa_url,
+            sender=sender,
+            text=text,
+            language=language,
+            timeout=d.settings.rasa_timeout_s,
+            transport=getattr(request.app.state, "rasa_transport", None) or d.rasa_transport,
+        )
+    except chat.RasaUnavailable as exc:
+        log.warning("web chat: Rasa unavailable: %s", exc)
+        return _chat_error(chat.TEXTS["unavailable"], 503)
+    refs = await d.db(chat.store_buttons, replies=replies, customer_key=sender)
+    return JSONResponse({"messages": chat.replies_json(replies, refs)})
+
+
+# --- errors and app -----------------------------------------------------------------------
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/chat/"):
+        return JSONResponse({"error": exc.detail}, exc.status_code)
+    titles = {403: "Forbidden", 404: "Not found", 405: "Not allowed"}
+    return render(
+        request,
+        "error.html",
+        exc.status_code,
+        title=titles.get(exc.status_code, "Error"),
+        message=exc.detail,
+    )
+
+
+async def health(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(
+    settings: Settings, *, rasa_transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
+    """The dashboard app. Refuses to start in production without ADMIN_PASSWORD.
+
+    `rasa_transport` (or `app.state.rasa_transport`) replaces the HTTP transport to Rasa,
+    for tests.
+    """
+    if settings.environment == "production" and not (
+        settings.admin_password and settings.admin_password.get_secret_value()
+    ):
+        raise ConfigError("ADMIN_PASSWORD: must be set to run the dashboard in production")
+    dashboard = Dashboard(settings, rasa_transport)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        dashboard.engine.dispose()
+
+    routes = [
+        Route("/", inbox),
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login_submit, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/items/{ref}", item_page),
+        Route("/items/{ref}/status", status_action, methods=["POST"]),
+        Route("/items/{ref}/tags", tag_action, methods=["POST"]),
+        Route("/items/{ref}/notes", note_action, methods=["POST"]),
+        Route("/items/{ref}/merge", merge_action, methods=["POST"]),
+        Route("/overview", overview_page),
+        Route("/export.{fmt}", export_download),
+        Route("/chat", chat_page),
+        Route("/chat/send", chat_send, methods=["POST"]),
+        Route("/healthz", health),
+        Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+    )
+    app.state.dashboard = dashboard
+    app.state.rasa_transport = rasa_transport
+    key = security.derive_key(dashboard.secret, "session")
+    app.add_middleware(
+        security.Sessions,
+        secret_key=key,
+        always_secure=settings.environment == "production",
+    )
+    app.add_middleware(_SecurityHeaders)
+    return app

@@ -1,0 +1,57 @@
+"""`earshot web`: serve the review dashboard with uvicorn.
+
+`register(subparsers)` adds the command to the main parser; imports happen in the
+handler so `earshot --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from earshot.settings import ConfigError, load_settings
+    from earshot.storage.db import migrate
+    from earshot.web.app import create_app
+
+    try:
+        settings = load_settings()
+        app = create_app(settings)
+    except ConfigError as exc:
+        print(f"earshot: {exc}", file=sys.stderr)
+        return 2
+    # uvicorn sets up only its own loggers; the audit lines (who changed what) need ours.
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    migrate(settings.db_url)  # idempotent; a fresh install can open the dashboard at once
+    if not settings.admin_password:
+        print(
+            "earshot: ADMIN_PASSWORD is not set; the dashboard stays locked until it is",
+            file=sys.stderr,
+        )
+    print(f"dashboard on http://{args.host}:{args.port}/  (web chat: /chat)", file=sys.stderr)
+    # One worker: the login and chat rate limits live in this process's memory.
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        server_header=False,
+    )
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add `web [--host 127.0.0.1] [--port 8000]` to the `earshot` command."""
+    p = subparsers.add_parser("web", help="serve the review dashboard and the web chat")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(fn=cmd_web)

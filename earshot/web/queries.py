@@ -1,0 +1,421 @@
+"""Database reads behind the dashboard pages: inbox pages, similar items, overview figures.
+
+Every query is bounded: the inbox fetches one page through a keyset cursor, similar
+items look at a capped number of candidates, and the overview aggregates in SQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Literal
+
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from earshot.export import ExportFilter
+from earshot.schemas import FeedbackType, Status
+from earshot.storage.models import AskLog, Feedback, ServiceRating
+
+PAGE_SIZE = 25
+Sort = Literal["recent", "supporters"]
+SORTS: tuple[Sort, ...] = ("recent", "supporters")
+TYPES: tuple[str, ...] = tuple(t.value for t in FeedbackType)
+STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
+# How long a feedback question stays open for an answer (as earshot.feedback.ASK_OPEN_FOR).
+ASK_OPEN_FOR = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """The inbox's filters, parsed from the query string; invalid values are dropped."""
+
+    product: str = ""
+    type: str = ""
+    status: str = ""
+    language: str = ""
+    since: date | None = None
+    until: date | None = None  # inclusive: the whole day
+    q: str = ""
+    sort: Sort = "recent"
+
+    @classmethod
+    def parse(
+        cls,
+        params: Mapping[str, str],
+        *,
+        products: Sequence[str],
+        languages: Sequence[str],
+    ) -> InboxFilter:
+        def pick(name: str, allowed: Sequence[str]) -> str:
+            value = params.get(name, "").strip()
+            return value if value in allowed else ""
+
+        sort = params.get("sort", "recent")
+        return cls(
+            product=pick("product", [*products, "none"]),
+            type=pick("type", TYPES),
+            status=pick("status", STATUSES),
+            language=pick("language", languages),
+            since=_date(params.get("since", "")),
+            until=_date(params.get("until", "")),
+            q=" ".join(params.get("q", "").split())[:200],
+            sort="supporters" if sort == "supporters" else "recent",
+        )
+
+    def query_params(self, **changes: Any) -> dict[str, str]:
+        """These filters as query parameters (empty ones left out), with `changes`."""
+        values: dict[str, Any] = {
+            "product": self.product,
+            "type": self.type,
+            "status": self.status,
+            "language": self.language,
+            "since": self.since.isoformat() if self.since else "",
+            "until": self.until.isoformat() if self.until else "",
+            "q": self.q,
+            "sort": self.sort if self.sort != "recent" else "",
+        }
+        values.update(changes)
+        return {k: str(v) for k, v in values.items() if v not in ("", None)}
+
+    @property
+    def since_dt(self) -> datetime | None:
+        return _start_of(self.since) if self.since else None
+
+    @property
+    def until_dt(self) -> datetime | None:
+        return _start_of(self.until + timedelta(days=1)) if self.until else None
+
+    def export_filter(self) -> ExportFilter:
+        """The same selection for export(); the text search has no export equivalent."""
+        product = None if self.product in ("", "none") else [self.product]
+        return ExportFilter(
+            since=self.since_dt,
+            until=self.until_dt,
+            product=product,
+            type=[self.type] if self.type else None,
+            status=[self.status] if self.status else None,
+            language=[self.language] if self.language else None,
+        )
+
+    @property
+    def export_differs(self) -> bool:
+        """True when the export cannot apply every filter (text search, "no product")."""
+        return bool(self.q) or self.product == "none"
+
+
+def _date(value: str) -> date | None:
+    try:
+        return date.fromisoformat(value.strip()) if value.strip() else None
+    except ValueError:
+        return None
+
+
+def _start_of(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def filtered(f: InboxFilter) -> Select[Any]:
+    stmt = select(Feedback)
+    if f.product == "none":
+        stmt = stmt.where(Feedback.product.is_(None))
+    elif f.product:
+        stmt = stmt.where(Feedback.product == f.product)
+    for name in ("type", "status", "language"):
+        value = getattr(f, name)
+        if value:
+            stmt = stmt.where(getattr(Feedback, name) == value)
+    if f.since_dt:
+        stmt = stmt.where(Feedback.created_at >= f.since_dt)
+    if f.until_dt:
+        stmt = stmt.where(Feedback.created_at < f.until_dt)
+    if f.q:
+        pattern = _like(f.q)
+        conds: list[ColumnElement[bool]] = [
+            Feedback.description.ilike(pattern, escape="\\"),
+            Feedback.benefit.ilike(pattern, escape="\\"),
+        ]
+        if re.fullmatch(r"[A-Za-z]{1,4}-[0-9A-Za-z]{1,8}", f.q):
+            conds.append(Feedback.ref == f.q.upper())
+        stmt = stmt.where(or_(*conds))
+    return stmt
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Feedback]
+    total: int
+    next_cursor: str | None  # the page after this one
+    prev_cursor: str | None  # the page before this one (None on the first page)
+
+
+def _cursor_of(item: Feedback, sort: Sort) -> str:
+    if sort == "supporters":
+        return f"{item.supporters}.{item.id}"
+    return f"{item.created_at.astimezone(timezone.utc).isoformat()}.{item.id}"
+
+
+def _parse_cursor(cursor: str, sort: Sort) -> tuple[Any, int] | None:
+    head, _, tail = cursor.rpartition(".")
+    try:
+        ident = int(tail)
+        if sort == "supporters":
+            return int(head), ident
+        when = datetime.fromisoformat(head)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)), ident
+
+
+def inbox_page(
+    session: Session,
+    f: InboxFilter,
+    *,
+    after: str = "",
+    before: str = "",
+    page_size: int = PAGE_SIZE,
+) -> Page:
+    """One page of the inbox, newest or most supported first.
+
+    Keyset pagination: a cursor holds the sort key and id of a row at a page edge, so a
+    page costs the same at the end of a large table as at its start.
+    """
+    key = Feedback.supporters if f.sort == "supporters" else Feedback.created_at
+    base = filtered(f)
+    total = int(session.scalar(select(func.count()).select_from(base.subquery())) or 0)
+    stmt = base
+    backwards = False
+    edge = _parse_cursor(before, f.sort) if before else None
+    if edge is not None:
+        backwards = True
+        stmt = stmt.where(or_(key > edge[0], and_(key == edge[0], Feedback.id > edge[1])))
+        stmt = stmt.order_by(key.asc(), Feedback.id.asc())
+    else:
+        start = _parse_cursor(after, f.sort) if after else None
+        if start is not None:
+            stmt = stmt.where(or_(key < start[0], and_(key == start[0], Feedback.id < start[1])))
+        stmt = stmt.order_by(key.desc(), Feedback.id.desc())
+    rows = list(session.scalars(stmt.limit(page_size + 1)))
+    more = len(rows) > page_size
+    rows = rows[:page_size]
+    if backwards:
+        rows.reverse()
+        has_prev, has_next = more, True
+    else:
+        has_prev, has_next = bool(after) and start is not None, more
+    return Page(
+        items=rows,
+        total=total,
+        next_cursor=_cursor_of(rows[-1], f.sort) if rows and has_next else None,
+        prev_cursor=_cursor_of(rows[0], f.sort) if rows and has_prev else None,
+    )
+
+
+# --- similar items -------------------------------------------------------------------------
+
+_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+_STOP = frozenset(
+    """the and for are but not you your with this that have has had was were will would
+    could should can cant don't dont its it's from they them then than there their what
+    when which who why how all any too very just also into out our ours about more most
+    some such only own same other been being does did doing would please want need like
+    app use using get make really much many thing things way one would""".split()
+)
+SIMILAR_CANDIDATES = 500
+
+
+def words(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
+
+
+def similarity(a: set[str], b: set[str]) -> float:
+    """Jaccard overlap of two word sets: crude, but explainable and cheap."""
+    if not a or not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+def similar_items(
+    session: Session, item: Feedback, *, limit: int = 5, threshold: float = 0.12
+) -> list[tuple[Feedback, float]]:
+    """Items of the same product whose wording overlaps with `item`'s, best first.
+
+    Looks at the most recent candidates only, so the cost stays flat on a large table.
+    """
+    mine = words(f"{item.description} {item.benefit or ''}")
+    if not mine:
+        return []
+    stmt = select(Feedback).where(Feedback.id != item.id, Feedback.status != "duplicate")
+    stmt = stmt.where(
+        Feedback.product == item.product if item.product else Feedback.product.is_(None)
+    )
+    stmt = stmt.order_by(Feedback.id.desc()).limit(SIMILAR_CANDIDATES)
+    scored = []
+    for other in session.scalars(stmt):
+        score = similarity(mine, words(f"{other.description} {other.benefit or ''}"))
+        if score >= threshold:
+            scored.append((other, score))
+    scored.sort(key=lambda pair: (-pair[1], -pair[0].supporters, -pair[0].id))
+    return scored[:limit]
+
+
+# --- overview -----------------------------------------------------------------------------
+
+
+def _day(session: Session, column: Any) -> Any:
+    """The UTC calendar day of a timestamp column, in the database's own terms."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)  # SQLite keeps UTC text
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def week_start(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+@dataclass(frozen=True)
+class Rate:
+    label: str
+    hits: int
+    total: int
+
+    @property
+    def rate(self) -> float:
+        return self.hits / self.total if self.total else 0.0
+
+
+@dataclass
+class Overview:
+    since: datetime
+    until: datetime
+    weeks: list[date] = field(default_factory=list)
+    volume: dict[date, dict[str, int]] = field(default_factory=dict)  # week -> type -> n
+    total: int = 0
+    products: list[tuple[str | None, int]] = field(default_factory=list)
+    top_ideas: list[tuple[str, str, int]] = field(default_factory=list)  # ref, text, n
+    sentiment: dict[date, float | None] = field(default_factory=dict)  # week -> mean
+    helpful: list[Rate] = field(default_factory=list)  # per service topic
+    csat: Rate = field(default_factory=lambda: Rate("all", 0, 0))
+    csat_weekly: dict[date, float | None] = field(default_factory=dict)
+    response: list[Rate] = field(default_factory=list)  # per ask trigger
+    response_all: Rate = field(default_factory=lambda: Rate("all", 0, 0))
+    open_ideas: int = 0
+
+
+def overview(session: Session, *, days: int, now: datetime, top: int = 8) -> Overview:
+    """Aggregates for the overview charts over the last `days` days (whole weeks)."""
+    first_week = week_start((now - timedelta(days=days - 1)).date())
+    since = _start_of(first_week)
+    ov = Overview(since=since, until=now)
+    ov.weeks = [
+        first_week + timedelta(weeks=i) for i in range((now.date() - first_week).days // 7 + 1)
+    ]
+    period = (Feedback.created_at >= since, Feedback.created_at <= now)
+
+    day = _day(session, Feedback.created_at)
+    volume: dict[date, dict[str, int]] = {w: defaultdict(int) for w in ov.weeks}
+    sent_sum: dict[date, float] = defaultdict(float)
+    sent_n: dict[date, int] = defaultdict(int)
+    rows = session.execute(
+        select(
+            day,
+            Feedback.type,
+            func.count(),
+            func.sum(Feedback.sentiment),
+            func.count(Feedback.sentiment),
+        )
+        .where(*period)
+        .group_by(day, Feedback.type)
+    )
+    for d, type_, n, s_sum, s_n in rows:
+        w = week_start(_as_date(d))
+        if w not in volume:
+            continue
+        volume[w][type_] += int(n)
+        ov.total += int(n)
+        if s_n:
+            sent_sum[w] += float(s_sum or 0.0)
+            sent_n[w] += int(s_n)
+    ov.volume = {w: dict(v) for w, v in volume.items()}
+    ov.sentiment = {w: (sent_sum[w] / sent_n[w] if sent_n[w] else None) for w in ov.weeks}
+
+    ov.products = [
+        (p, int(n))
+        for p, n in session.execute(
+            select(Feedback.product, func.count())
+            .where(*period)
+            .group_by(Feedback.product)
+            .order_by(func.count().desc(), Feedback.product)
+            .limit(top)
+        )
+    ]
+
+    open_idea = (
+        Feedback.type == FeedbackType.idea.value,
+        Feedback.status.not_in(("done", "declined", "duplicate")),
+    )
+    ov.top_ideas = [
+        (ref, desc, int(n))
+        for ref, desc, n in session.execute(
+            select(Feedback.ref, Feedback.description, Feedback.supporters)
+            .where(*open_idea)
+            .order_by(Feedback.supporters.desc(), Feedback.id.desc())
+            .limit(top)
+        )
+    ]
+    ov.open_ideas = int(session.scalar(select(func.count()).where(*open_idea)) or 0)
+
+    rated = (ServiceRating.created_at >= since, ServiceRating.created_at <= now)
+    yes = func.sum(case((ServiceRating.helpful.is_(True), 1), else_=0))
+    ov.helpful = [
+        Rate(topic, int(h or 0), int(n))
+        for topic, h, n in session.execute(
+            select(ServiceRating.topic, yes, func.count())
+            .where(*rated)
+            .group_by(ServiceRating.topic)
+            .order_by(func.count().desc(), ServiceRating.topic)
+            .limit(top * 2)
+        )
+    ]
+    rday = _day(session, ServiceRating.created_at)
+    weekly_yes: dict[date, int] = defaultdict(int)
+    weekly_n: dict[date, int] = defaultdict(int)
+    for d, h, n in session.execute(select(rday, yes, func.count()).where(*rated).group_by(rday)):
+        w = week_start(_as_date(d))
+        weekly_yes[w] += int(h or 0)
+        weekly_n[w] += int(n)
+    ov.csat = Rate("all", sum(weekly_yes.values()), sum(weekly_n.values()))
+    ov.csat_weekly = {w: (weekly_yes[w] / weekly_n[w] if weekly_n[w] else None) for w in ov.weeks}
+
+    answered = func.sum(case((AskLog.outcome == "answered", 1), else_=0))
+    # A question asked within the last day may still be answered: leave those out.
+    settled = or_(AskLog.outcome != "asked", AskLog.asked_at < now - ASK_OPEN_FOR)
+    ov.response = [
+        Rate(trigger, int(a or 0), int(n))
+        for trigger, a, n in session.execute(
+            select(AskLog.trigger, answered, func.count())
+            .where(AskLog.asked_at >= since, AskLog.asked_at <= now, settled)
+            .group_by(AskLog.trigger)
+            .order_by(func.count().desc(), AskLog.trigger)
+        )
+    ]
+    ov.response_all = Rate(
+        "all", sum(r.hits for r in ov.response), sum(r.total for r in ov.response)
+    )
+    return ov

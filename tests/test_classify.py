@@ -1,0 +1,211 @@
+"""The feedback classifier as its callers see it: types, sentiment, products, JSON lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from earshot.classify import MODEL_VERSION, Classification, classify, classify_jsonl
+from earshot.classify.model import artifact_path, load_model
+from earshot.classify.products import find_product
+
+ROOT = Path(__file__).resolve().parents[1]
+CATALOGUE = {
+    "bulb": ["Lumen Bulb", "bulb", "lamp", "light bulb"],
+    "doorbell": ["Lumen Doorbell", "doorbell", "door bell"],
+    "hub": ["Lumen Hub", "hub", "bridge"],
+    "battery": ["battery pack", "battery"],
+    "smart_plug": ["socket"],
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The doorbell keeps disconnecting from wifi",
+        "App crashes every time I try to open my order history",
+        "Since the last update I can't log in anymore",
+        "My package arrived damaged and half the items were missing",
+        "The thermostat shows the wrong temperature and won't turn the heating off",
+        "payment failed three times but my card was charged",
+    ],
+)
+def test_obvious_problems(text: str) -> None:
+    assert classify(text).type == "problem"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "It would be great if the app had a vacation mode",
+        "Please add an option to export my invoices as PDF",
+        "I wish I could schedule the lights to turn on at sunset",
+        "Would love to see Apple Watch support",
+        "You should let us rename devices in the app",
+    ],
+)
+def test_obvious_ideas(text: str) -> None:
+    assert classify(text).type == "idea"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I love the thermostat",
+        "Great service, thank you!",
+        "Best purchase I made this year",
+        "Very happy with my order",
+    ],
+)
+def test_praise_is_other_and_positive(text: str) -> None:
+    c = classify(text)
+    assert c.type == "other"
+    assert c.sentiment > 0.3
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The doorbell keeps disconnecting",
+        "Terrible app, it crashes constantly and support never answers",
+        "The camera is useless, the picture freezes all the time",
+    ],
+)
+def test_complaints_are_negative(text: str) -> None:
+    assert classify(text).sentiment < 0
+
+
+def test_result_shape() -> None:
+    c = classify("The bulb flickers", CATALOGUE)
+    assert isinstance(c, Classification)
+    assert c.type in ("problem", "idea", "other")
+    assert 0.0 <= c.type_confidence <= 1.0
+    assert -1.0 <= c.sentiment <= 1.0
+    assert c.product == "bulb"
+    with pytest.raises(ValidationError):
+        c.type = "idea"  # type: ignore[misc]  # frozen
+
+
+def test_empty_and_huge_text() -> None:
+    c = classify("   ")
+    assert (c.type, c.sentiment, c.product) == ("other", 0.0, None)
+    assert classify("the app crashes " * 10_000).type == "problem"
+
+
+@pytest.mark.parametrize(
+    ("text", "product"),
+    [
+        ("my lumen bulb died", "bulb"),
+        ("Both BULBS stopped working", "bulb"),
+        ("the lamps flicker", "bulb"),
+        ("two light-bulbs and a lightbulb", "bulb"),
+        ("the batteries drain in a day", "battery"),
+        ("my Battery Packs swell", "battery"),
+        ("the Lumen Hub cannot find my doorbell", "hub"),  # first mention wins
+        ("the doorbell cannot find the Lumen Hub", "doorbell"),
+        ("the door bell's chime is quiet", "doorbell"),
+        ("my smart plug clicks", "smart_plug"),  # the key is a name too
+        ("a bulbous design, hubris and a doorbells2go sticker", None),  # word boundaries
+        ("the app is slow", None),
+    ],
+)
+def test_product_detection(text: str, product: str | None) -> None:
+    assert find_product(text, CATALOGUE) == product
+    assert classify(text, CATALOGUE).product == product
+
+
+def test_most_specific_name_wins() -> None:
+    catalogue = {"generic": ["light"], "strip": ["light strip"]}
+    assert find_product("the Light Strip is dim", catalogue) == "strip"
+    assert find_product("the light is dim", catalogue) == "generic"
+    assert find_product("anything", None) is None
+    assert find_product("anything", {}) is None
+
+
+def test_classify_jsonl_round_trip_with_bad_lines() -> None:
+    lines = [
+        json.dumps({"id": 1, "text": "Please add a dark mode"}),
+        "{not json",
+        "",
+        json.dumps({"id": 3, "body": "no text field"}),
+        json.dumps(["not", "an", "object"]),
+        json.dumps({"id": 5, "text": "The bulbs keep turning off by themselves"}),
+    ]
+    out = io.StringIO()
+    n = classify_jsonl(io.StringIO("\n".join(lines) + "\n"), out, catalogue=CATALOGUE)
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert n == 2
+    assert len(rows) == 5  # the blank line is skipped, bad lines are kept and annotated
+    assert rows[0] == {"id": 1, "text": "Please add a dark mode", **_fields(rows[0])}
+    assert rows[0]["type"] == "idea" and rows[0]["product"] is None
+    assert rows[1]["line"] == 2 and "invalid JSON" in rows[1]["error"]
+    assert rows[2]["id"] == 3 and "text" in rows[2]["error"] and "type" not in rows[2]
+    assert rows[3]["line"] == 5 and "error" in rows[3]
+    assert rows[4]["type"] == "problem" and rows[4]["product"] == "bulb"
+    assert -1 <= rows[4]["sentiment"] <= 1
+
+
+def _fields(row: dict[str, object]) -> dict[str, object]:
+    return {k: row[k] for k in ("type", "sentiment", "product")}
+
+
+def test_import_is_lazy() -> None:
+    """Importing the package reads no model and pulls in no heavy or front-end library."""
+    code = (
+        "import sys, earshot.classify\n"
+        "from earshot.classify.model import load_model\n"
+        "assert load_model.cache_info().currsize == 0\n"
+        "bad = {'sklearn', 'vaderSentiment', 'rasa', 'rasa_sdk', 'telegram'} & set(sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env=env)
+
+
+def test_artifact_is_versioned_and_small() -> None:
+    path = artifact_path()
+    assert path.stat().st_size <= 5_000_000
+    meta = load_model().meta
+    assert meta["model_version"] == MODEL_VERSION
+    assert meta["sklearn_version"] and len(meta["data_sha256"]) == 64
+    assert load_model.cache_info().currsize == 1  # loaded once, then cached
+
+
+def _minibar() -> Path | None:
+    for p in (
+        Path(os.environ.get("EARSHOT_MINIBAR", "/nonexistent")),
+        ROOT.parent / "shared/datasets/minibar/minibar_en.csv",
+        Path("/work/shared/datasets/minibar/minibar_en.csv"),
+    ):
+        if p.is_file():
+            return p
+    return None
+
+
+@pytest.mark.slow
+def test_training_path(tmp_path: Path) -> None:
+    data = _minibar()
+    if data is None:
+        pytest.skip("Mini-BAR dataset not found")
+    from earshot.classify.model import read_artifact
+    from earshot.classify.train import main
+
+    report = tmp_path / "classify.md"
+    assert (
+        main(
+            ["--data", str(data), "--out", str(tmp_path), "--report", str(report), "--limit", "600"]
+        )
+        == 0
+    )
+    model = read_artifact(artifact_path(tmp_path))
+    assert model.meta["n_train"] == 600
+    assert "problem" in model.score("the app crashes on start").probs
+    text = report.read_text()
+    assert "Leave-one-app-out" in text and "baseline" in text and MODEL_VERSION in text
