@@ -8,7 +8,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     RASA_TELEMETRY_ENABLED=false
 WORKDIR /app
 RUN apt-get update \
- && apt-get install -y --no-install-recommends make \
+ && apt-get install -y --no-install-recommends make=4.3-4.1 \
  && rm -rf /var/lib/apt/lists/*
 
 FROM base AS build
@@ -27,10 +27,10 @@ FROM base AS runtime
 RUN useradd --create-home --uid 10001 earshot \
  && mkdir -p /app/data && chown earshot /app/data
 COPY --from=build --chown=earshot:earshot /app /app
-USER earshot
+USER 10001:10001
 ENV ENVIRONMENT=production
 EXPOSE 8443 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-  CMD .venv/bin/python -m earshot health || exit 1
+  CMD [".venv/bin/python", "-m", "earshot", "health"]
 ENTRYPOINT ["scripts/entrypoint.sh"]
 CMD ["all"]

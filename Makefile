@@ -18,7 +18,7 @@ CHROMIUM := /usr/bin/chromium
 RASA_ARGS := --config rasa_project/config.yml --domain rasa_project/domain
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint typecheck validate test-stories train eval bench chaos clean kb
+.PHONY: help setup run test lint validate test-stories train eval bench bench-export chaos clean kb
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -58,6 +58,7 @@ run: train ## Run the product: Rasa, actions and Telegram (or a terminal chat wi
 lint: $(VENV)/.stamp ## ruff and mypy
 	$(VENV)/bin/ruff check earshot bot actions tests scripts
 	$(VENV)/bin/mypy earshot bot
+	$(VENV)/bin/hadolint Dockerfile
 
 validate: train ## rasa data validate
 	$(RASA) data validate $(RASA_ARGS) --data rasa_project/data
@@ -70,6 +71,15 @@ test: train lint validate test-stories ## Everything: lint, Rasa checks, unit, s
 
 eval: train ## NLU cross-validation and held-out evaluation -> reports/eval.md
 	bash scripts/eval.sh
+
+chaos: train ## Kill each part in turn; print fault -> outcome -> lost (must be 0)
+	$(PY) -m pytest -q -rN tests/chaos
+
+bench-export: setup ## Export 1M synthetic items from PostgreSQL and SQLite -> reports/bench-export.md
+	$(PY) scripts/bench_export.py
+
+bench: train ## Full-path benchmark against stock Rasa -> reports/bench.json, bench.md
+	$(PY) scripts/bench.py
 
 clean: ## Remove models, venvs and local data
 	rm -rf models $(VENV) $(RASA_VENV) data/earshot.db* data/run data/logs

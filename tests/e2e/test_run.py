@@ -16,7 +16,8 @@ from tests.stack import Stack, free_port
 
 def test_terminal_chat_renders_buttons_as_numbered_choices(stack: Stack) -> None:
     env = {**stack.env, "TELEGRAM_BOT_TOKEN": ""}
-    lines = "2\nI wish the app had a dark mode\n/quit\n"
+    # "2" presses "Share feedback"; the idea names the app; "1" confirms the type "Idea".
+    lines = "2\nI wish the app had a dark mode\n1\n/quit\n"
     out = subprocess.run(
         [sys.executable, "-m", "bot.terminal"],
         input=lines,
@@ -28,7 +29,8 @@ def test_terminal_chat_renders_buttons_as_numbered_choices(stack: Stack) -> None
     )
     assert out.returncode == 0, out.stderr
     assert "1. Ask a question" in out.stdout and "2. Share feedback" in out.stdout
-    assert "reference is LH-" in out.stdout
+    assert "1. Idea" in out.stdout
+    assert "What would it let you do?" in out.stdout
 
 
 def _run(env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -112,4 +114,5 @@ def test_ctrl_c_stops_every_part(stack: Stack, tmp_path: Path) -> None:
     assert children.stdout.strip() == ""
     for port in (env["ACTION_SERVER_PORT"], env["RASA_URL"].rsplit(":", 1)[1], env["WEB_PORT"]):
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
             s.bind(("127.0.0.1", int(port)))  # free again: nothing is left listening

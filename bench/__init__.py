@@ -1,0 +1,1 @@
+"""Helpers for `make bench` (scripts/bench.py): load drivers, process control, reports."""

@@ -1,0 +1,293 @@
+"""Simulated customers: through Telegram (the fake Bot API and our bot) or straight over
+HTTP to a Rasa channel, plus the runner that holds N conversations at once."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import yaml
+
+from bench.conversations import Step
+from tests.fakes.telegram_api import FakeBotAPI, JSONDict, SentMessage
+
+TURN_TIMEOUT_S = 60.0
+
+
+@dataclass
+class Turn:
+    """One customer message and the bot's reply to it."""
+
+    customer: int
+    index: int  # 1-based position in the customer's conversation
+    cls: str
+    ok: bool
+    latency_s: float | None = None  # served to the bot (or POSTed) -> first reply message
+    done_at: float = 0.0  # monotonic time the turn's last message arrived
+    messages: int = 0
+    texts: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+class BenchFake(FakeBotAPI):
+    """The fake Bot API plus a queue of bot messages per chat.
+
+    FakeBotAPI.wait_for re-scans every sent message on every state change; with 50
+    waiting customers that is quadratic and would steal CPU from the system under test.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._inboxes: dict[int | str, queue.SimpleQueue[SentMessage]] = {}
+        self._inbox_lock = threading.Lock()
+        super().__init__(**kwargs)
+
+    def inbox(self, chat_id: int | str) -> queue.SimpleQueue[SentMessage]:
+        with self._inbox_lock:
+            return self._inboxes.setdefault(chat_id, queue.SimpleQueue())
+
+    def _record_sent(
+        self, method: str, message: JSONDict, params: JSONDict, text: str | None
+    ) -> None:
+        with self._cond:  # re-entrant: the same lock super() takes
+            super()._record_sent(method, message, params, text)
+            sent = self._sent[-1]
+        if method != "editMessageText":  # edits only remove a pressed keyboard
+            self.inbox(sent.chat_id).put(sent)
+
+
+class CountBook:
+    """How many bot messages each kind of turn produces, learned on first sight.
+
+    Telegram gives no "turn finished" signal, and a customer must not send the next
+    message while replies are still arriving (its latency would include that wait).
+    The first turn of a kind waits until the chat is quiet for `quiet_s`; later turns of
+    that kind wait for exactly that many messages. Extra or late messages are counted
+    as drift, so a wrong count shows up in the report instead of skewing it silently.
+    """
+
+    def __init__(self, quiet_s: float = 1.0) -> None:
+        self.quiet_s = quiet_s
+        self.counts: dict[str, int] = {}
+        self.lock = threading.Lock()
+        self.drift = 0
+
+    def get(self, cls: str) -> int | None:
+        with self.lock:
+            return self.counts.get(cls)
+
+    def learn(self, cls: str, count: int) -> None:
+        with self.lock:
+            self.counts.setdefault(cls, count)
+
+
+class Customer(Protocol):
+    def turn(self, step: Step, index: int) -> Turn: ...
+
+
+class TelegramCustomer:
+    """A Telegram user talking to the real bot through the fake Bot API."""
+
+    def __init__(self, fake: BenchFake, book: CountBook, user_id: int, customer: int) -> None:
+        self.fake, self.book, self.user_id, self.customer = fake, book, user_id, customer
+        self.inbox = fake.inbox(user_id)
+
+    def _drain_late(self) -> None:
+        while True:
+            try:
+                self.inbox.get_nowait()
+            except queue.Empty:
+                return
+            with self.book.lock:
+                self.book.drift += 1
+
+    def turn(self, step: Step, index: int) -> Turn:
+        self._drain_late()
+        try:
+            if step.kind == "say":
+                update_id = self.fake.send_text(self.user_id, step.text, language_code="en")
+            else:
+                update_id = self.fake.press_button_by_text(self.user_id, step.text)
+        except ValueError as exc:
+            return Turn(self.customer, index, step.cls, ok=False, error=str(exc)[:200])
+        start = time.monotonic()
+        expected = self.book.get(step.cls)
+        got: list[SentMessage] = []
+        try:
+            got.append(self.inbox.get(timeout=TURN_TIMEOUT_S))
+            if expected is None:
+                while True:
+                    try:
+                        got.append(self.inbox.get(timeout=self.book.quiet_s))
+                    except queue.Empty:
+                        break
+                self.book.learn(step.cls, len(got))
+            else:
+                while len(got) < expected:
+                    left = start + TURN_TIMEOUT_S - time.monotonic()
+                    got.append(self.inbox.get(timeout=max(left, 0.001)))
+        except queue.Empty:
+            return Turn(
+                self.customer,
+                index,
+                step.cls,
+                ok=False,
+                messages=len(got),
+                error=f"timeout after {len(got)} message(s)",
+            )
+        served = self.fake.served_at(update_id)
+        latency = got[0].time - served if served is not None else None
+        return Turn(
+            self.customer,
+            index,
+            step.cls,
+            ok=latency is not None,
+            latency_s=latency,
+            done_at=got[-1].time,
+            messages=len(got),
+            texts=[m.text or "" for m in got],
+        )
+
+
+def domain_buttons(domain_dir: Path) -> dict[str, str]:
+    """Button title -> payload from every response in the domain (the stock fallback)."""
+    found: dict[str, str] = {}
+    for path in sorted(domain_dir.rglob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        for variants in (data.get("responses") or {}).values():
+            for variant in variants or []:
+                for button in variant.get("buttons") or []:
+                    found.setdefault(str(button["title"]), str(button["payload"]))
+    return found
+
+
+class HttpCustomer:
+    """A customer posting straight to a Rasa channel: `rest` (stock) or `earshot` (ours).
+
+    A press sends the button's payload as the message text, as a web widget would. When
+    the button was not offered (the stock model may answer differently), the payload
+    from the domain is sent anyway so both systems get the same conversation; such
+    turns are counted in `diverged`.
+    """
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        urls: Sequence[str],
+        sender: str,
+        customer: int,
+        *,
+        commands: dict[str, str],
+        fallback_buttons: dict[str, str],
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self.client, self.urls, self.sender, self.customer = client, urls, sender, customer
+        self.commands, self.fallback, self.metadata = commands, fallback_buttons, metadata
+        self.buttons: dict[str, str] = {}
+        self.diverged = 0
+        self.sent = 0
+        self.history: list[tuple[str, list[str]]] = []  # (message, reply texts) per turn
+
+    def message_for(self, step: Step) -> str | None:
+        if step.kind == "say":
+            word = step.text.split()[0] if step.text.startswith("/") else ""
+            return self.commands.get(word.lstrip("/"), step.text) if word else step.text
+        if step.text in self.buttons:
+            return self.buttons[step.text]
+        self.diverged += 1
+        return self.fallback.get(step.text)
+
+    def post(self, text: str, url: str | None = None) -> tuple[int, list[JSONDict], float]:
+        body: JSONDict = {"sender": self.sender, "message": text}
+        if self.metadata is not None:
+            body["metadata"] = self.metadata
+        target = url or self.urls[self.sent % len(self.urls)]
+        self.sent += 1
+        start = time.monotonic()
+        resp = self.client.post(target, json=body)
+        elapsed = time.monotonic() - start
+        data = resp.json() if resp.status_code == 200 else []
+        return resp.status_code, data if isinstance(data, list) else [], elapsed
+
+    def turn(self, step: Step, index: int) -> Turn:
+        text = self.message_for(step)
+        if text is None:
+            return Turn(self.customer, index, step.cls, ok=False, error=f"no button {step.text!r}")
+        try:
+            status, messages, elapsed = self.post(text)
+        except httpx.HTTPError as exc:
+            return Turn(self.customer, index, step.cls, ok=False, error=repr(exc)[:200])
+        if status != 200:
+            return Turn(self.customer, index, step.cls, ok=False, error=f"HTTP {status}")
+        offered = {
+            str(b.get("title")): str(b.get("payload"))
+            for m in messages
+            for b in m.get("buttons") or []
+        }
+        if offered:  # like Telegram: the newest keyboard is the one the customer sees
+            self.buttons = offered
+        texts = [str(m.get("text") or "") for m in messages]
+        self.history.append((text, texts))
+        return Turn(
+            self.customer,
+            index,
+            step.cls,
+            ok=True,
+            latency_s=elapsed,
+            done_at=time.monotonic(),
+            messages=len(messages),
+            texts=texts,
+        )
+
+
+@dataclass
+class Run:
+    """Turns of one load run and its wall-clock span."""
+
+    name: str
+    concurrency: int
+    turns: list[Turn]
+    wall_s: float
+
+    @property
+    def ok_turns(self) -> list[Turn]:
+        return [t for t in self.turns if t.ok]
+
+    @property
+    def errors(self) -> list[Turn]:
+        return [t for t in self.turns if not t.ok]
+
+
+def converse(customer: Customer, steps: Sequence[Step]) -> list[Turn]:
+    """One customer's whole conversation; stops at the first failed turn."""
+    turns: list[Turn] = []
+    for index, step in enumerate(steps, start=1):
+        turn = customer.turn(step, index)
+        turns.append(turn)
+        if not turn.ok:
+            break
+    return turns
+
+
+def run_load(
+    name: str,
+    customers: Sequence[Customer],
+    scripts: Sequence[Sequence[Step]],
+    concurrency: int,
+    *,
+    on_start: Callable[[], None] | None = None,
+) -> Run:
+    """All conversations, at most `concurrency` at a time; customers do not pause."""
+    start = time.monotonic()
+    if on_start:
+        on_start()
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name) as pool:
+        results = list(pool.map(converse, customers, scripts))
+    wall = time.monotonic() - start
+    return Run(name, concurrency, [t for turns in results for t in turns], wall)

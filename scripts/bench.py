@@ -1,0 +1,986 @@
+#!/usr/bin/env python3
+"""`make bench`: how fast Earshot answers, against stock Rasa 3.6, on this machine.
+
+1. Our whole product (PTB bot polling a fake Bot API, Rasa, the action server, the
+   database) with 1, 10 and 50 customers holding a realistic conversation at once: a
+   service question, 👍, then feedback through every step of the form. Latency of a
+   reply = from the moment the fake serves the update to the bot until the bot's first
+   message for it arrives.
+2. Stock Rasa (the `rasa init` default config, TED and UnexpecTED included) trained on
+   the same domain and data, served by `rasa run` with the REST channel and the
+   in-memory tracker store, driven over HTTP with the same conversations. Both systems
+   run side by side and their runs alternate, so background load hits both alike.
+3. One long conversation (300 turns) per system: latency of turns 1-10 vs 291-300.
+4. One vs two Rasa servers sharing a PostgreSQL tracker store and the Redis lock store,
+   checking that no turn is lost or interleaved.
+5. A py-spy profile of our path at concurrency 10.
+
+Writes reports/bench.json, reports/bench.md and reports/bench.png. Compare ratios
+(ours vs stock in the same run), not absolute times: the machine is shared.
+
+    .venv/bin/python scripts/bench.py              # the full run (make bench)
+    .venv/bin/python scripts/bench.py --quick      # a small run to check the harness
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+# This script's folder comes first on sys.path, and its name would shadow the `bench` package.
+sys.path[:] = [str(ROOT), str(ROOT / "rasa_project")] + [
+    p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent
+]
+
+import httpx  # noqa: E402 - after the path setup above
+
+from bench import procs  # noqa: E402
+from bench.conversations import Step, long, standard  # noqa: E402
+from bench.drivers import (  # noqa: E402
+    BenchFake,
+    CountBook,
+    Customer,
+    HttpCustomer,
+    Run,
+    TelegramCustomer,
+    domain_buttons,
+    run_load,
+)
+from bench.profile import ACTIONS, BOT, RASA, summarise  # noqa: E402
+from bench.stats import by_position, median_of, ratio, summarize  # noqa: E402
+from bench.stock import stock_model  # noqa: E402
+from bot.app import COMMAND_PAYLOADS  # noqa: E402
+from earshot.identity import user_key  # noqa: E402
+from earshot.settings import load_settings  # noqa: E402
+from earshot.storage.db import migrate  # noqa: E402
+from earshot.supervise import MODEL, RASA_BIN, Part, write_endpoints  # noqa: E402
+from tests.stack import SECRET, Stack, free_port, stack_env, write_config  # noqa: E402
+
+REPORTS = ROOT / "reports"
+TRAIN_TIME = ROOT / "models" / "earshot-train-time.json"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+RASA_TOKEN = "bench-rasa-token"  # noqa: S105 - throwaway servers on loopback
+# What our bot sends along with each message; the direct HTTP drivers send the same.
+METADATA = {"channel": "telegram", "language_code": "en", "language": "en", "chat_type": "private"}
+TARGETS = {
+    "throughput_rps": 30.0,  # replies/s at concurrency 50, and at least 2x stock
+    "throughput_vs_stock": 2.0,
+    "p95_ms_c10": 300.0,
+    "turn300_vs_turn1": 1.5,
+    "rasa_rss_mb": 1200.0,  # 1.2 GB
+    "training_s": 180.0,
+}
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far."""
+    if not pid:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def base_env(workdir: Path, db_url: str) -> dict[str, str]:
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "RASA_", "DATABASE_"))
+    }
+    env.update(
+        {
+            "EARSHOT_CONFIG": str(write_config(workdir / "config.yml")),
+            "DATA_DIR": str(workdir / "data"),
+            "DATABASE_URL": db_url,
+            "EARSHOT_SECRET": SECRET,
+            "RASA_TOKEN": RASA_TOKEN,
+            "RASA_TELEMETRY_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "rasa_project")]),
+            "LOG_LEVEL": "INFO",
+        }
+    )
+    return env
+
+
+def action_part(name: str, env: dict[str, str], port: int, log_path: Path) -> Part:
+    return Part(
+        name,
+        [sys.executable, "-m", "actions"],
+        {**env, "ACTION_SERVER_PORT": str(port), "SANIC_HOST": "127.0.0.1"},
+        f"http://127.0.0.1:{port}/health",
+        log_path,
+    )
+
+
+def rasa_part(
+    name: str,
+    env: dict[str, str],
+    model: Path,
+    endpoints: Path,
+    credentials: Path,
+    port: int,
+    log_path: Path,
+    *,
+    api: bool = False,
+) -> Part:
+    argv = [
+        str(RASA_BIN),
+        "run",
+        "--model",
+        str(model),
+        "--endpoints",
+        str(endpoints),
+        "--credentials",
+        str(credentials),
+        "--interface",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    if api:
+        argv += ["--enable-api", "--auth-token", RASA_TOKEN]
+    return Part(name, argv, env, f"http://127.0.0.1:{port}/", log_path)
+
+
+# --------------------------------------------------------------------------- systems
+
+
+class Ours:
+    """The whole product via `earshot run`, its bot polling a fake Bot API."""
+
+    def __init__(self, workdir: Path, db_url: str) -> None:
+        self.workdir = workdir
+        self.fake = BenchFake()
+        self.fake.start()
+        self.stack = Stack(self.fake, stack_env(self.fake, workdir, db_url), db_url, workdir)
+        self.book = CountBook()
+        self.pids: dict[str, int | None] = {}
+
+    def start(self) -> None:
+        self.stack.start(timeout=900)
+        assert self.stack.proc is not None
+        sup = self.stack.proc.pid
+        wanted = {
+            "rasa": [str(RASA_BIN), "run"],
+            "actions": ["-m", "actions"],
+            "bot": ["-m", "bot"],
+        }
+        for child in procs.children(sup):
+            args = procs.cmdline(child)[1:3]
+            for name, head in wanted.items():
+                if args == head:
+                    self.pids[name] = child
+
+    @property
+    def rasa_url(self) -> str:
+        return self.stack.env["RASA_URL"] + "/webhooks/earshot/webhook"
+
+    def customers(self, first_id: int, n: int) -> list[Customer]:
+        return [TelegramCustomer(self.fake, self.book, first_id + i, i) for i in range(n)]
+
+    def stop(self) -> None:
+        self.stack.stop()
+        self.fake.stop()
+
+
+class Stock:
+    """Stock Rasa: `rasa run` with the REST channel and the in-memory tracker store."""
+
+    def __init__(self, workdir: Path, model: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        db_url = f"sqlite:///{workdir / 'data' / 'earshot.db'}"
+        migrate(db_url)
+        env = base_env(workdir, db_url)
+        action_port, self.port = free_port(), free_port()
+        endpoints = workdir / "endpoints.yml"
+        endpoints.write_text(
+            json.dumps({"action_endpoint": {"url": f"http://127.0.0.1:{action_port}/webhook"}})
+        )  # JSON is YAML
+        credentials = workdir / "credentials.yml"
+        credentials.write_text("rest: {}\n")
+        self.actions = action_part("stock actions", env, action_port, workdir / "actions.log")
+        self.rasa = rasa_part(
+            "stock Rasa", env, model, endpoints, credentials, self.port, workdir / "rasa.log"
+        )
+        self.parts = [self.actions, self.rasa]
+        self.client = httpx.Client(timeout=120, limits=httpx.Limits(max_connections=100))
+        self.buttons = domain_buttons(ROOT / "rasa_project" / "domain")
+
+    def start(self) -> None:
+        for part in self.parts:
+            part.start()
+
+    @property
+    def pids(self) -> dict[str, int | None]:
+        return {
+            p: (part.proc.pid if part.proc else None)
+            for p, part in (("rasa", self.rasa), ("actions", self.actions))
+        }
+
+    def customers(self, first_id: int, n: int) -> list[Customer]:
+        url = f"http://127.0.0.1:{self.port}/webhooks/rest/webhook"
+        return [
+            HttpCustomer(
+                self.client,
+                [url],
+                user_key(SECRET, "telegram", first_id + i),
+                i,
+                commands=COMMAND_PAYLOADS,
+                fallback_buttons=self.buttons,
+            )
+            for i in range(n)
+        ]
+
+    def stop(self) -> None:
+        for part in reversed(self.parts):
+            part.stop()
+        self.client.close()
+
+
+def direct_customers(
+    client: httpx.Client, urls: Sequence[str], first_id: int, n: int, buttons: dict[str, str]
+) -> list[HttpCustomer]:
+    """Customers posting to our `earshot` channel with the bot's metadata, no bot."""
+    out = []
+    for i in range(n):
+        order = list(urls) if i % 2 == 0 else list(reversed(urls))  # spread the first hits
+        out.append(
+            HttpCustomer(
+                client,
+                order,
+                user_key(SECRET, "telegram", first_id + i),
+                i,
+                commands=COMMAND_PAYLOADS,
+                fallback_buttons=buttons,
+                metadata=METADATA,
+            )
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Measured:
+    run: Run
+    summary: dict[str, Any]
+
+
+def measure(
+    name: str,
+    customers: Sequence[Customer],
+    scripts: Sequence[Sequence[Step]],
+    concurrency: int,
+    pids: dict[str, int | None],
+) -> Measured:
+    before = {k: cpu_s(p) for k, p in pids.items()}
+    run = run_load(name, customers, scripts, concurrency)
+    summary = summarize(run)
+    ok = max(summary["ok_turns"], 1)
+    summary["cpu_ms_per_turn"] = {
+        k: round((cpu_s(p) - before[k]) * 1000 / ok, 1) for k, p in pids.items()
+    }
+    diverged = sum(getattr(c, "diverged", 0) for c in customers)
+    if diverged:
+        summary["buttons_not_offered"] = diverged
+    log(
+        f"{name}: c={concurrency} {summary['ok_turns']}/{summary['turns']} turns in "
+        f"{summary['wall_s']} s = {summary['throughput_rps']} replies/s, p50 "
+        f"{summary['p50_ms']} p95 {summary['p95_ms']} p99 {summary['p99_ms']} ms, "
+        f"cpu/turn {summary['cpu_ms_per_turn']}"
+        + (f", errors {summary['error_samples']}" if summary["errors"] else "")
+    )
+    return Measured(run, summary)
+
+
+def warm_up(ours: Ours | None, stock: Stock | None, n_variants: int) -> None:
+    """First requests load TensorFlow graphs; the Telegram driver also learns how many
+    messages each kind of turn gets (quiet-period detection, see CountBook)."""
+    jobs: list[Callable[[], Any]] = []
+    if ours is not None:
+        o = ours
+
+        def ours_job() -> None:
+            run_load("warm-ours", o.customers(900_000, 1), [standard(0)], 1)
+            extra = o.customers(900_001, n_variants - 1)  # the other opening questions
+            run_load("warm-ours-q", extra, [standard(i + 1)[:1] for i in range(len(extra))], 1)
+
+        jobs.append(ours_job)
+    if stock is not None:
+        s = stock
+        jobs.append(lambda: run_load("warm-stock", s.customers(900_000, 1), [standard(0)], 1))
+    with ThreadPoolExecutor(len(jobs) or 1) as pool:
+        list(pool.map(lambda job: job(), jobs))
+
+
+def long_summary(m: Measured, turns: int) -> dict[str, Any]:
+    series = by_position(m.run.turns)
+    return {
+        "turns": turns,
+        "ok_turns": m.summary["ok_turns"],
+        "turn1_ms": median_of(series, 1, 10),
+        "turn300_ms": median_of(series, turns - 9, turns),
+        "latency_ms": {str(k): v for k, v in sorted(series.items())},
+        "cpu_ms_per_turn": m.summary["cpu_ms_per_turn"],
+        "errors": m.summary["errors"],
+    }
+
+
+def our_training_time(workdir: Path, force: bool) -> dict[str, Any] | None:
+    """Seconds a fresh training of our model takes (cached per training-input hash)."""
+    spec = importlib.util.spec_from_file_location("earshot_train", ROOT / "scripts" / "train.py")
+    assert spec and spec.loader
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    digest = train.fingerprint()
+    if TRAIN_TIME.exists() and not force:
+        cached = json.loads(TRAIN_TIME.read_text())
+        if cached.get("fingerprint") == digest:
+            return dict(cached)
+    log("timing a fresh training of our model (same command as scripts/train.py, empty cache)")
+    out = workdir / "train-out"
+    cmd = [
+        str(RASA_BIN),
+        "train",
+        "--config",
+        "rasa_project/config.yml",
+        "--domain",
+        "rasa_project/domain",
+        "--data",
+        "rasa_project/data",
+        "--out",
+        str(out),
+        "--fixed-model-name",
+        "timed",
+        "--force",
+    ]
+    env = {
+        **os.environ,
+        "RASA_TELEMETRY_ENABLED": "false",
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "RASA_CACHE_DIRECTORY": str(workdir / "train-cache"),
+    }
+    load = [round(x, 2) for x in os.getloadavg()]
+    start = time.monotonic()
+    with open(workdir / "train.log", "ab") as f:
+        result = subprocess.run(cmd, cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT)
+    seconds = round(time.monotonic() - start, 1)
+    if result.returncode != 0:
+        log(f"training failed; see {workdir / 'train.log'}")
+        return None
+    record = {
+        "fingerprint": digest,
+        "train_s": seconds,
+        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "load_at_start": load,
+    }
+    TRAIN_TIME.write_text(json.dumps(record, indent=1) + "\n")
+    shutil.rmtree(out, ignore_errors=True)
+    return record
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def profile_ours(ours: Ours, workdir: Path, customers: int, first_id: int) -> dict[str, Any]:
+    names = {"rasa": RASA, "actions": ACTIONS, "bot": BOT}
+    spies = {
+        name: procs.start_profile(pid, workdir / f"profile-{name}.raw")
+        for name, pid in ours.pids.items()
+        if pid
+    }
+    if not any(spies.values()):
+        return {"error": "py-spy is not installed (pip install py-spy into .venv)"}
+    time.sleep(1.0)  # py-spy attaches
+    m = measure(
+        "profile-ours",
+        ours.customers(first_id, customers),
+        [standard(i) for i in range(customers)],
+        customers,
+        ours.pids,
+    )
+    for spy in spies.values():
+        procs.stop_profile(spy)
+    out: dict[str, Any] = {"run": m.summary, "processes": {}}
+    for name, spy in spies.items():
+        raw = workdir / f"profile-{name}.raw"
+        if spy is not None and raw.exists():
+            out["processes"][name] = summarise(raw, names[name])
+            shutil.copy(raw, REPORTS / f"bench-profile-{name}.txt")
+    return out
+
+
+# --------------------------------------------------------------------------- scale-out
+
+
+REF = re.compile(r"\b[A-Z]{2}-[2-9A-HJ-NP-Z]{4}\b")
+
+
+def _norm(texts: Sequence[str]) -> list[str]:
+    return [REF.sub("<ref>", t) for t in texts]
+
+
+def check_tracker(base_url: str, customer: HttpCustomer, burst: Sequence[str]) -> list[str]:
+    """Problems in a conversation as stored: turns missing, out of order, interleaved."""
+    resp = httpx.get(
+        f"{base_url}/conversations/{customer.sender}/tracker",
+        params={"token": RASA_TOKEN, "include_events": "ALL"},
+        timeout=60,
+    )
+    resp.raise_for_status()
+    turns: list[tuple[str, list[str]]] = []
+    for event in resp.json().get("events", []):
+        if event.get("event") == "user":
+            turns.append((str(event.get("text")), []))
+        elif event.get("event") == "bot" and turns:
+            turns[-1][1].append(str(event.get("text") or ""))
+    problems = []
+    sent = [text for text, _ in customer.history]
+    stored = [text for text, _ in turns]
+    if stored[: len(sent)] != sent:
+        problems.append(f"{customer.sender[:8]}: user turns stored out of order or missing")
+    for (text, got), (_, kept) in zip(customer.history, turns, strict=False):
+        if got != kept:
+            problems.append(f"{customer.sender[:8]}: replies to {text!r} differ from the tracker")
+    tail = turns[len(sent) :]
+    if sorted(t for t, _ in tail) != sorted(burst):
+        problems.append(f"{customer.sender[:8]}: simultaneous messages lost or duplicated")
+    if any(not replies for _, replies in turns):
+        problems.append(f"{customer.sender[:8]}: a turn without its reply (interleaved)")
+    return problems
+
+
+def scale_out(workdir: Path, customers: int, first_id: int) -> dict[str, Any]:
+    """1 vs 2 Rasa servers (each with its action server) on one PostgreSQL tracker store
+    and the Redis lock store, driven over our `earshot` channel."""
+    if not procs.pg_available():
+        return {"skipped": "PostgreSQL is not running on 127.0.0.1:5432"}
+    if not procs.redis_available():
+        return {"skipped": "Redis is not running on 127.0.0.1:6379"}
+    workdir.mkdir(parents=True, exist_ok=True)
+    pg = procs.create_pg_database()
+    parts: list[Part] = []
+    client = httpx.Client(timeout=120, limits=httpx.Limits(max_connections=100))
+    try:
+        migrate(pg)
+        env = base_env(workdir, pg)
+        settings = load_settings(database_url=pg, redis_url=REDIS_URL, data_dir=workdir / "data")
+        urls, bases, rasa_pids = [], [], []
+        for i in (0, 1):
+            action_port, port = free_port(), free_port()
+            endpoints = write_endpoints(settings, workdir / f"endpoints-{i}.yml", action_port)
+            parts.append(
+                action_part(f"actions {i}", env, action_port, workdir / f"actions-{i}.log")
+            )
+            parts.append(
+                rasa_part(
+                    f"Rasa {i}",
+                    env,
+                    MODEL,
+                    endpoints,
+                    ROOT / "rasa_project" / "credentials.yml",
+                    port,
+                    workdir / f"rasa-{i}.log",
+                    api=True,
+                )
+            )
+            bases.append(f"http://127.0.0.1:{port}")
+            urls.append(f"http://127.0.0.1:{port}/webhooks/earshot/webhook")
+        for part in parts:
+            part.start()
+        procs.wait_healthy(parts, timeout=900)
+        rasa_pids = [p.proc.pid for p in parts if p.name.startswith("Rasa") and p.proc]
+        buttons = domain_buttons(ROOT / "rasa_project" / "domain")
+        for i, url in enumerate(urls):  # warm up both servers
+            run_load(
+                "warm", direct_customers(client, [url], 800_000 + i, 1, buttons), [standard(0)], 1
+            )
+        pids = {f"rasa{i}": pid for i, pid in enumerate(rasa_pids)}
+        scripts = [standard(i) for i in range(customers)]
+        one_c = direct_customers(client, urls[:1], first_id, customers, buttons)
+        one = measure("1 server", one_c, scripts, customers, pids)
+        two_c = direct_customers(client, urls, first_id + 10_000, customers, buttons)
+        two = measure("2 servers", two_c, scripts, customers, pids)
+
+        # Two messages from one customer to both servers at the same moment: the lock
+        # store must serialise them (each answered, neither turn split by the other).
+        burst = ("thanks", "thank you")
+        for c in two_c:
+            barrier = threading.Barrier(2)
+
+            def send(text: str, url: str, cust: HttpCustomer = c, b: Any = barrier) -> int:
+                b.wait()
+                return cust.post(text, url)[0]
+
+            with ThreadPoolExecutor(2) as pool:
+                statuses = list(pool.map(send, burst, urls))
+            if statuses != [200, 200]:
+                log(f"burst answered {statuses}")
+        problems: list[str] = []
+        for c in two_c:
+            problems += check_tracker(bases[0], c, burst)
+        by_turn_one = {(t.customer, t.index): _norm(t.texts) for t in one.run.ok_turns}
+        mismatched = sum(
+            1
+            for t in two.run.ok_turns
+            if by_turn_one.get((t.customer, t.index)) not in (None, _norm(t.texts))
+        )
+        lost = sum(len(s) for s in scripts) - len(two.run.ok_turns)
+        return {
+            "one_server": one.summary,
+            "two_servers": two.summary,
+            "speedup": ratio(two.summary["throughput_rps"], one.summary["throughput_rps"]),
+            "lost_turns": lost,
+            "replies_differing_from_one_server": mismatched,
+            "tracker_problems": problems[:10],
+            "tracker_problem_count": len(problems),
+            "burst_pairs": len(two_c),
+            "rasa_rss_mb": [procs.peak_rss_mb(p) for p in rasa_pids],
+        }
+    finally:
+        for part in reversed(parts):
+            part.stop()
+        client.close()
+        procs.drop_pg_database(pg)
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**met**" if ok else "**missed**")
+
+
+def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
+    o, s = result["ours"], result["stock"]
+    vs = ratio(o.get("throughput_rps"), s.get("throughput_rps"))
+    growth = ratio(o.get("turn300_ms"), o.get("turn1_ms"))
+    p95 = result["p95_ms_at_c10"]["ours"]
+    train = (result.get("training") or {}).get("ours_s")
+
+    def le(v: float | None, limit: float) -> bool | None:
+        return None if v is None else v <= limit
+
+    def ge(v: float | None, limit: float) -> bool | None:
+        return None if v is None else v >= limit
+
+    rps_ok = ge(o.get("throughput_rps"), TARGETS["throughput_rps"])
+    vs_ok = ge(vs, TARGETS["throughput_vs_stock"])
+    return [
+        {
+            "target": "≥30 replies/s at concurrency 50",
+            "value": o.get("throughput_rps"),
+            "met": rps_ok,
+        },
+        {"target": "≥2× stock throughput at concurrency 50", "value": vs, "met": vs_ok},
+        {
+            "target": "p95 ≤300 ms at concurrency 10",
+            "value": p95,
+            "met": le(p95, TARGETS["p95_ms_c10"]),
+        },
+        {
+            "target": "turn 291-300 ≤1.5× turn 1-10 (median)",
+            "value": growth,
+            "met": le(growth, TARGETS["turn300_vs_turn1"]),
+        },
+        {
+            "target": "Rasa peak RSS ≤1.2 GB",
+            "value": o.get("rasa_rss_mb"),
+            "met": le(o.get("rasa_rss_mb"), TARGETS["rasa_rss_mb"]),
+        },
+        {"target": "training ≤3 min", "value": train, "met": le(train, TARGETS["training_s"])},
+    ]
+
+
+def _v(x: Any) -> str:
+    return "–" if x is None else str(x)
+
+
+def write_markdown(result: dict[str, Any], path: Path) -> None:
+    o, s = result["ours"], result["stock"]
+    lines = [
+        "# `make bench`: Earshot vs stock Rasa 3.6",
+        "",
+        f"Run {result['finished_at']} on {result['machine']}. Took "
+        f"{result['duration_s']:.0f} s. The machine is shared, so absolute numbers move "
+        "with its load; the comparisons (ours vs stock, 1 vs 2 servers) come from the "
+        "same run, with the systems' runs alternating.",
+        "",
+        "- **Ours**: the whole product: the PTB bot polling a local fake Telegram Bot API, "
+        f"Rasa (our config), the action server, {result['database']}. Latency of a reply "
+        "= from the moment the fake hands the update to the bot until the bot's first "
+        "message for it arrives at the fake.",
+        "- **Stock**: Rasa 3.6's default config (`rasa init`: DIET and ResponseSelector "
+        "100 epochs, FallbackClassifier 0.3, Memoization, Rule, UnexpecTED and TED "
+        "policies) trained on the same domain and data, `rasa run` with the REST channel "
+        "and the in-memory tracker store, our action server. There is no Telegram front "
+        "end, so it is driven over HTTP; latency = POST to response. Button presses send "
+        "the button's payload as the message.",
+        "- Each customer: a service question, 👍, *Not now* to the feedback question, "
+        "then `/feedback`, product, *Complaint*, a description, *Skip*, importance, "
+        "consent, *Confirm*, thanks (12 turns). Customers do not pause between turns. "
+        "Throughput = turns answered / wall time.",
+        "",
+        "## Targets",
+        "",
+        "| target | ours | |",
+        "|---|---|---|",
+    ]
+    for t in result["targets"]:
+        lines.append(f"| {t['target']} | {_v(t['value'])} | {verdict(t['met'])} |")
+    lines += [
+        "",
+        "## Ours vs stock",
+        "",
+        "| | ours | stock | ours/stock |",
+        "|---|---|---|---|",
+    ]
+    for key, label in (
+        ("throughput_rps", "replies/s at c=50"),
+        ("p50_ms", "p50 ms at c=50"),
+        ("p95_ms", "p95 ms at c=50"),
+        ("p99_ms", "p99 ms at c=50"),
+        ("turn1_ms", "median ms, turns 1-10"),
+        ("turn300_ms", "median ms, turns 291-300"),
+        ("rasa_rss_mb", "Rasa peak RSS, MB"),
+    ):
+        lines.append(
+            f"| {label} | {_v(o.get(key))} | {_v(s.get(key))} | "
+            f"{_v(ratio(o.get(key), s.get(key)))} |"
+        )
+    lines += [
+        "",
+        "### By concurrency",
+        "",
+        "| system | customers at once | turns | errors | replies/s | p50 ms | p95 ms | "
+        "p99 ms | CPU ms per turn |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for system in ("ours", "stock"):
+        for r in result["by_concurrency"][system]:
+            cpu = ", ".join(f"{k} {v}" for k, v in r["cpu_ms_per_turn"].items())
+            lines.append(
+                f"| {system} | {r['concurrency']} | {r['turns']} | {r['errors']} | "
+                f"{_v(r['throughput_rps'])} | {_v(r['p50_ms'])} | {_v(r['p95_ms'])} | "
+                f"{_v(r['p99_ms'])} | {cpu} |"
+            )
+    direct = result.get("ours_direct_c1")
+    if direct:
+        lines += [
+            "",
+            f"Our Rasa alone (POST to the `earshot` channel, no bot, c=1): p50 "
+            f"{direct['p50_ms']} ms, p95 {direct['p95_ms']} ms, vs p50 "
+            f"{result['by_concurrency']['ours'][0]['p50_ms']} ms through Telegram: the "
+            "difference is the bot, the Bot API round trips and the polling hop.",
+        ]
+    notes = []
+    if s.get("buttons_not_offered"):
+        notes.append(
+            f"stock did not offer the pressed button {s['buttons_not_offered']} times over "
+            "the runs (its ResponseSelector stores its result under `default`, so our "
+            '"did that help?" action sees no topic); the domain\'s payload was sent anyway, '
+            "so both systems got the same messages"
+        )
+    if result.get("drift"):
+        notes.append(
+            f"{result['drift']} bot messages arrived after their turn was counted complete"
+        )
+    if notes:
+        lines += ["", "Notes: " + "; ".join(notes) + "."]
+    lc = result["long_conversation"]
+    lines += [
+        "",
+        "## Conversation length",
+        "",
+        f"One customer, {lc['ours']['turns']} turns (FAQ questions over all 25 topics, "
+        "👍/👎 votes, thanks), no other load.",
+        "",
+        "| system | median turns 1-10 | median turns 291-300 | ratio |",
+        "|---|---|---|---|",
+    ]
+    for system in ("ours", "stock"):
+        r = lc[system]
+        lines.append(
+            f"| {system} | {_v(r['turn1_ms'])} ms | {_v(r['turn300_ms'])} ms | "
+            f"{_v(ratio(r['turn300_ms'], r['turn1_ms']))} |"
+        )
+    lines += ["", "![latency vs concurrency and turn number](bench.png)", ""]
+    sc = result.get("scale") or {}
+    lines += ["## One vs two Rasa servers", ""]
+    if "skipped" in sc or not sc:
+        lines.append(f"Skipped: {sc.get('skipped', 'not run')}.")
+    else:
+        one, two = sc["one_server"], sc["two_servers"]
+        lines += [
+            "Our Rasa servers (each with its own action server) sharing one PostgreSQL "
+            "tracker store and the Redis lock store, driven over our `earshot` channel; "
+            "with two, each customer's requests alternate between the servers.",
+            "",
+            "| servers | customers at once | replies/s | p50 ms | p95 ms | errors |",
+            "|---|---|---|---|---|---|",
+            f"| 1 | {one['concurrency']} | {one['throughput_rps']} | {one['p50_ms']} | "
+            f"{one['p95_ms']} | {one['errors']} |",
+            f"| 2 | {two['concurrency']} | {two['throughput_rps']} | {two['p50_ms']} | "
+            f"{two['p95_ms']} | {two['errors']} |",
+            "",
+            f"Speed-up {sc['speedup']}× (on {result['machine_cores']} cores). Turns lost: "
+            f"{sc['lost_turns']}; replies differing from the one-server run: "
+            f"{sc['replies_differing_from_one_server']}; tracker problems (order, "
+            f"interleaving, the {sc['burst_pairs']} simultaneous message pairs sent to both "
+            f"servers at once): {sc['tracker_problem_count']}.",
+        ]
+        if sc["tracker_problems"]:
+            lines += ["", *[f"- {p}" for p in sc["tracker_problems"]]]
+    prof = result.get("profile") or {}
+    lines += ["", "## Where the time goes (ours, concurrency 10)", ""]
+    if "processes" in prof:
+        lines.append(
+            "CPU per turn (from /proc, without the profiler, concurrency 50): "
+            + ", ".join(
+                f"{k} {v} ms"
+                for k, v in result["by_concurrency"]["ours"][-1]["cpu_ms_per_turn"].items()
+            )
+            + ". py-spy samples of each process (CPU samples, not waiting), by cause:"
+        )
+        for name, data in prof["processes"].items():
+            lines += ["", f"**{name}** ({data['samples']} samples)", ""]
+            lines += [f"- {c['share'] * 100:.0f}% {c['name']}" for c in data["categories"]]
+            if data["our_functions"]:
+                lines.append(
+                    "- our code (inclusive): "
+                    + ", ".join(
+                        f"`{f['function']}` {f['share'] * 100:.0f}%" for f in data["our_functions"]
+                    )
+                )
+        lines += ["", "Raw collapsed stacks: `reports/bench-profile-*.txt`."]
+    else:
+        lines.append(f"Not profiled: {prof.get('error', 'skipped')}.")
+    if result.get("findings"):
+        lines += ["", "### Findings", "", *[f"- {f}" for f in result["findings"]]]
+    tr = result.get("training") or {}
+    lines += [
+        "",
+        "## Training",
+        "",
+        f"Ours: {_v(tr.get('ours_s'))} s (fresh, empty Rasa cache; measured "
+        f"{_v(tr.get('ours_measured_at'))}, load {_v(tr.get('ours_load'))}). Stock: "
+        f"{_v(tr.get('stock_s'))} s (cached at `{tr.get('stock_model')}`).",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def plot(json_path: Path, png: Path) -> None:
+    python = ROOT / ".venv-rasa" / "bin" / "python"
+    result = subprocess.run(
+        [str(python), str(ROOT / "bench" / "plot.py"), str(json_path), str(png)],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        log(f"plot failed: {result.stderr[-500:]}")
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--db",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="our database (postgresql: a temporary one on 127.0.0.1:5432)",
+    )
+    parser.add_argument(
+        "--train",
+        action="store_true",
+        help="time a fresh training of our model even if one was timed",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="few customers and turns: checks the harness, numbers mean little",
+    )
+    parser.add_argument("--no-scale", action="store_true", help="skip 1 vs 2 Rasa servers")
+    parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+
+    levels = (1, 4, 8) if args.quick else (1, 10, 50)
+    per_level = {1: 3}  # customers at c=1 (one after another), else one per slot
+    long_turns = 40 if args.quick else 300
+    started = time.monotonic()
+    info = procs.machine()
+    log(f"machine: {procs.describe_machine(info)}")
+    workdir = Path(tempfile.mkdtemp(prefix="earshot-bench-"))
+    REPORTS.mkdir(exist_ok=True)
+    pg_url: str | None = None
+    ours: Ours | None = None
+    stock: Stock | None = None
+    result: dict[str, Any] = {}
+    try:
+        stock_path, stock_train_s, trained = stock_model(
+            workdir, workdir / "stock-train.log", epochs=3 if args.quick else None
+        )
+        log(
+            f"stock model {stock_path.name} ({'trained' if trained else 'cached'}, "
+            f"{stock_train_s} s training)"
+        )
+        train = our_training_time(workdir, args.train)
+        if args.db == "postgresql":
+            if not procs.pg_available():
+                raise SystemExit("--db postgresql: no PostgreSQL on 127.0.0.1:5432")
+            pg_url = procs.create_pg_database()
+        db_url = pg_url or f"sqlite:///{workdir / 'ours' / 'data' / 'earshot.db'}"
+        (workdir / "ours").mkdir()
+        ours = Ours(workdir / "ours", db_url)
+        stock = Stock(workdir / "stock", stock_path)
+        log("starting our stack (earshot run) and stock Rasa side by side")
+        stock.start()
+        ours.start()
+        procs.wait_healthy(stock.parts, timeout=900)
+        log(f"up; pids ours {ours.pids}, stock {stock.pids}")
+        warm_up(ours, stock, n_variants=5)
+        log(f"learned reply counts: {ours.book.counts}")
+
+        by_c: dict[str, list[dict[str, Any]]] = {"ours": [], "stock": []}
+        next_id = 1_000_000
+        direct: dict[str, Any] | None = None
+        for c in levels:
+            n = per_level.get(c, c)
+            scripts = [standard(i) for i in range(n)]
+            m = measure(f"ours c={c}", ours.customers(next_id, n), scripts, c, ours.pids)
+            by_c["ours"].append(m.summary)
+            m = measure(f"stock c={c}", stock.customers(next_id, n), scripts, c, stock.pids)
+            by_c["stock"].append(m.summary)
+            next_id += 10_000
+            if c == 1:  # our Rasa without the bot: how much the Telegram path adds
+                dc = direct_customers(stock.client, [ours.rasa_url], next_id, n, stock.buttons)
+                direct = measure("ours direct c=1", dc, scripts, 1, ours.pids).summary
+                next_id += 10_000
+
+        long_ours = measure(
+            "long ours", ours.customers(next_id, 1), [long(long_turns)], 1, ours.pids
+        )
+        long_stock = measure(
+            "long stock", stock.customers(next_id, 1), [long(long_turns)], 1, stock.pids
+        )
+        next_id += 10_000
+        rss = {
+            "ours": procs.peak_rss_mb(ours.pids["rasa"]),
+            "stock": procs.peak_rss_mb(stock.pids["rasa"]),
+        }
+        drift = ours.book.drift
+        stock_diverged = sum(r.get("buttons_not_offered", 0) for r in by_c["stock"])
+
+        profile: dict[str, Any] = {"error": "skipped (--no-profile)"}
+        if not args.no_profile:
+            stock.stop()  # an idle neighbour, but keep the profile's machine quiet
+            profile = profile_ours(ours, workdir, levels[1], next_id)
+            next_id += 10_000
+        ours.stop()
+        stock.stop()
+        ours = stock = None
+
+        scale: dict[str, Any] = {"skipped": "--no-scale"}
+        if not args.no_scale:
+            log("one vs two Rasa servers (PostgreSQL tracker store, Redis lock store)")
+            scale = scale_out(workdir / "scale", levels[-1], next_id)
+
+        load_end = [round(x, 2) for x in os.getloadavg()]
+        top = levels[-1]
+
+        def headline(system: str, lc: dict[str, Any]) -> dict[str, Any]:
+            last = by_c[system][-1]
+            return {
+                "throughput_rps": last["throughput_rps"],
+                "p50_ms": last["p50_ms"],
+                "p95_ms": last["p95_ms"],
+                "p99_ms": last["p99_ms"],
+                "turn1_ms": lc["turn1_ms"],
+                "turn300_ms": lc["turn300_ms"],
+                "rasa_rss_mb": rss[system],
+                "errors": sum(r["errors"] for r in by_c[system]),
+            }
+
+        lc = {
+            "ours": long_summary(long_ours, long_turns),
+            "stock": long_summary(long_stock, long_turns),
+        }
+        result = {
+            "ours": headline("ours", lc["ours"]),
+            "stock": {**headline("stock", lc["stock"]), "buttons_not_offered": stock_diverged},
+            "concurrency": top,
+            "machine": procs.describe_machine(info, load_end),
+            "machine_cores": info["cores"],
+            "load_average": {"start": info["load"], "end": load_end},
+            "database": "PostgreSQL" if pg_url else "SQLite",
+            "by_concurrency": by_c,
+            "p95_ms_at_c10": {
+                "ours": by_c["ours"][1]["p95_ms"],
+                "stock": by_c["stock"][1]["p95_ms"],
+                "concurrency": levels[1],
+            },
+            "ours_direct_c1": direct,
+            "long_conversation": lc,
+            "scale": scale,
+            "profile": profile,
+            "training": {
+                "ours_s": train["train_s"] if train else None,
+                "ours_measured_at": train["measured_at"] if train else None,
+                "ours_load": train["load_at_start"] if train else None,
+                "stock_s": round(stock_train_s, 1) if stock_train_s else None,
+                "stock_model": str(stock_path.relative_to(ROOT)),
+            },
+            "drift": drift,
+            "quick": args.quick,
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "duration_s": round(time.monotonic() - started, 1),
+        }
+        result["targets"] = targets(result)
+        json_path = REPORTS / "bench.json"
+        json_path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+        write_markdown(result, REPORTS / "bench.md")
+        plot(json_path, REPORTS / "bench.png")
+        log(f"wrote {json_path.relative_to(ROOT)}, reports/bench.md, reports/bench.png")
+        for t in result["targets"]:
+            log(f"{t['target']}: {t['value']} -> {verdict(t['met']).strip('*')}")
+        return 0
+    finally:
+        for system in (ours, stock):
+            if system is not None:
+                system.stop()
+        if pg_url:
+            procs.drop_pg_database(pg_url)
+        if args.keep:
+            log(f"work directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
