@@ -109,9 +109,7 @@ async def relay(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -
     waiting = context.application.bot_data.setdefault("waiting", Counter())
     if waiting[chat.id] >= MAX_WAITING_PER_CHAT:
         # A flood: keep the message for the background worker rather than queue more tasks.
-        await d.db(
-            outbox.keep_in_inbox, customer_key=key, chat_id=str(chat.id), text=text, meta=meta
-        )
+        await _keep(d, key, chat.id, text, meta)
         return
     waiting[chat.id] += 1
     try:
@@ -119,6 +117,18 @@ async def relay(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -
             await _relay_locked(update, context, d, key, meta, text)
     finally:
         waiting[chat.id] -= 1
+
+
+async def _keep(d: BotDeps, key: str, chat_id: int, text: str, meta: dict[str, Any]) -> None:
+    """Keep a message for later: in the database inbox, or on local disk if that is down."""
+    entry = {"customer_key": key, "chat_id": str(chat_id), "text": text, "meta": meta}
+    if not len(d.spool):  # while anything is spooled, spool too: replay keeps the order
+        try:
+            await d.db(outbox.keep_in_inbox, **entry)
+            return
+        except DBAPIError:
+            log.warning("database unavailable; message kept in the local spool")
+    await asyncio.to_thread(d.spool.put, entry)
 
 
 async def _relay_locked(
@@ -130,18 +140,22 @@ async def _relay_locked(
     text: str,
 ) -> None:
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
-    await d.db(
-        repo.touch_customer,
-        user_key=key,
-        channel="telegram",
-        chat_id=str(chat_id),
-        language=meta["language"],
-    )
-    if await d.db(outbox.has_pending_inbox, customer_key=key):
-        # Older messages still wait for Rasa: queue behind them to keep the order.
+    try:
         await d.db(
-            outbox.keep_in_inbox, customer_key=key, chat_id=str(chat_id), text=text, meta=meta
+            repo.touch_customer,
+            user_key=key,
+            channel="telegram",
+            chat_id=str(chat_id),
+            language=meta["language"],
         )
+        waiting = len(d.spool) > 0 or await d.db(outbox.has_pending_inbox, customer_key=key)
+    except DBAPIError:
+        await _keep(d, key, chat_id, text, meta)
+        await context.bot.send_message(chat_id, TEXTS["unavailable"])
+        return
+    if waiting:
+        # Older messages still wait for Rasa: queue behind them to keep the order.
+        await _keep(d, key, chat_id, text, meta)
         return
     try:
         await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
@@ -150,10 +164,8 @@ async def _relay_locked(
     try:
         messages = await d.rasa.send(key, text, meta)
     except RasaUnavailable as exc:
-        log.warning("Rasa unavailable, message kept in the inbox: %s", exc)
-        await d.db(
-            outbox.keep_in_inbox, customer_key=key, chat_id=str(chat_id), text=text, meta=meta
-        )
+        log.warning("Rasa unavailable, message kept: %s", exc)
+        await _keep(d, key, chat_id, text, meta)
         await context.bot.send_message(chat_id, TEXTS["unavailable"])
         return
     await deliver(context.bot, d, chat_id, key, messages, _customer(update))

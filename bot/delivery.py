@@ -6,11 +6,14 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import ParseMode
+from telegram.error import BadRequest, NetworkError, TimedOut
 
 from bot.rasa_client import RasaClient
 from bot.render import Reply, escape, split_escaped, to_replies
@@ -21,6 +24,7 @@ from earshot.storage import repo
 from earshot.storage.db import session_scope
 
 log = logging.getLogger("earshot.bot")
+T = TypeVar("T")
 
 
 @dataclass
@@ -52,6 +56,25 @@ class BotDeps:
         return await asyncio.to_thread(run)
 
 
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+async def with_retries(send: Callable[[], Awaitable[T]]) -> T:
+    """Retry a Telegram call on network errors (429s are retried by the rate limiter).
+
+    A timeout may hide a delivered message, so a rare duplicate is accepted over a loss.
+    """
+    for delay in RETRY_DELAYS:
+        try:
+            return await send()
+        except (TimedOut, NetworkError) as exc:
+            if isinstance(exc, BadRequest):
+                raise
+            log.warning("Telegram call failed (%s); retrying in %.1fs", type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+    return await send()
+
+
 def _store_buttons(session: Any, *, payloads: list[str], customer_key: str) -> str:
     return repo.store_payload(session, payload=json.dumps(payloads), customer_key=customer_key)
 
@@ -75,16 +98,19 @@ async def send_replies(bot: Bot, d: BotDeps, chat_id: int, key: str, replies: li
                     index += 1
             markup = InlineKeyboardMarkup(rows)
         if reply.image:
-            await bot.send_photo(chat_id, reply.image)
+            await with_retries(partial(bot.send_photo, chat_id, reply.image))
         chunks = reply.chunks or (["…"] if markup else [])
         for i, chunk in enumerate(chunks):
             last = i == len(chunks) - 1
-            await bot.send_message(
-                chat_id,
-                chunk,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup if last else None,
-                disable_web_page_preview=True,
+            await with_retries(
+                partial(
+                    bot.send_message,
+                    chat_id,
+                    chunk,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup if last else None,
+                    disable_web_page_preview=True,
+                )
             )
 
 

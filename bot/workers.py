@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from sqlalchemy.exc import DBAPIError
 from telegram import Bot
 from telegram.error import Forbidden, TelegramError
 
@@ -101,6 +102,9 @@ async def run_forever(bot: Bot, d: BotDeps, interval: float = 1.0) -> None:
             busy += await send_notifications(bot, d)
         except asyncio.CancelledError:
             raise
+        except DBAPIError:
+            log.warning("database unavailable; background work retries")
+            busy = 0
         except Exception:
             log.exception("background work failed; retrying")
             busy = 0

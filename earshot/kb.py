@@ -312,11 +312,9 @@ def render_domain(kb: KnowledgeBase) -> str:
     responses["utter_privacy"] = _variations(kb.topic(PRIVACY_TOPIC).answer, kb.languages)
     for name, by_lang in kb.responses.items():
         responses[name] = _variations(by_lang, kb.languages)
-    domain = {
-        "version": RASA_FORMAT_VERSION,
-        "intents": [RETRIEVAL_INTENT],
-        "responses": dict(sorted(responses.items())),
-    }
+    # The `faq` intent itself is declared in the hand-written domain: Rasa warns about
+    # intents listed in two domain files.
+    domain = {"version": RASA_FORMAT_VERSION, "responses": dict(sorted(responses.items()))}
     return _dump(domain)
 
 

@@ -349,7 +349,7 @@ def long_summary(m: Measured, turns: int) -> dict[str, Any]:
     }
 
 
-def our_training_time(workdir: Path, force: bool) -> dict[str, Any] | None:
+def our_training_time(workdir: Path, force: bool, allowed: bool = True) -> dict[str, Any] | None:
     """Seconds a fresh training of our model takes (cached per training-input hash)."""
     spec = importlib.util.spec_from_file_location("earshot_train", ROOT / "scripts" / "train.py")
     assert spec and spec.loader
@@ -360,6 +360,8 @@ def our_training_time(workdir: Path, force: bool) -> dict[str, Any] | None:
         cached = json.loads(TRAIN_TIME.read_text())
         if cached.get("fingerprint") == digest:
             return dict(cached)
+    if not allowed:
+        return None
     log("timing a fresh training of our model (same command as scripts/train.py, empty cache)")
     out = workdir / "train-out"
     cmd = [
@@ -850,7 +852,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"stock model {stock_path.name} ({'trained' if trained else 'cached'}, "
             f"{stock_train_s} s training)"
         )
-        train = our_training_time(workdir, args.train)
+        train = our_training_time(workdir, args.train, allowed=args.train or not args.quick)
         if args.db == "postgresql":
             if not procs.pg_available():
                 raise SystemExit("--db postgresql: no PostgreSQL on 127.0.0.1:5432")

@@ -22,7 +22,7 @@ from sanic.response import HTTPResponse
 
 logger = logging.getLogger(__name__)
 
-HEALTH_TTL_S = 1.0
+HEALTH_TTL_S = 0.5
 
 
 class EarshotInput(RestInput):
@@ -30,6 +30,7 @@ class EarshotInput(RestInput):
 
     def __init__(self) -> None:
         self._healthy_until = 0.0
+        self._session: Optional[aiohttp.ClientSession] = None
 
     @classmethod
     def name(cls) -> Text:
@@ -50,11 +51,11 @@ class EarshotInput(RestInput):
         if not url:
             return True
         health = url.rsplit("/webhook", 1)[0] + "/health"
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
         try:
-            timeout = aiohttp.ClientTimeout(total=2)
-            async with aiohttp.ClientSession(timeout=timeout) as session:
-                async with session.get(health) as resp:
-                    ok = resp.status == 200
+            async with self._session.get(health) as resp:
+                ok = resp.status == 200
         except (aiohttp.ClientError, asyncio.TimeoutError):
             ok = False
         if ok:
@@ -94,6 +95,11 @@ class EarshotInput(RestInput):
             except Exception:
                 logger.exception("could not process a message from the earshot channel")
                 return response.json({"error": "message not processed"}, status=503)
+            self._healthy_until = 0.0
+            if not await self._actions_healthy(request):
+                # Rasa swallows a failed custom action; the turn is incomplete, so let the
+                # front end keep the message and replay it when the action server is back.
+                return response.json({"error": "action server unavailable"}, status=503)
             return response.json(collector.messages)
 
         return bp

@@ -64,6 +64,10 @@ class Parts:
     def stop(self, name: str) -> None:
         self.parts[name].stop()
 
+    @property
+    def log(self) -> str:
+        return "\n".join(f"--- {n} ---\n{p.tail(30)}" for n, p in self.parts.items())
+
     def key(self, user_id: int) -> str:
         from earshot.identity import user_key
 
