@@ -106,15 +106,16 @@ THANKS = ("thanks", "thank you", "great, thanks a lot", "ok thanks", "thanks for
 
 
 def long(turns: int = 300) -> list[Step]:
-    """One customer's long conversation: questions, then a vote or thanks, repeated.
+    """One customer's long conversation: questions, each followed by thanks or a vote.
 
-    The first answer on a topic asks "did that help?", so the customer votes (mostly 👍,
-    every fifth 👎); on topics already rated they say thanks instead. The first 👍 brings
-    the one feedback question of the interval, which they decline.
+    It starts and ends the same way (a question, then thanks), so turns 1-10 and
+    291-300 cost alike and only the length of the conversation differs. The first
+    thanks brings the one feedback question of the interval, which they decline. In
+    between, the first answer on each topic asks "did that help?" and they vote (every
+    fifth time 👎); later questions revisit the 25 topics in other words.
     """
     steps: list[Step] = []
     cycle = 0
-    voted_up = False
     while len(steps) < turns:
         topic = cycle % len(TOPIC_QUESTIONS)
         phrasing = (cycle // len(TOPIC_QUESTIONS)) % 3
@@ -122,13 +123,12 @@ def long(turns: int = 300) -> list[Step]:
         steps.append(
             Step("say", TOPIC_QUESTIONS[topic][phrasing], "q-new" if first_time else "q-seen")
         )
-        if first_time and topic % 5 == 4:
-            steps.append(Step("press", "👎 No", "vote-down"))
-        elif first_time:
-            steps.append(Step("press", "👍 Yes", "vote-up" if voted_up else "vote-first"))
-            if not voted_up:
-                steps.append(Step("press", "Not now", "not-now"))
-                voted_up = True
+        if cycle == 0:
+            steps.append(Step("say", THANKS[0], "thanks-first"))
+            steps.append(Step("press", "Not now", "not-now"))
+        elif first_time and cycle >= 5:
+            vote = "👎 No" if topic % 5 == 4 else "👍 Yes"
+            steps.append(Step("press", vote, "vote-down" if vote == "👎 No" else "vote-up"))
         else:
             steps.append(Step("say", THANKS[cycle % len(THANKS)], "thanks"))
         cycle += 1

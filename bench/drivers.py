@@ -29,6 +29,7 @@ class Turn:
     index: int  # 1-based position in the customer's conversation
     cls: str
     ok: bool
+    kind: str = "say"  # say (typed) or press (a button)
     latency_s: float | None = None  # served to the bot (or POSTed) -> first reply message
     done_at: float = 0.0  # monotonic time the turn's last message arrived
     messages: int = 0
@@ -37,16 +38,30 @@ class Turn:
 
 
 class BenchFake(FakeBotAPI):
-    """The fake Bot API plus a queue of bot messages per chat.
+    """The fake Bot API plus a queue of bot messages per chat, and optionally the
+    network round trip of the real Bot API.
 
     FakeBotAPI.wait_for re-scans every sent message on every state change; with 50
     waiting customers that is quadratic and would steal CPU from the system under test.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, rtt_s: float = 0.0, **kwargs: Any) -> None:
         self._inboxes: dict[int | str, queue.SimpleQueue[SentMessage]] = {}
         self._inbox_lock = threading.Lock()
+        self.rtt_s = rtt_s
         super().__init__(**kwargs)
+
+    def _handle_api(
+        self, token: str, method: str, params: JSONDict, files: dict[str, Any]
+    ) -> tuple[int, JSONDict] | None:
+        if not self.rtt_s or method.lower() == "getupdates":
+            return super()._handle_api(token, method, params, files)
+        # Half the round trip before Telegram records the call, half for the answer.
+        # Each request has its own server thread, so sleeping delays only this call.
+        time.sleep(self.rtt_s / 2)
+        result = super()._handle_api(token, method, params, files)
+        time.sleep(self.rtt_s / 2)
+        return result
 
     def inbox(self, chat_id: int | str) -> queue.SimpleQueue[SentMessage]:
         with self._inbox_lock:
@@ -269,6 +284,7 @@ def converse(customer: Customer, steps: Sequence[Step]) -> list[Turn]:
     turns: list[Turn] = []
     for index, step in enumerate(steps, start=1):
         turn = customer.turn(step, index)
+        turn.kind = step.kind
         turns.append(turn)
         if not turn.ok:
             break

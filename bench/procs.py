@@ -158,8 +158,8 @@ def py_spy() -> str | None:
 def start_profile(pid: int, out: Path, rate: int = 50) -> subprocess.Popen[bytes] | None:
     """Sample `pid` with py-spy until stopped (SIGINT); collapsed stacks to `out`.
 
-    --nonblocking never pauses the target, so the profile costs it nothing but a
-    share of the CPU py-spy itself uses.
+    Blocking mode pauses the target for each sample (~50 times a second): slower, but
+    --nonblocking reads stacks while they change and truncates many of them.
     """
     exe = py_spy()
     if exe is None:
@@ -174,7 +174,6 @@ def start_profile(pid: int, out: Path, rate: int = 50) -> subprocess.Popen[bytes
             "raw",
             "--rate",
             str(rate),
-            "--nonblocking",
             "--output",
             str(out),
         ],

@@ -1,49 +1,77 @@
 """Summarise py-spy's collapsed stacks: where each process spends its CPU.
 
-Each sample is put in the first category (in the order listed) whose patterns match
-any of its frames, so nested work lands where it is caused: a SQL query made by the
-tracker store counts as tracker store, TensorFlow called by DIET counts as NLU.
+Samples of threads that only wait (an idle thread-pool worker, an event loop blocked
+in select or inside uvloop's C loop) are dropped first. Each remaining sample gets one
+category: a "cause" category if any frame of the stack matches it (checked in the
+order listed), so work is charged to what asked for it (a SQL query made by the
+tracker store is tracker store; TensorFlow called by DIET is NLU); otherwise the
+first "place" category met walking from the innermost frame outwards.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-Categories = list[tuple[str, tuple[str, ...]]]
 
-RASA: Categories = [
-    ("tracker store (SQL read/write, event (de)serialisation)",
-     ("rasa/core/tracker_store.py", "sqlalchemy/")),
-    ("lock store", ("rasa/core/lock_store.py", "redis/")),
-    ("NLU: tokenizer, featurizers, DIET, ResponseSelector",
-     ("rasa/nlu/", "rasa/core/processor.py:parse_message")),
-    ("policies: Memoization, Rule (TED, UnexpecTED in stock)",
-     ("rasa/core/policies/", "rasa/core/featurizers/")),
-    ("custom action calls (aiohttp client)", ("aiohttp/client", "aiohttp/connector")),
-    ("tracker/events/domain in memory", ("rasa/shared/core/",)),
-    ("graph runner, processor, agent", ("rasa/engine/", "rasa/core/")),
-    ("HTTP server (sanic)", ("sanic/", "httptools", "uvloop", "aiohttp/")),
+@dataclass(frozen=True)
+class Category:
+    name: str
+    patterns: tuple[str, ...]
+    cause: bool = False  # match anywhere in the stack, before any place category
+
+
+IDLE_LEAVES = (
+    "concurrent/futures/thread.py:_worker",
+    "sanic/server/runners.py:serve",
+    "selectors.py:select",
+    "threading.py:wait",
+    "queue.py:get",
+)
+
+RASA = [
+    Category("custom action response validation (jsonschema)",
+             ("jsonschema/", "pyrsistent/", "referencing/"), cause=True),
+    Category("tracker store (SQL, event (de)serialisation)",
+             ("rasa/core/tracker_store.py", "sqlalchemy/"), cause=True),
+    Category("lock store", ("rasa/core/lock_store.py", "redis/"), cause=True),
+    Category("NLU: tokenizer, featurizers, DIET, ResponseSelector",
+             ("rasa/nlu/",), cause=True),
+    Category("policies", ("rasa/core/policies/", "rasa/core/featurizers/"), cause=True),
+    Category("custom action calls (aiohttp client)",
+             ("aiohttp/client", "aiohttp/connector", "rasa/utils/endpoints.py"), cause=True),
+    Category("tracker and events in memory", ("rasa/shared/core/",)),
+    Category("graph runner, processor, agent", ("rasa/engine/", "rasa/core/", "rasa/")),
+    Category("HTTP server (sanic) and JSON", ("sanic/", "httptools", "uvloop", "json/")),
+    Category("logging", ("logging/",)),
+    Category("asyncio event loop", ("asyncio/",)),
 ]  # fmt: skip
 
-ACTIONS: Categories = [
-    ("database (SQLAlchemy, driver)", ("sqlalchemy/", "sqlite3/", "psycopg/", "alembic/")),
-    ("classification (sentiment, similarity)", ("earshot/classify/", "vaderSentiment/",
-                                                "sklearn/")),
-    ("earshot core", ("earshot/",)),
-    ("actions code", ("actions/",)),
-    ("rasa_sdk (executor, tracker)", ("rasa_sdk/",)),
-    ("HTTP server (sanic)", ("sanic/", "httptools", "uvloop")),
+ACTIONS = [
+    Category("database (SQLAlchemy, driver)", ("sqlalchemy/", "sqlite3/", "psycopg/"),
+             cause=True),
+    Category("classification (sentiment, similarity)",
+             ("earshot/classify/", "vaderSentiment/", "sklearn/"), cause=True),
+    Category("earshot core", ("earshot/",)),
+    Category("actions code", ("actions/",)),
+    Category("rasa_sdk (executor, tracker)", ("rasa_sdk/",)),
+    Category("HTTP server (sanic) and JSON", ("sanic/", "httptools", "uvloop", "json/")),
+    Category("logging", ("logging/",)),
+    Category("asyncio event loop", ("asyncio/",)),
 ]  # fmt: skip
 
-BOT: Categories = [
-    ("database (SQLAlchemy, driver)", ("sqlalchemy/", "sqlite3/", "psycopg/")),
-    ("Rasa client (httpx)", ("bot/rasa_client.py",)),
-    ("Bot API calls (PTB request, httpx)", ("telegram/request/", "telegram/_bot.py",
-                                            "telegram/ext/_extbot.py", "httpx/", "httpcore/")),
-    ("rate limiter", ("telegram/ext/_aioratelimiter.py", "aiolimiter/")),
-    ("PTB update parsing and dispatch", ("telegram/",)),
-    ("bot code", ("bot/", "earshot/")),
+BOT = [
+    Category("database (SQLAlchemy, driver)", ("sqlalchemy/", "sqlite3/", "psycopg/"),
+             cause=True),
+    Category("Rasa client (httpx)", ("bot/rasa_client.py",), cause=True),
+    Category("HTTP client (httpx, httpcore, anyio)",
+             ("httpx/", "httpcore/", "anyio/", "h11/")),
+    Category("rate limiter", ("_aioratelimiter.py", "aiolimiter/")),
+    Category("PTB: parsing updates, building requests, dispatch", ("telegram/",)),
+    Category("bot and earshot code", ("bot/", "earshot/")),
+    Category("logging", ("logging/",)),
+    Category("asyncio event loop, thread hand-offs", ("asyncio/", "threading.py")),
 ]  # fmt: skip
 
 OURS = ("earshot/", "bot/", "actions/", "channels/")
@@ -64,30 +92,38 @@ def _frame_key(frame: str) -> str:
     return where.rsplit(":", 1)[0] + ":" + name
 
 
-def summarise(path: Path, categories: Categories, top: int = 6) -> dict[str, object]:
-    samples = read_samples(path)
-    total = sum(c for _, c in samples)
+def categorise(keys: list[str], categories: list[Category]) -> str:
+    for cat in categories:
+        if cat.cause and any(p in k for k in keys for p in cat.patterns):
+            return cat.name
+    for key in reversed(keys):
+        for cat in categories:
+            if not cat.cause and any(p in key for p in cat.patterns):
+                return cat.name
+    return "other (interpreter, imports)"
+
+
+def summarise(path: Path, categories: list[Category], top: int = 8) -> dict[str, object]:
     shares: Counter[str] = Counter()
     ours: Counter[str] = Counter()
-    for frames, count in samples:
+    idle = 0
+    for frames, count in read_samples(path):
         keys = [_frame_key(f) for f in frames]
-        label = next(
-            (name for name, pats in categories if any(p in k for k in keys for p in pats)),
-            "other (event loop, logging, interpreter)",
-        )
-        shares[label] += count
-        for key in dict.fromkeys(k for k in keys if k.startswith(OURS)):
-            ours[key] += count  # inclusive: once per sample even if recursive
+        if any(keys[-1].endswith(leaf) for leaf in IDLE_LEAVES):
+            idle += count
+            continue
+        shares[categorise(keys, categories)] += count
+        for key in dict.fromkeys(k for k in keys[1:] if k.startswith(OURS)):
+            if "__main__" not in key:
+                ours[key] += count  # inclusive: once per sample even if recursive
+    total = sum(shares.values())
+    if not total:
+        return {"samples": 0, "idle_samples": idle, "categories": [], "our_functions": []}
     return {
         "samples": total,
-        "categories": [
-            {"name": name, "share": round(n / total, 3)} for name, n in shares.most_common()
-        ]
-        if total
-        else [],
+        "idle_samples": idle,
+        "categories": [{"name": n, "share": round(c / total, 3)} for n, c in shares.most_common()],
         "our_functions": [
-            {"function": name, "share": round(n / total, 3)} for name, n in ours.most_common(top)
-        ]
-        if total
-        else [],
+            {"function": n, "share": round(c / total, 3)} for n, c in ours.most_common(top)
+        ],
     }

@@ -44,6 +44,12 @@ def summarize(run: Run) -> dict[str, object]:
         "p99_ms": ms(percentile(lat, 99)),
         "mean_ms": ms(statistics.fmean(lat)) if lat else None,
         "max_ms": ms(max(lat)) if lat else None,
+        # Typed messages and button presses take different paths through the bot.
+        "p50_ms_by_kind": {
+            kind: ms(percentile(values, 50))
+            for kind in ("say", "press")
+            if (values := [t.latency_s for t in run.ok_turns if t.kind == kind and t.latency_s])
+        },
     }
 
 

@@ -96,10 +96,14 @@ async def serve(application: Application[Any, Any, Any, Any, Any, Any], settings
             limit_concurrency=256,
         )
     )
-    async with application:
+    async with application:  # initialize() and shutdown(); the hooks are ours to call
+        if application.post_init:
+            await application.post_init(application)
         await _set_webhook(application, settings, secret)
         await application.start()
         try:
             await server.serve()
         finally:
             await application.stop()
+            if application.post_shutdown:
+                await application.post_shutdown(application)

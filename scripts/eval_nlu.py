@@ -303,7 +303,7 @@ def main() -> int:
         seconds = _rasa(
             "test", "nlu", "--nlu", str(args.nlu), "--config", str(args.config),
             "--cross-validation", "--folds", str(args.folds), "--out", str(cv_dir),
-            "--errors", "--disable-plotting",
+            "--no-plot",
         )  # fmt: skip
         summary["cross_validation"] = {
             "folds": args.folds,

@@ -39,12 +39,18 @@ def main() -> int:
         return 0
     tmp_name = f"earshot-{os.getpid()}"
     cmd = [
-        str(RASA), "train",
-        "--config", "rasa_project/config.yml",
-        "--domain", "rasa_project/domain",
-        "--data", "rasa_project/data",
-        "--out", "models",
-        "--fixed-model-name", tmp_name,
+        str(RASA),
+        "train",
+        "--config",
+        "rasa_project/config.yml",
+        "--domain",
+        "rasa_project/domain",
+        "--data",
+        "rasa_project/data",
+        "--out",
+        "models",
+        "--fixed-model-name",
+        tmp_name,
         "--force",
     ]
     print("training the Rasa model:", " ".join(cmd[1:]), flush=True)

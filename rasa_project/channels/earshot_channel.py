@@ -14,6 +14,7 @@ import time
 from typing import Any, Awaitable, Callable, Dict, Optional, Text
 
 import aiohttp
+import sqlalchemy
 from rasa.core.channels.channel import CollectingOutputChannel, UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
@@ -62,6 +63,22 @@ class EarshotInput(RestInput):
             self._healthy_until = now + HEALTH_TTL_S
         return ok
 
+    @staticmethod
+    def _tracker_store_healthy(request: Request) -> bool:
+        """Rasa's FailSafeTrackerStore turns a database error into an empty conversation;
+        check the database first so a turn is never taken without its history."""
+        store = getattr(request.app.ctx.agent, "tracker_store", None)
+        engine = getattr(getattr(store, "_tracker_store", store), "engine", None)
+        if engine is None:
+            return True
+        try:
+            with engine.connect() as conn:
+                conn.execute(sqlalchemy.text("SELECT 1"))
+        except Exception:
+            logger.warning("tracker store unavailable; asking the front end to keep the message")
+            return False
+        return True
+
     def blueprint(
         self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
     ) -> Blueprint:
@@ -79,6 +96,8 @@ class EarshotInput(RestInput):
                 return response.json({"error": "sender and message are required"}, status=400)
             if not await self._actions_healthy(request):
                 return response.json({"error": "action server unavailable"}, status=503)
+            if not self._tracker_store_healthy(request):
+                return response.json({"error": "tracker store unavailable"}, status=503)
             collector = CollectingOutputChannel()
             try:
                 await on_new_message(

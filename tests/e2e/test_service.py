@@ -85,3 +85,38 @@ def test_forged_button_data_is_ignored_politely(stack: Stack, user_id: int) -> N
         lambda: [a for a in stack.fake.answered_callbacks if "expired" in (a.text or "")] or None
     )
     assert answer
+
+
+# Vague messages that name no topic clearly; the test uses whichever fall below the
+# confidence threshold, so it does not depend on one model's exact scores.
+VAGUE = [
+    "the thing from before",
+    "what about the other one",
+    "hmm so about that",
+    "I have a question about something",
+    "can you check it",
+    "is it",
+    "and then?",
+    "that one",
+    "help me with the stuff",
+    "it is not what I expected",
+]
+
+
+def test_low_confidence_offers_likely_topics_then_a_person(stack: Stack, user_id: int) -> None:
+    me = Customer(stack, user_id)
+    misses = []
+    for text in VAGUE:
+        reply = me.say(text)
+        reply += me.settle(0.3)
+        if "Did you mean" in texts(reply):
+            misses.append(reply)
+            if len(misses) == 1:
+                offered = buttons(reply)
+                assert offered[-1] == "Something else" and 2 <= len(offered) <= 3
+                topic_titles = {t.examples["en"][0] for t in KB.topics}
+                assert set(offered[:-1]) <= topic_titles
+        if "pass you on to a person" in texts(reply):
+            assert "Talk to a person" in buttons(reply)
+            return
+    raise AssertionError(f"no second consecutive miss offered a person ({len(misses)} misses)")
