@@ -340,7 +340,9 @@ async def dedupe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     user = update.effective_user
     key = d.key(user.id) if user else None
     try:
-        fresh = await d.db(repo.claim_update, update_id=update.update_id, customer_key=key)
+        fresh = await d.db(
+            repo.claim_update, update_id=update.update_id, customer_key=key, bot_id=context.bot.id
+        )
     except DBAPIError:
         log.warning("database unavailable; update %s not deduplicated", update.update_id)
         return

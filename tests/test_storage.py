@@ -89,9 +89,11 @@ def test_customers_own_feedback_is_listed_newest_first(session: Session) -> None
     assert [f.description for f in mine] == ["second", "first"]
 
 
-def test_update_is_claimed_once(session: Session) -> None:
-    assert repo.claim_update(session, update_id=42, customer_key=None)
-    assert not repo.claim_update(session, update_id=42, customer_key=None)
+def test_update_is_claimed_once_per_bot(session: Session) -> None:
+    assert repo.claim_update(session, update_id=42, customer_key=None, bot_id=1)
+    assert not repo.claim_update(session, update_id=42, customer_key=None, bot_id=1)
+    # Another bot (a new token) numbers its updates afresh: not a redelivery.
+    assert repo.claim_update(session, update_id=42, customer_key=None, bot_id=2)
 
 
 def test_button_payloads_are_bound_to_their_customer(session: Session) -> None:

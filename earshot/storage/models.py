@@ -165,6 +165,7 @@ class ProcessedUpdate(Base):
 
     __tablename__ = "processed_updates"
 
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     customer_key: Mapped[str | None] = mapped_column(String(64), index=True)
     processed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -197,13 +197,17 @@ def load_payload(
     return row.payload
 
 
-def claim_update(session: Session, *, update_id: int, customer_key: str | None) -> bool:
-    """Record an update id; False if it was already processed (a redelivery)."""
-    if session.get(ProcessedUpdate, update_id) is not None:
+def claim_update(
+    session: Session, *, update_id: int, customer_key: str | None, bot_id: int = 0
+) -> bool:
+    """Record a bot's update id; False if it was already processed (a redelivery)."""
+    if session.get(ProcessedUpdate, (bot_id, update_id)) is not None:
         return False
     try:
         with session.begin_nested():
-            session.add(ProcessedUpdate(update_id=update_id, customer_key=customer_key))
+            session.add(
+                ProcessedUpdate(bot_id=bot_id, update_id=update_id, customer_key=customer_key)
+            )
     except IntegrityError:
         return False
     return True

@@ -21,7 +21,7 @@ SECRET = "webhook-secret-for-tests"
 def webhook_bot(stack: Stack) -> Iterator[tuple[FakeBotAPI, str]]:
     port = free_port()
     url = f"http://127.0.0.1:{port}/telegram"
-    with FakeBotAPI() as fake:
+    with FakeBotAPI(token="654321:WEBHOOK") as fake:  # another bot than the stack's
         env = {
             **stack.env,
             "TELEGRAM_BOT_TOKEN": fake.token,
