@@ -208,6 +208,7 @@ class HttpCustomer:
         self.diverged = 0
         self.sent = 0
         self.history: list[tuple[str, list[str]]] = []  # (message, reply texts) per turn
+        self.failed: str | None = None  # the message whose POST failed (conversation over)
 
     def message_for(self, step: Step) -> str | None:
         if step.kind == "say":
@@ -237,8 +238,10 @@ class HttpCustomer:
         try:
             status, messages, elapsed = self.post(text)
         except httpx.HTTPError as exc:
+            self.failed = text
             return Turn(self.customer, index, step.cls, ok=False, error=repr(exc)[:200])
         if status != 200:
+            self.failed = text
             return Turn(self.customer, index, step.cls, ok=False, error=f"HTTP {status}")
         offered = {
             str(b.get("title")): str(b.get("payload"))

@@ -448,11 +448,18 @@ def _norm(texts: Sequence[str]) -> list[str]:
     return [REF.sub("<ref>", t) for t in texts]
 
 
-def check_tracker(
-    base_url: str, customer: HttpCustomer, burst: Sequence[str]
-) -> tuple[list[str], str | None]:
-    """A conversation as stored: problems with its sequential turns (missing, out of
-    order, a reply split from its message), and what became of the simultaneous pair."""
+@dataclass
+class Stored:
+    """What the tracker store kept of one conversation, compared with what was sent."""
+
+    problems: list[str]
+    burst_issue: str | None
+    failed_but_stored: bool  # answered with an error, yet the turn was taken
+
+
+def check_tracker(base_url: str, customer: HttpCustomer, burst: Sequence[str]) -> Stored:
+    """A conversation as stored: its sequential turns (missing, out of order, a reply
+    split from its message), a turn answered with an error, and the simultaneous pair."""
     resp = httpx.get(
         f"{base_url}/conversations/{customer.sender}/tracker",
         params={"token": RASA_TOKEN, "include_events": "ALL"},
@@ -474,12 +481,15 @@ def check_tracker(
         if got != kept:
             problems.append(f"{who}: replies to {text!r} differ from the tracker")
     tail = turns[len(sent) :]
+    failed_but_stored = bool(customer.failed and tail and tail[0][0] == customer.failed)
+    if failed_but_stored:
+        tail = tail[1:]
     burst_issue = None
     if sorted(t for t, _ in tail) != sorted(burst):
         burst_issue = f"{who}: sent {list(burst)} at once, stored {[t for t, _ in tail]}"
     elif any(not replies for _, replies in tail):
         burst_issue = f"{who}: the simultaneous messages' turns interleaved"
-    return problems, burst_issue
+    return Stored(problems, burst_issue, failed_but_stored)
 
 
 def scale_out(workdir: Path, customers: int, first_id: int) -> dict[str, Any]:
@@ -550,22 +560,29 @@ def scale_out(workdir: Path, customers: int, first_id: int) -> dict[str, Any]:
                 log(f"burst answered {statuses}")
         problems: list[str] = []
         burst_issues: list[str] = []
+        failed_but_stored = 0
         for c in two_c:
-            found, issue = check_tracker(bases[0], c, burst)
-            problems += found
-            burst_issues += [issue] if issue else []
+            stored = check_tracker(bases[0], c, burst)
+            problems += stored.problems
+            burst_issues += [stored.burst_issue] if stored.burst_issue else []
+            failed_but_stored += stored.failed_but_stored
         by_turn_one = {(t.customer, t.index): _norm(t.texts) for t in one.run.ok_turns}
         mismatched = sum(
             1
             for t in two.run.ok_turns
             if by_turn_one.get((t.customer, t.index)) not in (None, _norm(t.texts))
         )
-        lost = sum(len(s) for s in scripts) - len(two.run.ok_turns)
         return {
             "one_server": one.summary,
             "two_servers": two.summary,
             "speedup": ratio(two.summary["throughput_rps"], one.summary["throughput_rps"]),
-            "lost_turns": lost,
+            "error_answers": {
+                "one_server": one.summary["errors"],
+                "two_servers": two.summary["errors"],
+            },
+            # A customer whose turn failed stops there, like a person told to try later.
+            "turns_not_run": sum(len(s) for s in scripts) - len(two.run.turns),
+            "error_answers_whose_turn_was_stored": failed_but_stored,
             "replies_differing_from_one_server": mismatched,
             "tracker_problems": problems[:10],
             "tracker_problem_count": len(problems),
@@ -770,9 +787,14 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             "",
             f"Speed-up {sc['speedup']}× (on {result['machine_cores']} cores). With each "
             "customer waiting for a reply before the next message (as our bot does: one "
-            f"message per chat at a time): turns lost {sc['lost_turns']}, replies "
-            f"differing from the one-server run {sc['replies_differing_from_one_server']}, "
-            f"conversations stored out of order or interleaved {sc['tracker_problem_count']}.",
+            "message per chat at a time): replies differing from the one-server run "
+            f"{sc['replies_differing_from_one_server']}, conversations stored out of order "
+            f"or interleaved {sc['tracker_problem_count']}. Error answers (HTTP 503): "
+            f"{sc['error_answers']['one_server']} with one server, "
+            f"{sc['error_answers']['two_servers']} with two; of the latter, "
+            f"{sc['error_answers_whose_turn_was_stored']} were for turns Rasa had taken "
+            "and stored (the bot would keep such a message and replay it: a duplicate "
+            "turn).",
             "",
             f"Two messages of one customer sent to both servers at the same moment "
             f"({sc['burst_pairs']} customers): **{sc['burst_pairs_broken']} pairs lost a "
