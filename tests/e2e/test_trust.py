@@ -113,3 +113,14 @@ def test_a_flood_is_throttled_and_every_message_answered(stack: Stack, user_id: 
         timeout=120,
     )
     assert len(replies) >= 50
+
+
+def test_personal_data_in_feedback_text_is_redacted_before_storage(
+    stack: Stack, user_id: int
+) -> None:
+    me = Customer(stack, user_id)
+    ref = give_feedback(me, "Call me on +31 6 12345678 or mail jan.jansen@example.org about it")
+    [row] = feedback_rows(stack, ref=ref)
+    assert "jan.jansen@example.org" not in row.description
+    assert "12345678" not in row.description
+    assert "[email]" in row.description and "[phone]" in row.description
