@@ -178,7 +178,9 @@ def domain_buttons(domain_dir: Path) -> dict[str, str]:
         for variants in (data.get("responses") or {}).values():
             for variant in variants or []:
                 for button in variant.get("buttons") or []:
-                    found.setdefault(str(button["title"]), str(button["payload"]))
+                    # Rasa fills {slot} templates; doubled braces are literal ones.
+                    payload = str(button["payload"]).replace("{{", "{").replace("}}", "}")
+                    found.setdefault(str(button["title"]), payload)
     return found
 
 

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ sys.path[:] = [str(ROOT), str(ROOT / "rasa_project")] + [
 ]
 
 import httpx  # noqa: E402 - after the path setup above
+import yaml  # noqa: E402
 
 from bench import procs  # noqa: E402
 from bench.conversations import Step, long, standard  # noqa: E402
@@ -295,7 +297,9 @@ def measure(
     scripts: Sequence[Sequence[Step]],
     concurrency: int,
     pids: dict[str, int | None],
+    fake: BenchFake | None = None,
 ) -> Measured:
+    calls_before = len(fake.calls) if fake else 0
     # This process too: the simulated customers (and the fake Bot API, for ours) share
     # the machine with the system under test.
     pids = {**pids, "driver": os.getpid()}
@@ -306,6 +310,9 @@ def measure(
     summary["cpu_ms_per_turn"] = {
         k: round((cpu_s(p) - before[k]) * 1000 / ok, 1) for k, p in pids.items()
     }
+    if fake is not None:
+        made = Counter(c.method for c in fake.calls[calls_before:] if c.method != "getUpdates")
+        summary["bot_api_calls_per_turn"] = {m: round(n / ok, 2) for m, n in made.most_common()}
     diverged = sum(getattr(c, "diverged", 0) for c in customers)
     if diverged:
         summary["buttons_not_offered"] = diverged
@@ -646,6 +653,95 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+# Bot API methods that carry a chat_id, which PTB's AIORateLimiter counts against its
+# overall limit (answerCallbackQuery has none and is not limited).
+LIMITED = (
+    "sendMessage",
+    "sendChatAction",
+    "editMessageText",
+    "editMessageReplyMarkup",
+    "sendPhoto",
+    "sendDocument",
+    "deleteMessage",
+)
+PTB_OVERALL_RATE = 30.0  # AIORateLimiter default: telegram.constants.FloodLimit
+
+
+def session_expiry_minutes() -> float | None:
+    """The domain's session_expiration_time (0: sessions never end)."""
+    for path in sorted((ROOT / "rasa_project" / "domain").rglob("*.yml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        value = (data.get("session_config") or {}).get("session_expiration_time")
+        if value is not None:
+            return float(value)
+    return None
+
+
+def findings(result: dict[str, Any]) -> list[str]:
+    """What the numbers say, computed from them (so reruns keep the text true)."""
+    out = []
+    ours = result["by_concurrency"]["ours"][-1]
+    rasa_cpu = ours["cpu_ms_per_turn"].get("rasa")
+    prof = (result.get("profile") or {}).get("processes", {}).get("rasa", {})
+    share = next((c["share"] for c in prof.get("categories", []) if "jsonschema" in c["name"]), 0.0)
+    if share >= 0.2 and rasa_cpu:
+        out.append(
+            f"**Rasa spends {share * 100:.0f}% of its CPU (~{share * rasa_cpu:.0f} of "
+            f"{rasa_cpu} ms per turn) validating custom action responses**: "
+            "`RemoteAction._validate_action_result` calls `jsonschema.validate()`, which "
+            "checks Rasa's large events schema against the meta-schema and builds a new "
+            "validator on every call. A validator built once gives the same result."
+        )
+    calls = ours.get("bot_api_calls_per_turn") or {}
+    limited = sum(v for k, v in calls.items() if k in LIMITED)
+    if limited:
+        detail = ", ".join(f"{k} {v}" for k, v in calls.items() if k in LIMITED)
+        out.append(
+            f"**The bot's rate limiter caps throughput at ~{PTB_OVERALL_RATE / limited:.0f} "
+            f"replies/s** (measured {ours['throughput_rps']} at c={ours['concurrency']}): "
+            f"each turn makes {limited:.1f} Bot API calls with a chat id ({detail}) and "
+            f"PTB's AIORateLimiter lets {PTB_OVERALL_RATE:.0f} such calls/s through in "
+            "total (Telegram's bulk-message guidance), so adding Rasa capacity cannot help."
+        )
+    lc = result["long_conversation"]
+    long_cpu = lc["ours"]["cpu_ms_per_turn"].get("rasa")
+    if long_cpu and rasa_cpu:
+        out.append(
+            f"**Long conversations cost more per turn**: over {lc['ours']['turns']} turns "
+            f"Rasa used {long_cpu} ms CPU per turn on average (vs {rasa_cpu} ms in 12-turn "
+            f"conversations), the action server "
+            f"{lc['ours']['cpu_ms_per_turn'].get('actions')} ms (vs "
+            f"{ours['cpu_ms_per_turn'].get('actions')}). Each turn reloads and "
+            "deserialises the whole session from the tracker store, the RulePolicy "
+            "recomputes states over all of it, and the whole tracker goes to the action "
+            "server with each custom action"
+            + (
+                "; with `session_expiration_time: 0` a returning customer's session never "
+                "ends, so this grows without bound."
+                if session_expiry_minutes() == 0
+                else "."
+            )
+        )
+    sc = result.get("scale") or {}
+    if sc.get("error_answers_whose_turn_was_stored"):
+        out.append(
+            f"**{sc['error_answers_whose_turn_was_stored']} turns were answered 503 although "
+            "Rasa had taken and stored them** (two servers, c=50): the `earshot` channel "
+            "checks the action server's /health again after every turn, and under load "
+            "that check fails (2 s timeout). The bot would keep such a message and replay "
+            "it, so the customer's turn would be taken twice."
+        )
+    if sc.get("burst_pairs_broken"):
+        out.append(
+            f"**Simultaneous messages of one customer on two Rasa servers lose turns** "
+            f"({sc['burst_pairs_broken']} of {sc['burst_pairs']} pairs): see above. The bot "
+            "sends campaign asks and status notifications (`trigger_intent`) outside the "
+            "chat lock, so with several Rasa servers (docker-compose runs two) such a "
+            "request can race the customer's own message."
+        )
+    return out
+
+
 def _v(x: Any) -> str:
     return "–" if x is None else str(x)
 
@@ -796,15 +892,16 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             "and stored (the bot would keep such a message and replay it: a duplicate "
             "turn).",
             "",
-            f"Two messages of one customer sent to both servers at the same moment "
-            f"({sc['burst_pairs']} customers): **{sc['burst_pairs_broken']} pairs lost a "
-            "turn or interleaved.** Rasa 3.6's `RedisLockStore` issues tickets with an "
-            "unatomic read-modify-write, so two servers can both take the lock "
-            "(RasaHQ/rasa#9213; the fix, `ConcurrentRedisLockStore`, was reverted from "
-            "open source in RasaHQ/rasa#11428); the SQL tracker store then saves only "
-            "the events beyond the count already stored, dropping one turn. Our bot never "
-            "sends one chat's messages concurrently, so behind it the race needs two bot "
-            "processes or a second channel for the same customer.",
+            "Two messages of one customer sent to both servers at the same moment "
+            f"({sc['burst_pairs']} customers): **{sc['burst_pairs_broken']} of "
+            f"{sc['burst_pairs']} pairs lost a turn or interleaved.** Rasa 3.6's "
+            "`RedisLockStore` issues tickets with an unatomic read-modify-write, so two "
+            "servers can both take the lock (RasaHQ/rasa#9213; the fix, "
+            "`ConcurrentRedisLockStore`, was reverted from open source in "
+            "RasaHQ/rasa#11428); the SQL tracker store then saves only the events beyond "
+            "the count already stored, dropping one turn. Our bot sends a chat's own "
+            "messages one at a time, but not its campaign asks and status notifications "
+            "(see Findings).",
         ]
         extra = sc["tracker_problems"] + sc["burst_samples"]
         if extra:
@@ -834,7 +931,7 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     else:
         lines.append(f"Not profiled: {prof.get('error', 'skipped')}.")
     if result.get("findings"):
-        lines += ["", "### Findings", "", *[f"- {f}" for f in result["findings"]]]
+        lines += ["", "## Findings", "", *[f"- {f}" for f in result["findings"]]]
     tr = result.get("training") or {}
     lines += [
         "",
@@ -934,7 +1031,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for c in levels:
             n = per_level.get(c, c)
             scripts = [standard(i) for i in range(n)]
-            m = measure(f"ours c={c}", ours.customers(next_id, n), scripts, c, ours.pids)
+            m = measure(f"ours c={c}", ours.customers(next_id, n), scripts, c, ours.pids, ours.fake)
             by_c["ours"].append(m.summary)
             m = measure(f"stock c={c}", stock.customers(next_id, n), scripts, c, stock.pids)
             by_c["stock"].append(m.summary)
@@ -1024,6 +1121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "duration_s": round(time.monotonic() - started, 1),
         }
         result["targets"] = targets(result)
+        result["findings"] = findings(result)
         json_path = REPORTS / "bench.json"
         json_path.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
         write_markdown(result, REPORTS / "bench.md")
