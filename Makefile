@@ -18,7 +18,7 @@ CHROMIUM := /usr/bin/chromium
 RASA_ARGS := --config rasa_project/config.yml --domain rasa_project/domain
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint validate test-stories train eval bench bench-export chaos clean kb
+.PHONY: help setup run test lint validate test-stories train eval eval-languages bench bench-export chaos clean kb
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ eval: train ## NLU cross-validation and held-out evaluation -> reports/eval.md
 
 chaos: train ## Kill each part in turn; print fault -> outcome -> lost (must be 0)
 	$(PY) -m pytest -q -rN tests/chaos
+
+eval-languages: train ## One multilingual NLU model vs one per language -> reports/eval-languages.json (shown by make eval)
+	$(PY) scripts/eval_languages.py
 
 bench-export: setup ## Export 1M synthetic items from PostgreSQL and SQLite -> reports/bench-export.md
 	$(PY) scripts/bench_export.py

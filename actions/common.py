@@ -35,8 +35,10 @@ def customer_key(tracker: Tracker) -> str:
 
 
 def language(tracker: Tracker) -> str:
-    lang = str(metadata(tracker).get("language") or settings().default_language)
-    return lang if lang in settings().languages else settings().default_language
+    """The conversation's language: the `language` slot the channel keeps up to date."""
+    s = settings()
+    lang = tracker.get_slot("language") or metadata(tracker).get("language")
+    return lang if lang in s.languages else s.default_language
 
 
 def channel(tracker: Tracker) -> str:

@@ -11,6 +11,7 @@ from rasa_sdk.events import EventType, SlotSet
 
 from actions.common import channel, customer_key, db, language, settings
 from earshot import feedback as core
+from earshot import i18n
 from earshot.schemas import FeedbackIn, FeedbackType, Importance, Source
 
 FORM = "feedback_form"
@@ -38,41 +39,8 @@ FLOW_SLOTS = (
     "feedback_outcome",
 )
 
-TYPE_LABELS = {
-    "problem": "Problem",
-    "idea": "Idea",
-    "complaint": "Complaint",
-    "praise": "Praise",
-    "other": "Other",
-}
-TYPE_WITH_ARTICLE = {
-    "problem": "a problem",
-    "idea": "an idea",
-    "complaint": "a complaint",
-    "praise": "praise",
-    "other": "something else",
-}
-FREQUENCY_LABELS = {
-    "always": "Always",
-    "daily": "Daily",
-    "weekly": "Weekly",
-    "rarely": "Rarely",
-    "once": "Once",
-}
-IMPORTANCE_LABELS = {
-    "nice_to_have": "Nice to have",
-    "important": "Important",
-    "blocking": "Blocking me",
-}
-STATUS_LABELS = {
-    "new": "received",
-    "under_review": "being reviewed",
-    "planned": "planned",
-    "in_progress": "in progress",
-    "done": "done",
-    "declined": "not taken forward",
-    "duplicate": "merged with a similar item",
-}
+# Kinds of feedback the form offers (labels per language in earshot.i18n).
+FEEDBACK_TYPES = ("problem", "idea", "complaint", "praise", "other")
 
 
 def reset_flow() -> list[EventType]:
@@ -161,27 +129,34 @@ def save(tracker: Tracker, *, complete: bool) -> str:
         return row.ref
 
 
-def summary(slots: dict[str, Any]) -> str:
+def summary(slots: dict[str, Any], lang: str) -> str:
     """The confirmation summary: what will be stored, in the customer's words."""
+
+    def t(key: str) -> str:
+        return i18n.text(key, lang)
+
     type_ = str(slots.get("feedback_type") or "other")
+    product = product_name(slots.get("feedback_product")) or t("no_product")
     lines = [
-        f"Product: {product_name(slots.get('feedback_product')) or 'Not about a product'}",
-        f"Kind: {TYPE_LABELS.get(type_, type_)}",
-        f'In your words: "{slots.get("feedback_text") or ""}"',
+        f"{t('summary_product')}: {product}",
+        f"{t('summary_kind')}: {i18n.labels('type', lang).get(type_, type_)}",
+        f'{t("summary_words")}: "{slots.get("feedback_text") or ""}"',
     ]
     benefit = slots.get("feedback_benefit")
     if benefit and benefit != SKIPPED:
-        label = "What should have happened" if type_ == "complaint" else "What it would let you do"
+        label = t("summary_should_have" if type_ == "complaint" else "summary_would_let")
         lines.append(f"{label}: {benefit}")
     frequency = slots.get("feedback_frequency")
     if frequency and frequency != SKIPPED:
-        lines.append(f"How often: {FREQUENCY_LABELS.get(frequency, frequency)}")
+        label = i18n.labels("frequency", lang).get(frequency, frequency)
+        lines.append(f"{t('summary_frequency')}: {label}")
     photos = len(slots.get("feedback_attachments") or [])
     if photos:
-        lines.append(f"Photos: {photos}")
+        lines.append(f"{t('summary_photos')}: {photos}")
     importance = slots.get("feedback_importance")
     if importance and importance != SKIPPED:
-        lines.append(f"Importance: {IMPORTANCE_LABELS.get(importance, importance)}")
-    contact = "Yes" if slots.get("feedback_consent") == "yes" else "No"
-    lines.append(f"We may contact you about it: {contact}")
+        label = i18n.labels("importance", lang).get(importance, importance)
+        lines.append(f"{t('summary_importance')}: {label}")
+    consent = t("yes" if slots.get("feedback_consent") == "yes" else "no")
+    lines.append(f"{t('summary_contact')}: {consent}")
     return "\n".join(lines)

@@ -16,14 +16,13 @@ from rasa_sdk.events import ActionExecutionRejected, ActiveLoop, EventType, Slot
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.forms import REQUESTED_SLOT
 
-from actions.common import customer_key, db, settings
+from actions.common import customer_key, db, language, settings
 from actions.feedback_flow import (
+    FEEDBACK_TYPES,
     FLOW_SLOTS,
     FORM,
     NO_PRODUCT,
     SKIPPED,
-    TYPE_LABELS,
-    TYPE_WITH_ARTICLE,
     Message,
     choose_payload,
     latest,
@@ -32,8 +31,13 @@ from actions.feedback_flow import (
     summary,
 )
 from earshot import feedback as core
+from earshot import i18n
 
-CANCEL_BUTTON = {"title": "Cancel", "payload": "/cancel"}
+
+def cancel_button(lang: str) -> dict[str, str]:
+    return {"title": i18n.text("cancel_button", lang), "payload": "/cancel"}
+
+
 CANCEL_WORDS = frozenset(
     {
         "cancel",
@@ -363,9 +367,13 @@ class ActionAskFeedbackProduct(Action):
             {"title": p.name, "payload": choose_payload("product", p.key)}
             for p in settings().products
         ]
+        lang = language(tracker)
         buttons += [
-            {"title": "Not about a product", "payload": choose_payload("product", NO_PRODUCT)},
-            CANCEL_BUTTON,
+            {
+                "title": i18n.text("no_product", lang),
+                "payload": choose_payload("product", NO_PRODUCT),
+            },
+            cancel_button(lang),
         ]
         dispatcher.utter_message(response="utter_ask_feedback_product", buttons=buttons)
         return []
@@ -385,13 +393,15 @@ class ActionAskFeedbackType(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         guess = tracker.get_slot("feedback_type_guess")
-        order = sorted(TYPE_LABELS, key=lambda t: t != guess)
-        buttons = [{"title": TYPE_LABELS[t], "payload": choose_payload("type", t)} for t in order]
-        buttons.append(CANCEL_BUTTON)
-        if guess in TYPE_LABELS:
+        lang = language(tracker)
+        titles = i18n.labels("type", lang)
+        order = sorted(FEEDBACK_TYPES, key=lambda t: t != guess)
+        buttons = [{"title": titles[t], "payload": choose_payload("type", t)} for t in order]
+        buttons.append(cancel_button(lang))
+        if guess in FEEDBACK_TYPES:
             dispatcher.utter_message(
                 response="utter_ask_feedback_type_guess",
-                type_label=TYPE_WITH_ARTICLE[guess],
+                type_label=i18n.labels("type_with_article", lang)[guess],
                 buttons=buttons,
             )
         else:
@@ -412,7 +422,7 @@ class ActionAskFeedbackText(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         type_ = tracker.get_slot("feedback_type")
-        type_ = type_ if type_ in TYPE_LABELS else "other"
+        type_ = type_ if type_ in FEEDBACK_TYPES else "other"
         dispatcher.utter_message(response=f"utter_ask_feedback_text_{type_}")
         return []
 
@@ -449,5 +459,7 @@ class ActionAskFeedbackConfirm(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         slots = {name: tracker.get_slot(name) for name in FLOW_SLOTS}
-        dispatcher.utter_message(response="utter_ask_feedback_confirm", summary=summary(slots))
+        dispatcher.utter_message(
+            response="utter_ask_feedback_confirm", summary=summary(slots, language(tracker))
+        )
         return []

@@ -8,9 +8,10 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.common import customer_key, db
-from actions.feedback_flow import STATUS_LABELS, product_name
+from actions.common import customer_key, db, language
+from actions.feedback_flow import product_name
 from earshot import feedback as core
+from earshot import i18n
 
 EXCERPT_CHARS = 60
 
@@ -37,12 +38,14 @@ class ActionMyFeedback(Action):
         if not items:
             dispatcher.utter_message(response="utter_my_feedback_none")
             return []
+        lang = language(tracker)
+        statuses = i18n.labels("status", lang)
         lines = []
         for item in items:
             about = product_name(item.product)
-            status = STATUS_LABELS.get(item.status, item.status)
-            mine = "you support" if item.supported else "you said"
+            status = statuses.get(item.status, item.status)
+            mine = i18n.text("you_support" if item.supported else "you_said", lang)
             line = f'{item.ref} ({status}): {mine} "{_excerpt(item.description)}"'
-            lines.append(f"• {line}" + (f" about the {about}" if about else ""))
+            lines.append(f"• {line}" + (f" ({about})" if about else ""))
         dispatcher.utter_message(response="utter_my_feedback", items="\n".join(lines))
         return []

@@ -11,19 +11,20 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import customer_key, db, language, settings
+from earshot import i18n
 from earshot.storage import repo
 
 TRANSCRIPT_TURNS = 10
 
 
 @cache
-def _topic_titles() -> dict[str, str]:
-    """A short human title per topic: its first example question in the default language."""
+def _topic_titles(lang: str) -> dict[str, str]:
+    """A short human title per topic: its first example question in ``lang``."""
     from earshot.kb import load_kb
 
     s = settings()
     kb = load_kb(s.knowledge_base, languages=s.languages)
-    return {t.key: t.examples[s.languages[0]][0] for t in kb.topics}
+    return {t.key: t.examples[lang][0] for t in kb.topics}
 
 
 def answered_topic(tracker: Tracker) -> str | None:
@@ -119,14 +120,15 @@ class ActionFallbackOptions(Action):
             return [SlotSet("fallback_count", 0.0)]
         selector = (tracker.latest_message or {}).get("response_selector") or {}
         ranking = (selector.get("faq") or {}).get("ranking") or []
-        titles = _topic_titles()
+        lang = language(tracker)
+        titles = _topic_titles(lang)
         buttons = []
         for entry in ranking:
             key = str(entry.get("intent_response_key") or "").split("/", 1)[-1]
             if key in titles and len(buttons) < 2:
                 payload = "/faq_choice" + json.dumps({"topic": key})
                 buttons.append({"title": titles[key], "payload": payload})
-        buttons.append({"title": "Something else", "payload": "/fallback_other"})
+        buttons.append({"title": i18n.text("something_else", lang), "payload": "/fallback_other"})
         dispatcher.utter_message(response="utter_fallback_options", buttons=buttons)
         return [SlotSet("fallback_count", float(count))]
 
@@ -144,7 +146,7 @@ class ActionAnswerTopic(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         topic = next(tracker.get_latest_entity_values("topic"), None)
-        if topic not in _topic_titles():
+        if topic not in _topic_titles(settings().default_language):
             dispatcher.utter_message(response="utter_rephrase")
             return []
         dispatcher.utter_message(response=f"utter_faq/{topic}")

@@ -30,22 +30,23 @@ from bot import team, workers
 from bot.delivery import BotDeps, deliver
 from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.render import escape
-from earshot import outbox
+from earshot import i18n, language, outbox
 from earshot.privacy import erase_customer
 from earshot.settings import Settings
 from earshot.storage import repo
 
 log = logging.getLogger("earshot.bot")
 
-COMMANDS = [
-    ("start", "Start over"),
-    ("help", "What I can do"),
-    ("feedback", "Share an idea or a problem"),
-    ("myfeedback", "The feedback you sent and its status"),
-    ("privacy", "What I store and why"),
-    ("deletemydata", "Delete what I store about you"),
-    ("stop", "Stop asking me for feedback"),
-]
+COMMANDS = (
+    "start",
+    "help",
+    "feedback",
+    "myfeedback",
+    "privacy",
+    "deletemydata",
+    "stop",
+    "language",
+)
 # Commands relayed to Rasa as intent payloads (the dialogue decides what they do).
 COMMAND_PAYLOADS = {
     "start": "/start",
@@ -54,28 +55,10 @@ COMMAND_PAYLOADS = {
     "feedback": "/give_feedback",
     "myfeedback": "/my_feedback",
     "stop": "/stop_asking",
+    "language": language.SET_LANGUAGE,
 }
 DEEP_LINK = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 MAX_WAITING_PER_CHAT = 20
-TEXTS = {
-    "unavailable": "I can't answer right now, sorry. I've kept your message and will reply "
-    "as soon as I can.",
-    "expired": "That button has expired. Please type your message instead.",
-    "private_only": "I only chat in private. Please message me directly.",
-    "unknown_command": "I don't know that command. /help lists what I can do.",
-    "error": "Sorry, something went wrong on my side. Please try again.",
-    "delete_choose": "What would you like me to delete?\n\n"
-    "• <b>My personal data</b>: your contact details, our conversations and everything that "
-    "links you to your feedback. Your ideas stay, anonymously.\n"
-    "• <b>Everything</b>: the above and your feedback too.",
-    "delete_confirm_personal": "Delete your personal data? This cannot be undone.",
-    "delete_confirm_all": "Delete everything, your feedback too? This cannot be undone.",
-    "deleted_personal": "Done: I've deleted your personal data. Your feedback stays, "
-    "without anything that links it to you.",
-    "deleted_all": "Done: I've deleted everything about you, including your feedback.",
-    "delete_cancelled": "OK, I haven't deleted anything.",
-    "edited": "I can't pick up edited messages. Please send the corrected text as a new message.",
-}
 
 
 def deps(context: ContextTypes.DEFAULT_TYPE) -> BotDeps:
@@ -89,9 +72,28 @@ def _metadata(update: Update) -> dict[str, Any]:
     return {
         "channel": "telegram",
         "language_code": lang,
-        "language": lang.split("-")[0].lower() if lang else None,
+        "language": language.normalise(lang),
         "chat_type": chat.type if chat else None,
     }
+
+
+async def _language(d: BotDeps, update: Update) -> str:
+    """The language to answer in outside a relayed turn (stored choice, else Telegram's)."""
+    user = update.effective_user
+    s = d.settings
+    stored = None
+    if user is not None:
+        try:
+            stored = await d.db(repo.get_customer_language, user_key=d.key(user.id))
+        except DBAPIError:
+            log.debug("database unavailable; answering in Telegram's language")
+    return language.resolve(
+        chosen=stored,
+        reported=user.language_code if user else None,
+        detected=None,
+        languages=s.languages,
+        default=s.default_language,
+    )
 
 
 def _customer(update: Update) -> dict[str, Any]:
@@ -140,35 +142,51 @@ async def _relay_locked(
     text: str,
 ) -> None:
     chat_id = update.effective_chat.id  # type: ignore[union-attr]
+    s = d.settings
     try:
-        await d.db(
-            repo.touch_customer,
+        chosen = language.chosen(text, s.languages)
+        if chosen:
+            await d.db(repo.choose_language, user_key=key, channel="telegram", language=chosen)
+        meta["language"] = await d.db(
+            repo.see_customer,
             user_key=key,
             channel="telegram",
             chat_id=str(chat_id),
-            language=meta["language"],
+            reported_language=meta["language_code"],
+            text=text,
+            languages=s.languages,
+            default_language=s.default_language,
         )
         waiting = len(d.spool) > 0 or await d.db(outbox.has_pending_inbox, customer_key=key)
     except DBAPIError:
         await _keep(d, key, chat_id, text, meta)
-        await context.bot.send_message(chat_id, TEXTS["unavailable"])
+        await context.bot.send_message(chat_id, i18n.text("unavailable", meta["language"]))
         return
     if waiting:
         # Older messages still wait for Rasa: queue behind them to keep the order.
         await _keep(d, key, chat_id, text, meta)
         return
-    try:
-        await context.bot.send_chat_action(chat_id, ChatAction.TYPING)
-    except TelegramError:
-        log.debug("typing action failed", exc_info=True)
+    typing = asyncio.create_task(_typing_if_slow(context.bot, chat_id, s.typing_after_s))
     try:
         messages = await d.rasa.send(key, text, meta)
     except RasaUnavailable as exc:
         log.warning("Rasa unavailable, message kept: %s", exc)
         await _keep(d, key, chat_id, text, meta)
-        await context.bot.send_message(chat_id, TEXTS["unavailable"])
+        await context.bot.send_message(chat_id, i18n.text("unavailable", meta["language"]))
         return
+    finally:
+        typing.cancel()
     await deliver(context.bot, d, chat_id, key, messages, _customer(update))
+
+
+async def _typing_if_slow(bot: Any, chat_id: int, after_s: float) -> None:
+    """Show "typing…" only when the answer takes a while: a typing action on every turn
+    costs a Bot API call against the bot's rate limit for nothing a customer would see."""
+    await asyncio.sleep(after_s)
+    try:
+        await bot.send_chat_action(chat_id, ChatAction.TYPING)
+    except TelegramError:
+        log.debug("typing action failed", exc_info=True)
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -184,6 +202,8 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     assert update.effective_message is not None and update.effective_message.text
     name = update.effective_message.text.split()[0][1:].split("@")[0].lower()
     payload = COMMAND_PAYLOADS[name]
+    if name == "language":
+        payload = language.command_payload(context.args or [])
     if name == "start" and context.args and DEEP_LINK.match(context.args[0]):
         payload = "/start" + json.dumps({"deep_link": context.args[0].lower()})
     await relay(update, context, payload)
@@ -192,7 +212,8 @@ async def on_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Point a customer who typed an unknown command to /help."""
     assert update.effective_chat is not None
-    await context.bot.send_message(update.effective_chat.id, TEXTS["unknown_command"])
+    lang = await _language(deps(context), update)
+    await context.bot.send_message(update.effective_chat.id, i18n.text("unknown_command", lang))
 
 
 async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -202,7 +223,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     d = deps(context)
     payload = await _resolve_button(d, query.data or "", d.key(query.from_user.id))
     if payload is None:
-        await query.answer(TEXTS["expired"])
+        await query.answer(i18n.text("expired", await _language(d, update)))
         return
     await query.answer()
     await _show_choice(query.message, query.data or "")
@@ -272,20 +293,17 @@ async def on_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def on_delete_my_data(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Offer the two deletion choices, each behind a confirmation."""
     assert update.effective_chat is not None
+    lang = await _language(deps(context), update)
     keyboard = InlineKeyboardMarkup(
         [
-            [InlineKeyboardButton("Delete my personal data", callback_data="del:ask:personal")],
-            [
-                InlineKeyboardButton(
-                    "Delete everything, my feedback too", callback_data="del:ask:all"
-                )
-            ],
-            [InlineKeyboardButton("Cancel", callback_data="del:cancel")],
+            [_button("delete_personal_button", lang, "del:ask:personal")],
+            [_button("delete_all_button", lang, "del:ask:all")],
+            [_button("cancel_button", lang, "del:cancel")],
         ]
     )
     await context.bot.send_message(
         update.effective_chat.id,
-        TEXTS["delete_choose"],
+        i18n.text("delete_choose", lang),
         parse_mode=ParseMode.HTML,
         reply_markup=keyboard,
     )
@@ -297,40 +315,51 @@ async def on_delete_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
     assert query is not None and update.effective_chat is not None
     await query.answer()
     data, chat_id = query.data or "", update.effective_chat.id
+    d = deps(context)
+    lang = await _language(d, update)
     if data.startswith("del:ask:"):
-        choice = data.rsplit(":", 1)[1]
+        choice = "all" if data.endswith(":all") else "personal"
         keyboard = InlineKeyboardMarkup(
             [
-                [InlineKeyboardButton("Yes, delete", callback_data=f"del:do:{choice}")],
-                [InlineKeyboardButton("Cancel", callback_data="del:cancel")],
+                [_button("delete_yes_button", lang, f"del:do:{choice}")],
+                [_button("cancel_button", lang, "del:cancel")],
             ]
         )
-        await query.edit_message_text(TEXTS[f"delete_confirm_{choice}"], reply_markup=keyboard)
+        await query.edit_message_text(
+            i18n.text(f"delete_confirm_{choice}", lang), reply_markup=keyboard
+        )
         return
     if data.startswith("del:do:"):
         everything = data.endswith(":all")
-        d = deps(context)
         async with d.chat_locks[chat_id]:
             report = await d.db(
                 erase_customer, customer_key=d.key(query.from_user.id), everything=everything
             )
         log.info("erased a customer's data (everything=%s, rows=%d)", everything, report.total)
-        await query.edit_message_text(TEXTS["deleted_all" if everything else "deleted_personal"])
+        done = "deleted_all" if everything else "deleted_personal"
+        await query.edit_message_text(i18n.text(done, lang))
         return
-    await query.edit_message_text(TEXTS["delete_cancelled"])
+    await query.edit_message_text(i18n.text("delete_cancelled", lang))
+
+
+def _button(key: str, lang: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(i18n.text(key, lang), callback_data=data)
 
 
 async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Explain that edits are not picked up, rather than acting on them twice."""
     assert update.effective_chat is not None
-    await context.bot.send_message(update.effective_chat.id, TEXTS["edited"])
+    lang = await _language(deps(context), update)
+    await context.bot.send_message(update.effective_chat.id, i18n.text("edited", lang))
 
 
 async def on_group(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Point group members to a private chat instead of answering in the group."""
     message = update.effective_message
     if message is not None and message.text and message.text.startswith("/"):
-        await message.reply_text(TEXTS["private_only"])
+        user = update.effective_user
+        lang = language.normalise(user.language_code if user else None)
+        await message.reply_text(i18n.text("private_only", lang))
     raise ApplicationHandlerStop
 
 
@@ -356,7 +385,10 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     log.error("error while handling an update", exc_info=context.error)
     if isinstance(update, Update) and update.effective_chat is not None:
         try:
-            await context.bot.send_message(update.effective_chat.id, TEXTS["error"])
+            lang = language.normalise(
+                update.effective_user.language_code if update.effective_user else None
+            )
+            await context.bot.send_message(update.effective_chat.id, i18n.text("error", lang))
         except TelegramError:
             log.debug("could not report the error to the chat", exc_info=True)
 
@@ -372,7 +404,12 @@ async def post_init(application: Application[Any, Any, Any, Any, Any, Any]) -> N
     )
     application.bot_data["deps"] = d
     try:
-        await application.bot.set_my_commands([BotCommand(c, t) for c, t in COMMANDS])
+        for lang in settings.languages:
+            titles = i18n.labels("command", lang)
+            await application.bot.set_my_commands(
+                [BotCommand(c, titles[c]) for c in COMMANDS],
+                language_code=None if lang == settings.default_language else lang,
+            )
     except TelegramError:
         log.warning("could not set the command menu", exc_info=True)
     application.bot_data["worker"] = asyncio.create_task(workers.run_forever(application.bot, d))

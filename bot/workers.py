@@ -59,21 +59,22 @@ async def send_campaign_asks(bot: Bot, d: BotDeps, batch: int = 20) -> int:
             break
         ask = asks[0]
         ok = False
-        try:
-            messages = await d.rasa.trigger_intent(
-                ask.customer_key, "campaign_ask", {"campaign": ask.campaign_id}
-            )
-        except RasaUnavailable:
-            await d.db(outbox.release_campaign_send, send_id=ask.id)
-            break  # try again on a later tick
-        try:
-            async with d.chat_locks[int(ask.chat_id)]:
+        # Under the chat lock: the ask must not interleave with a turn of the same chat.
+        async with d.chat_locks[int(ask.chat_id)]:
+            try:
+                messages = await d.rasa.trigger_intent(
+                    ask.customer_key, "campaign_ask", {"campaign": ask.campaign_id}
+                )
+            except RasaUnavailable:
+                await d.db(outbox.release_campaign_send, send_id=ask.id)
+                break  # try again on a later tick
+            try:
                 await deliver(bot, d, int(ask.chat_id), ask.customer_key, messages)
-            ok = True
-        except Forbidden:
-            log.info("a customer blocked the bot; campaign ask skipped")
-        except TelegramError:
-            log.warning("campaign ask failed", exc_info=True)
+                ok = True
+            except Forbidden:
+                log.info("a customer blocked the bot; campaign ask skipped")
+            except TelegramError:
+                log.warning("campaign ask failed", exc_info=True)
         await d.db(outbox.finish_campaign_send, send_id=ask.id, ok=ok)
         sent += 1
     return sent
@@ -83,10 +84,10 @@ async def send_notifications(bot: Bot, d: BotDeps) -> int:
     notices = await d.db(outbox.claim_notifications, channel="telegram")
     for n in notices:
         try:
-            messages = await d.rasa.trigger_intent(
-                n.customer_key, "notify_status", {"ref": n.ref, "status": n.status}
-            )
             async with d.chat_locks[int(n.chat_id)]:
+                messages = await d.rasa.trigger_intent(
+                    n.customer_key, "notify_status", {"ref": n.ref, "status": n.status}
+                )
                 await deliver(bot, d, int(n.chat_id), n.customer_key, messages)
         except (RasaUnavailable, TelegramError):
             log.warning("status notification failed", exc_info=True)

@@ -10,6 +10,7 @@ domain file, so that no company text lives in code or in hand-written Rasa data.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -19,6 +20,9 @@ from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from earshot.i18n import LANGUAGE_NAMES
+from earshot.language import SET_LANGUAGE
 
 RETRIEVAL_INTENT = "faq"
 COMPANY_FILE = "company.yml"
@@ -32,6 +36,8 @@ RASA_FORMAT_VERSION = "3.1"
 # Slot the dialogue sets to the user's language; only referenced once a KB
 # carries more than one language (conditional response variations).
 LANGUAGE_SLOT = "language"
+# The greeting offers the other configured languages as buttons (issue 8).
+START = "utter_start"
 
 Key = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")]
 LangCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2}$")]
@@ -79,8 +85,14 @@ class Answer(_Strict):
         # Links become buttons whose payload is the URL; the bot shows http(s)
         # payloads as URL buttons instead of sending them back as messages.
         return [{"title": link.title, "payload": link.url} for link in self.links] + [
-            {"title": b.title, "payload": b.payload} for b in self.buttons
+            {"title": b.title, "payload": rasa_literal(b.payload)} for b in self.buttons
         ]
+
+
+def rasa_literal(text: str) -> str:
+    """Escape braces: Rasa fills {slot} placeholders in responses, buttons included, and
+    logs an error for every JSON payload it cannot fill."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 class Topic(_Strict):
@@ -275,14 +287,26 @@ def _dump(data: Any) -> str:
     return GENERATED_HEADER + body
 
 
-def _variations(by_lang: Mapping[str, Answer], languages: Sequence[str]) -> list[dict[str, Any]]:
-    """Rasa response variations: one per language, default language unconditional."""
+def _variations(
+    by_lang: Mapping[str, Answer], languages: Sequence[str], language_buttons: bool = False
+) -> list[dict[str, Any]]:
+    """Rasa response variations: one per language, default language unconditional.
+    With ``language_buttons`` each variation also offers the other languages."""
     out: list[dict[str, Any]] = []
     conditional = len(languages) > 1
     for lang in [*languages[1:], languages[0]]:
         answer = by_lang[lang]
         variation: dict[str, Any] = {"text": answer.text}
         buttons = answer.rasa_buttons()
+        if language_buttons:
+            buttons += [
+                {
+                    "title": LANGUAGE_NAMES.get(other, other),
+                    "payload": rasa_literal(SET_LANGUAGE + json.dumps({"language": other})),
+                }
+                for other in languages
+                if other != lang
+            ]
         if buttons:
             variation["buttons"] = buttons
         if conditional and lang != languages[0]:
@@ -292,12 +316,15 @@ def _variations(by_lang: Mapping[str, Answer], languages: Sequence[str]) -> list
 
 
 def render_nlu(kb: KnowledgeBase, language: str | None = None) -> str:
-    """NLU training data: one retrieval intent ``faq/<key>`` per topic."""
-    lang = language or kb.languages[0]
+    """NLU training data: one retrieval intent ``faq/<key>`` per topic, with the examples
+    of ``language`` or, by default, of every language (one multilingual model)."""
+    langs = [language] if language else list(kb.languages)
     nlu = [
         {
             "intent": f"{RETRIEVAL_INTENT}/{topic.key}",
-            "examples": "".join(f"- {example}\n" for example in topic.examples[lang]),
+            "examples": "".join(
+                f"- {example}\n" for lang in langs for example in topic.examples[lang]
+            ),
         }
         for topic in kb.topics
     ]
@@ -311,7 +338,7 @@ def render_domain(kb: KnowledgeBase) -> str:
         responses[f"utter_{RETRIEVAL_INTENT}/{topic.key}"] = _variations(topic.answer, kb.languages)
     responses["utter_privacy"] = _variations(kb.topic(PRIVACY_TOPIC).answer, kb.languages)
     for name, by_lang in kb.responses.items():
-        responses[name] = _variations(by_lang, kb.languages)
+        responses[name] = _variations(by_lang, kb.languages, language_buttons=name == START)
     # The `faq` intent itself is declared in the hand-written domain: Rasa warns about
     # intents listed in two domain files.
     domain = {"version": RASA_FORMAT_VERSION, "responses": dict(sorted(responses.items()))}

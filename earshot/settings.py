@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr = SecretStr("dev-only-rasa-token")
     rasa_timeout_s: float = 20.0
+    # Show "typing…" only when an answer takes longer than this (0: always).
+    typing_after_s: float = 0.8
     action_server_port: int = 5055
     # Where Rasa finds the action server; default: this machine's action_server_port.
     action_endpoint_url: str | None = None

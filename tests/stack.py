@@ -120,6 +120,7 @@ def stack_env(fake: FakeBotAPI, workdir: Path, db_url: str, **extra: str) -> dic
             "TELEGRAM_API_BASE_URL": fake.base_url,
             "RASA_TELEMETRY_ENABLED": "false",
             "LOG_LEVEL": "INFO",
+            "TYPING_AFTER_S": "0",  # always: the tests check that it is shown
         }
     )
     env.update(extra)

@@ -209,3 +209,100 @@ def test_training_path(tmp_path: Path) -> None:
     assert "problem" in model.score("the app crashes on start").probs
     text = report.read_text()
     assert "Leave-one-app-out" in text and "baseline" in text and MODEL_VERSION in text
+
+
+# Dutch: the same classifier, Dutch cue phrases and a Dutch sentiment lexicon.
+
+
+def _config_catalogue() -> dict[str, list[str]]:
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))
+    return {p["key"]: [p["name"], *p.get("synonyms", [])] for p in cfg["products"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "product"),
+    [
+        ("Sinds de update valt mijn deurbelcamera elke nacht uit", "doorbell"),
+        ("de app loopt telkens vast als ik een scène wil opslaan", "app"),
+        ("Mijn ledstrip flikkert en reageert nie meer op de app", "strip"),
+        ("De slimme stekker schakelt niet op de ingestelde tijd, erg vervelend", "plug"),
+        (
+            "Thermostaat zet de verwarming 's nachts gewoon aan, we hebben het veel te warm",
+            "thermostat",
+        ),
+    ],
+)
+def test_dutch_bug_report(text: str, product: str) -> None:
+    c = classify(text, _config_catalogue())
+    assert c.type == "problem"
+    assert c.sentiment < 0
+    assert c.product == product
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Het zou handig zijn als ik de lampen per verdieping kan groeperen",
+        "Kunnen jullie een vakantiestand toevoegen?",
+        "Ik zou graag zien dat de thermostaat ook met mijn warmtepomp samenwerkt",
+        "zou chique zijn moest de deurbel ook een pakketmelding geven",
+    ],
+)
+def test_dutch_wish_is_idea(text: str) -> None:
+    assert classify(text).type == "idea"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Heel tevreden met de lampen, echt een aanrader!",
+        "Super snelle levering en de klantenservice was erg vriendelijk. Bedankt!",
+        "amai, wat een plezante app",
+    ],
+)
+def test_dutch_praise_is_other_and_positive(text: str) -> None:
+    c = classify(text)
+    assert c.type == "other"
+    assert c.sentiment > 0.3
+    assert classify(text, None, "nl").sentiment > 0.3  # an explicit language works too
+
+
+def test_dutch_negation_and_intensifiers() -> None:
+    from earshot.classify.sentiment import dutch_scores, lexicon_scores
+
+    def score(text: str) -> float:
+        return dutch_scores(text)[0]
+
+    assert score("niet goed") < 0 < score("goed") < score("heel goed")
+    assert score("geen fijne ervaring") < 0
+    assert score("nooit meer tevreden geweest") < 0
+    assert score("mooi ontwerp, maar echt waardeloos") < 0  # "maar" weighs what follows
+    assert score("niet slecht") > 0
+    # English keeps VADER; the language is guessed from the words when not given.
+    assert lexicon_scores("the app is great") == lexicon_scores("the app is great", "en")
+    assert lexicon_scores("de app is geweldig")[0] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("text", "product"),
+    [
+        ("de deurbelcamera is wazig", "doorbell"),
+        ("onze videodeurbel en de deurbellen van de buren", "doorbell"),
+        ("mijn ledstripje", "strip"),
+        ("twee lampjes en drie ledlampen", "bulb"),
+        ("beide stekkers en het stopcontact", "plug"),
+        ("de thermostaten in huis", "thermostat"),
+        ("de vloerverwarming blijft koud", "thermostat"),
+        ("het peertje is kapot", "bulb"),
+        ("de brug van Lumen", "hub"),
+        ("de applicatie", "app"),
+        # Short names do not match inside other words.
+        ("hubris, een clamp en een gestripte kabel", None),
+        ("mijn appartement", None),
+        ("de lampionnen", None),
+    ],
+)
+def test_dutch_product_names(text: str, product: str | None) -> None:
+    assert find_product(text, _config_catalogue()) == product

@@ -49,7 +49,8 @@ def _nlu_examples(path: Path) -> list[tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def shipped() -> KnowledgeBase:
-    return load_kb(KB_DIR)
+    config = yaml.safe_load((KB_DIR.parent / "config.yml").read_text(encoding="utf-8"))
+    return load_kb(KB_DIR, languages=config["languages"])
 
 
 def test_shipped_kb_has_exactly_the_agreed_topics(shipped: KnowledgeBase) -> None:
@@ -248,7 +249,8 @@ def test_generator_writes_retrieval_intents_and_responses(
     intents = {block["intent"]: block["examples"] for block in nlu["nlu"]}
     assert set(intents) == {f"faq/{key}" for key in TOPIC_KEYS}
     examples = [line[2:] for line in intents["faq/order_track"].splitlines()]
-    assert examples == list(shipped.topic("order_track").examples["en"])
+    topic = shipped.topic("order_track")
+    assert examples == [e for lang in shipped.languages for e in topic.examples[lang]]
 
     domain = _read_generated(domain_path)
     assert "intents" not in domain  # declared once, in the hand-written domain
@@ -258,8 +260,8 @@ def test_generator_writes_retrieval_intents_and_responses(
     assert list(responses) == sorted(responses)
     privacy = shipped.topic("privacy").answer["en"]
     assert responses["utter_privacy"] == responses["utter_faq/privacy"]
-    assert responses["utter_privacy"][0]["text"] == privacy.text
-    track = responses["utter_faq/order_track"][0]
+    assert responses["utter_privacy"][-1]["text"] == privacy.text  # default: unconditional
+    track = responses["utter_faq/order_track"][-1]
     link = shipped.topic("order_track").answer["en"].links[0]
     assert {"title": link.title, "payload": link.url} in track["buttons"]
     assert "condition" not in track  # single language: no slot conditions
@@ -290,7 +292,16 @@ def test_generator_adds_language_conditions_for_extra_languages(
     assert variations[0]["condition"] == [{"type": "slot", "name": "language", "value": "nl"}]
     assert "condition" not in variations[-1]  # default language answers everyone else
     nlu = _read_generated(tmp_path / "data/generated/faq.yml")
-    assert all(line.endswith(" en") for line in nlu["nlu"][0]["examples"].splitlines())
+    # One multilingual model: each topic is trained on the examples of every language.
+    endings = {line.rsplit(" ", 1)[-1] for line in nlu["nlu"][0]["examples"].splitlines()}
+    assert endings == {"en", "nl"}
+    start = domain["responses"]["utter_start"]
+    offered = {v.get("condition", [{}])[0].get("value", "en"): v["buttons"] for v in start}
+    assert offered["en"][-1] == {
+        "title": "Nederlands",
+        "payload": '/set_language{{"language": "nl"}}',
+    }
+    assert offered["nl"][-1]["title"] == "English"
 
 
 def test_checked_in_generated_files_are_up_to_date(shipped: KnowledgeBase, tmp_path: Path) -> None:

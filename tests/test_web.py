@@ -629,3 +629,23 @@ def test_cli_registers_web_command() -> None:
     register(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["web", "--port", "8123"])
     assert (args.host, args.port, args.fn.__name__) == ("127.0.0.1", 8123, "cmd_web")
+
+
+def test_chat_speaks_the_visitors_language_and_switches_on_request(web: Web) -> None:
+    page = web.client.get("/chat", headers={"Accept-Language": "nl-BE,nl;q=0.9,en;q=0.5"})
+    assert "Chat met ons" in page.text and 'placeholder="Typ een bericht…"' in page.text
+    assert "Nederlands" in page.text and "English" in page.text
+    headers = {"X-CSRF-Token": csrf(page.text)}
+    r = web.client.post(
+        "/chat/send", json={"message": "/nosuchcommand", "language": "nl"}, headers=headers
+    )
+    assert "Dat commando ken ik niet" in r.json()["messages"][0]["text"]
+    r = web.client.post(
+        "/chat/send", json={"message": "/language en", "language": "nl"}, headers=headers
+    )
+    assert r.json()["language"] == "en"  # the page switches its picker
+    sent = web.rasa.received[-1]
+    assert sent["message"] == '/set_language{"language": "en"}'
+    assert sent["metadata"]["language"] == "en"
+    english = web.client.get("/chat", headers={"Accept-Language": "en-GB"})
+    assert "Chat with us" in english.text

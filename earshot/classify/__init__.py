@@ -34,13 +34,21 @@ class Classification(BaseModel):
     product: str | None = None
 
 
-def classify(text: str, catalogue: Mapping[str, Sequence[str]] | None = None) -> Classification:
-    """Type (problem/idea/other) with its probability, sentiment in [-1, 1], product key or None."""
+def classify(
+    text: str,
+    catalogue: Mapping[str, Sequence[str]] | None = None,
+    language: str | None = None,
+) -> Classification:
+    """Type (problem/idea/other) with its probability, sentiment in [-1, 1], product key or None.
+
+    English and Dutch. `language` ("en" or "nl") picks the sentiment lexicon; None (the
+    default) guesses it from the text. The type model and product matching need no hint.
+    """
     text = text[:MAX_CHARS]
     product = find_product(text, catalogue)
     if not text.strip():
         return Classification(type="other", type_confidence=1.0, sentiment=0.0, product=product)
-    scores = load_model().score(text)
+    scores = load_model().score(text, language)
     label, confidence = max(scores.probs.items(), key=lambda kv: kv[1])
     return Classification(
         type=label,  # pydantic rejects anything but problem/idea/other

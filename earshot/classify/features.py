@@ -1,7 +1,11 @@
 """Text normalisation and feature extraction shared by training and inference.
 
-Plain Python (plus the VADER lexicon), so the saved model needs no scikit-learn at run
-time; training and inference call the same `analyse`, so they cannot drift apart.
+Plain Python (plus the sentiment lexicons), so the saved model needs no scikit-learn at
+run time; training and inference call the same `analyse`, so they cannot drift apart.
+
+English and Dutch: contractions of both are expanded, and the cue phrases of both
+languages fire the same cue features ("would be nice" and "zou handig zijn" are both
+`idea_would`), so what the model learned from English reviews carries over to Dutch.
 """
 
 from __future__ import annotations
@@ -9,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Set
 
-from earshot.classify.sentiment import lexicon_scores
+from earshot.classify.sentiment import lexicon_scores, looks_dutch
 
 # Contractions are expanded so "doesn't work", "doesnt work" and "does not work" share
 # features; reviews drop apostrophes constantly.
@@ -26,6 +30,20 @@ _CONTRACTIONS: tuple[tuple[str, str], ...] = (
     (r"\bpleas\b", "please"),
     (r"\bthx\b", "thanks"),
     (r"\bu\b", "you"),
+    # Dutch and Flemish chat spelling.
+    (r"(?<!\w)'t\b", "het"),
+    (r"(?<!\w)'k\b", "ik"),
+    (r"\bda'?s\b", "dat is"),
+    (r"\btis\b", "het is"),
+    (r"\bm'?n\b", "mijn"),
+    (r"\bz'?n\b", "zijn"),
+    (r"\bnie\b|\bni\b", "niet"),
+    (r"\ba\.?u\.?b\.?(?!\w)|\bsvp\b", "alsjeblieft"),
+    (r"\bff\b", "even"),
+    (r"\bipv\b", "in plaats van"),
+    (r"\bnogsteeds\b", "nog steeds"),
+    (r"\bkunde\b", "kun je"),
+    (r"\bzoudt\b", "zou"),
 )
 _CONTRACTIONS_RE = [(re.compile(p), r) for p, r in _CONTRACTIONS]
 
@@ -34,7 +52,7 @@ _EMAIL_RE = re.compile(r"\S+@\S+\.\w+")
 # Version strings, prices and counts carry no type signal but fragment the vocabulary.
 _NUM_RE = re.compile(r"\d+(?:[.,:/]\d+)*")
 _REPEAT_RE = re.compile(r"(\w)\1{2,}")
-_TOKEN_RE = re.compile(r"[a-z]+|<[a-z]+>|[!?]")
+_TOKEN_RE = re.compile(r"[^\W\d_]+|<[a-z]+>|[!?]")  # letters incl. é, ë, ï
 
 NUM = "<num>"
 ENT = "<ent>"
@@ -119,11 +137,74 @@ _CUES: dict[str, str] = {
     + r"\b",
     "other_thanks": r"\bthanks?\b|\bthank you\b",
 }
-_CUE_RES = [(name, re.compile(p)) for name, p in _CUES.items()]
+
+_NL_NOT = r"(niet|nooit|geen)"
+_NL_PLEASANT = (
+    r"(fijn|handig|leuk|mooi|top|super|geweldig|nuttig|chique|tof|praktisch|welkom|ideaal"
+    r"|prettig|cool|plezant|wenselijk|beter)"
+)
+_DUTCH_CUES: dict[str, str] = {
+    "idea_polite": r"\b(graag|alsjeblieft|alstublieft)\b.*\b(toevoeg\w*|toe (te )?voegen"
+    + r"|inbouwen|maken|mogelijk maken)\b",
+    "idea_would": r"\b(zou|zouden|zo'?n|het zou)\b( \w+)?( (echt|heel|erg|zeer|wel|toch|nog))?"
+    + rf" {_NL_PLEASANT}\b|\b{_NL_PLEASANT} (zou zijn|als|mocht|moest)\b"
+    + r"|\bwat (fijn|handig|leuk) zou\b",
+    "idea_love": r"\b(zou|wil|wou|zag|had|zie|hoor)( ik| je| we| het)? graag\b"
+    + r"|\bgraag (een|meer|ook|zien)\b"
+    + r"|\bik (zou|wil|wou) (graag|ook|even)?\b",
+    "idea_wish": r"\b(hoop|hoopte|hopelijk|wens|zou willen|zouden willen)\b",
+    "idea_should": r"\b(kunnen|kunt|kun|kan|zouden|zou|moeten|moet)( jullie| je| ze| u| er)\b"
+    + r".{0,60}"
+    + r"\b(toevoeg\w*|toe (te )?voegen|maken|inbouwen|ondersteunen|aanbieden|mogelijk)\b",
+    "idea_option": r"\b(optie|mogelijkheid|functie|functionaliteit|instelling|manier|knop|modus)"
+    + r" (om|voor|waarmee|zodat|waarbij)\b|\bte kunnen\b|\bkunnen (instellen|kiezen|aanpassen)\b",
+    "idea_add": r"\btoevoeg\w*|\btoe (te )?voegen\b|\bvoeg\w* .{0,50}\btoe\b"
+    + r"|\bterug(brengen|komen)\b",
+    "idea_missing": r"\b(ik|we) (mis|missen)\b|\bmis (ik|ook|nog|wel)\b"
+    + r"|\bgeen (optie|mogelijkheid|manier|functie|instelling)\b",
+    "idea_suggest": r"\b(suggestie|voorstel|idee|verzoek|feature ?request|wensenlijst|tip)"
+    + r"(s|en|tje)?\b",
+    "idea_integrate": r"\b(integratie|integreren|koppeling|compatib\w*|ondersteuning (voor|van)"
+    + r"|samenwerk\w*|koppelen (met|aan))\b",
+    "prob_crash": r"\b(crash\w*|loopt (\w+ )?vast|vastgelopen|vastloop\w*|blijft hangen|hangt"
+    + r"|bevriest|bevroren|hapert|haperen|bug\w*|glitch\w*|lagt|laggy)\b",
+    "prob_notwork": r"\b(werkt|werken|werkte|werkten|doet|doen|deed|reageert|laadt|opent|gaat|slaat"
+    + r"|springt|komt|kwam|start|verbindt|koppelt|wil|wou|lukt|lukte)( het| ie| hij| ze| zij)?"
+    + rf"( \w+)? ({_NL_NOT}|niet meer)\b"
+    + rf"|\b{_NL_NOT} (meer )?(te )?(werk\w*|verbind\w*|verbonden|reag\w*|laden|geladen|open\w*"
+    + r"|koppel\w*|gekoppeld|synchroni\w*|geleverd|aangekomen|ontvangen|binnen|gevonden"
+    + r"|opgestart|aan|uit|meer)\b",
+    "prob_cannot": r"\b(kan|kun|kunnen|kon|konden)( ik| je| het| we| ze| er)( \w+)? (niet|geen)\b"
+    + r"|\b(niet mogelijk|onmogelijk|mislukt\w*|lukt niet|lukt het niet)\b",
+    "prob_error": r"\b(fout\w*|error|kapot\w*|defect\w*|verkeerd\w*|onjuist\w*|klopt\w* (\w+ )?niet"
+    + r"|ontbre\w*|kwijt|verloren|verdwenen|verdwijn\w*|verbroken|offline|onbereikbaar"
+    + r"|(is|zijn|ging|gaat|gingen) stuk|leeg)\b",
+    "prob_defect": r"\b(te laat|vertraag\w*|vertraging\w*|traag|trager|flikker\w*|knipper\w*"
+    + r"|oververhit\w*|zoem\w*|beschadigd\w*|gebroken|gebarsten|deuk\w*|gaat (\w+ )?uit"
+    + r"|valt (\w+ )?(uit|weg)|uitgevallen|willekeurig|uit zichzelf|vanzelf|zomaar"
+    + r"|(twee ?keer|dubbel) (\w+ )?(afgeschreven|betaald|gefactureerd)|terugbetal\w*"
+    + r"|geld terug|nooit (aangekomen|ontvangen|geleverd|gekregen)"
+    + r"|niet (ontvangen|geleverd|aangekomen|gekregen))\b",
+    "prob_update": r"\b(sinds|na|sedert) "
+    + r"(de |het |die |deze |dat |laatste |vorige |recente |nieuwe |een )*"
+    + r"(update|upgrade|versie|firmware\w*|software\w*)\b",
+    "prob_keeps": r"\bblijf(t|ven)? (maar )?\w+en\b|\b(steeds|telkens|constant|voortdurend|continu"
+    + r"|om de haverklap|de hele tijd)\b|\b(elke|iedere) (keer|dag|avond|nacht|ochtend)\b",
+    "prob_fix": r"\b(oplossen|opgelost|los (dit|het|dat) (\w+ )?op|repareren|gerepareerd"
+    + r"|fixen|gefixt)\b",
+    "prob_still": r"\bnog (steeds|altijd) (niet|geen)\b",
+    "other_praise": r"\b(geweldig\w*|top|super|prima|fantastisch\w*|uitstekend\w*|perfect\w*"
+    + r"|heerlijk\w*|tevreden|blij|makkelijk\w*|gemakkelijk\w*|handig\w*|mooi\w*|goed\w*|tof\w*"
+    + r"|chique|plezant\w*|content|aanrader|schitterend\w*|fijn\w*|in orde|dik oké|oké)\b",
+    "other_thanks": r"\b(bedankt|dank( je| u)?( wel)?|dankjewel|dankuwel|merci)\b",
+}
+_CUE_RES = [(name, re.compile(p)) for name, p in _CUES.items()] + [
+    (name, re.compile(p)) for name, p in _DUTCH_CUES.items()
+]
 
 
 def cues(norm_text: str) -> list[str]:
-    return [name for name, rx in _CUE_RES if rx.search(norm_text)]
+    return list(dict.fromkeys(name for name, rx in _CUE_RES if rx.search(norm_text)))
 
 
 def _ngrams(seq: list[str], lo: int, hi: int) -> Iterable[str]:
@@ -148,7 +229,14 @@ FUNCTION_WORDS = frozenset(
     keeps kept work works working worked stop stops stopped fix fixed update updated
     updates issue issues problem problems bug bugs error crash crashes crashing load
     loading show showing sync open opening connect connection nice great good bad better
-    best worst""".split()
+    best worst
+    de het een ik mij me mijn we wij ons onze je jij jouw jullie u uw hij zij ze hun dit dat
+    deze die daar hier er ben zijn wordt worden werd doe doet deed heb heeft hebben zal zou
+    zouden kan kun kunt kunnen kon moet moeten mag wil wilt willen niet geen nooit meer en of
+    maar als dan dus ook nog al wel heel erg zeer echt te van op aan bij met voor naar uit om
+    tot na sinds zonder graag alsjeblieft bedankt dank toevoegen optie mogelijkheid functie
+    werkt werken werkte fout probleem problemen steeds telkens blijft goed slecht beter
+    even weer""".split()
 )
 
 
@@ -188,6 +276,8 @@ def meta_tokens(text: str, n: int) -> list[str]:
         out.append("sent:mixed")
     if "?" in text:
         out.append("has:question")
+    if looks_dutch(text):  # lets Dutch have its own class priors without moving English's
+        out.append("lang:nl")
     return out
 
 

@@ -17,14 +17,16 @@ from typing import Any
 import numpy as np
 
 from earshot.classify.features import analyse
-from earshot.classify.sentiment import lexicon_scores
+from earshot.classify.sentiment import lexicon_scores, looks_dutch
 
 # Bump when features or training change; the artifact name carries it, so code and
 # weights cannot be mixed up silently.
-MODEL_VERSION = "1.0.0"
+MODEL_VERSION = "1.1.0"
 LABELS = ("problem", "idea", "other")
 # Inputs of the sentiment stack, in the order train.py fits its weights.
 STACK_INPUTS = ("star", "lexicon", "p_problem", "p_idea")
+# Dutch has no star ratings to learn from, so its stack leaves out the star head.
+STACK_INPUTS_NL = ("lexicon", "p_problem", "p_idea")
 MODEL_DIR = Path(__file__).parent / "model"
 
 
@@ -92,19 +94,25 @@ class LinearModel:
         cols, vals = self.features(text)
         return self.coef[:, cols] @ vals + self.intercept
 
-    def score(self, text: str) -> Scores:
+    def score(self, text: str, language: str | None = None) -> Scores:
+        """language ("en", "nl" or None to guess) picks the sentiment lexicon."""
         d = self.decision(text)
         logits = d[: len(self.labels)]
         e = np.exp(logits - logits.max())
         probs = {lab: float(x) for lab, x in zip(self.labels, e / e.sum(), strict=True)}
         inputs = {
             "star": float(np.clip(d[len(self.labels)], -1.0, 1.0)),
-            "lexicon": lexicon_scores(text)[0],
+            "lexicon": lexicon_scores(text, language)[0],
             "p_problem": probs["problem"],
             "p_idea": probs["idea"],
         }
-        w = self.meta["sentiment_stack"]
-        raw = w["intercept"] + sum(w[k] * inputs[k] for k in STACK_INPUTS)
+        dutch = language == "nl" or (language is None and looks_dutch(text))
+        keys: tuple[str, ...]
+        if dutch and "sentiment_stack_nl" in self.meta:
+            w, keys = self.meta["sentiment_stack_nl"], STACK_INPUTS_NL
+        else:
+            w, keys = self.meta["sentiment_stack"], STACK_INPUTS
+        raw = w["intercept"] + sum(w[k] * inputs[k] for k in keys)
         return Scores(probs=probs, sentiment=float(np.clip(raw, -1.0, 1.0)))
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from earshot import language as lang
 from earshot.identity import new_ref
 from earshot.schemas import FeedbackIn, category_for
 from earshot.storage.models import (
@@ -48,6 +49,50 @@ def touch_customer(
     if language and not customer.language_chosen:
         customer.language = language
     return customer
+
+
+def see_customer(
+    session: Session,
+    *,
+    user_key: str,
+    channel: str,
+    chat_id: str | None,
+    reported_language: str | None,
+    text: str,
+    languages: Sequence[str],
+    default_language: str,
+) -> str:
+    """Note that we saw the customer now and return the language to answer in.
+
+    Precedence: explicit choice, the messenger's language, detection on the first
+    substantive message (remembered), the default.
+    """
+    customer = touch_customer(session, user_key=user_key, channel=channel, chat_id=chat_id)
+    reported = lang.normalise(reported_language)
+    if not customer.language_chosen:
+        if reported in languages:
+            customer.language = reported
+        elif customer.language not in languages:
+            customer.language = lang.detect(text, languages)
+    return lang.resolve(
+        chosen=customer.language,
+        reported=None,
+        detected=None,
+        languages=languages,
+        default=default_language,
+    )
+
+
+def choose_language(session: Session, *, user_key: str, channel: str, language: str) -> None:
+    """The customer picked a language: it beats every other signal from now on."""
+    customer = touch_customer(session, user_key=user_key, channel=channel)
+    customer.language = language
+    customer.language_chosen = True
+
+
+def get_customer_language(session: Session, *, user_key: str) -> str | None:
+    """The language we last answered this customer in (chosen or detected), if any."""
+    return session.scalar(select(Customer.language).where(Customer.user_key == user_key))
 
 
 def get_customer(session: Session, *, user_key: str) -> Customer | None:

@@ -33,7 +33,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from earshot import triage
+from earshot import i18n, triage
+from earshot import language as lang_mod
 from earshot.export import FORMATS
 from earshot.identity import user_key
 from earshot.settings import ConfigError, Settings
@@ -548,7 +549,13 @@ def _chat_language(request: Request, languages: list[str], default: str) -> str:
 async def chat_page(request: Request) -> Response:
     s = dash(request).settings
     language = _chat_language(request, s.languages, s.default_language)
-    response = render(request, "chat.html", language=language)
+    response = render(
+        request,
+        "chat.html",
+        language=language,
+        t={k: i18n.text(k, language) for k in i18n.TEXTS[i18n.FALLBACK] if k.startswith("web_")},
+        language_names=i18n.LANGUAGE_NAMES,
+    )
     if not request.cookies.get(CHAT_COOKIE):
         # A random id per browser; Rasa only ever sees its keyed hash (user_key).
         response.set_cookie(
@@ -575,7 +582,9 @@ async def chat_send(request: Request) -> Response:
         return JSONResponse({"error": "no chat session; reload the page"}, 403)
     client = security.client_key(request)
     if not d.chat_limiter.hit(client):
-        return _chat_error(chat.TEXTS["too_fast"], 429)
+        s = d.settings
+        lang = _chat_language(request, s.languages, s.default_language)
+        return _chat_error(i18n.text("too_fast", lang), 429)
     try:
         data = await request.json()
     except ValueError:
@@ -590,15 +599,18 @@ async def chat_send(request: Request) -> Response:
     if isinstance(button, str) and button:
         text = await d.db(chat.resolve_button, ref=button, customer_key=sender)
         if text is None:
-            return _chat_error(chat.TEXTS["expired"], 200)
+            return _chat_error(i18n.text("expired", language), 200)
     else:
         text = " ".join(str(data.get("message") or "").split())[: chat.MAX_MESSAGE]
         if not text:
             return JSONResponse({"error": "empty message"}, 400)
         command = chat.command_payload(text)
+        if text.split()[0].lower() == "/language":
+            command = lang_mod.command_payload(text.split()[1:])
         if command == "":
-            return _chat_error(chat.TEXTS["unknown_command"], 200)
+            return _chat_error(i18n.text("unknown_command", language), 200)
         text = command or text
+    language = lang_mod.chosen(text, d.settings.languages) or language
     try:
         replies = await chat.relay(
             rasa_url=d.settings.rasa_url,
@@ -610,9 +622,9 @@ async def chat_send(request: Request) -> Response:
         )
     except chat.RasaUnavailable as exc:
         log.warning("web chat: Rasa unavailable: %s", exc)
-        return _chat_error(chat.TEXTS["unavailable"], 503)
+        return _chat_error(i18n.text("web_unavailable", language), 503)
     refs = await d.db(chat.store_buttons, replies=replies, customer_key=sender)
-    return JSONResponse({"messages": chat.replies_json(replies, refs)})
+    return JSONResponse({"messages": chat.replies_json(replies, refs), "language": language})
 
 
 # --- errors and app -----------------------------------------------------------------------

@@ -29,12 +29,6 @@ COMMAND_PAYLOADS = {
     "/myfeedback": "/my_feedback",
     "/stop": "/stop_asking",
 }
-TEXTS = {
-    "unavailable": "I can't answer right now, sorry. Please try again in a minute.",
-    "expired": "That button has expired. Please type your message instead.",
-    "unknown_command": "I don't know that command. Type /help to see what I can do.",
-    "too_fast": "You're sending messages very quickly. Please wait a moment.",
-}
 
 
 class RasaUnavailable(Exception):

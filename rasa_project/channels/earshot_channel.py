@@ -6,12 +6,23 @@ Unlike Rasa's REST channel it
   action server is down, or the tracker store fails), so the front end can keep the
   message and replay it later instead of losing it.
 Replies come back in the HTTP response, as with the REST channel.
+
+It also installs three small adaptations of Rasa internals (see `install_patches`):
+- the customer's language, chosen by the front end and sent as metadata, becomes the
+  `language` entity of every message (payloads too), so the `language` slot picks
+  the response variations;
+- a custom action that fails (action server down or erroring) is noted for this turn, so
+  the turn answers 503 precisely when it happened (Rasa itself only logs it);
+- custom action results are validated with a compiled JSON schema: Rasa recompiles and
+  re-checks the schema on every call, which cost over half of a turn's CPU time.
 """
 
 import asyncio
+import contextvars
+import functools
 import logging
 import time
-from typing import Any, Awaitable, Callable, Dict, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
 import aiohttp
 import sqlalchemy
@@ -24,6 +35,75 @@ from sanic.response import HTTPResponse
 logger = logging.getLogger(__name__)
 
 HEALTH_TTL_S = 0.5
+LANGUAGE_ENTITY = "language"
+
+
+class _Turn:
+    """What the patches learn about the turn being processed."""
+
+    def __init__(self) -> None:
+        self.failed_actions: List[str] = []
+
+
+_TURN: "contextvars.ContextVar[Optional[_Turn]]" = contextvars.ContextVar(
+    "earshot_turn", default=None
+)
+_PATCHED = False
+
+
+def install_patches() -> None:
+    """Install the adaptations described in the module docstring (idempotent)."""
+    global _PATCHED
+    if _PATCHED:
+        return
+    from jsonschema import ValidationError, validators
+    from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
+    from rasa.core.processor import MessageProcessor
+
+    schema = RemoteAction.action_response_format_spec()
+    compiled = validators.validator_for(schema)(schema)
+
+    def validate_action_result(self: Any, result: Dict[Text, Any]) -> bool:
+        try:
+            compiled.validate(result)
+        except ValidationError as e:
+            e.message += ". Failed to validate Action server response from API."
+            raise
+        return True
+
+    original_run = RemoteAction.run
+
+    @functools.wraps(original_run)
+    async def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await original_run(self, *args, **kwargs)
+        except ActionExecutionRejection:
+            raise  # a form rejecting input is part of the dialogue, not a failure
+        except Exception:
+            turn = _TURN.get()
+            if turn is not None:
+                turn.failed_actions.append(self.name())
+            raise
+
+    original_parse = MessageProcessor.parse_message
+
+    @functools.wraps(original_parse)
+    async def parse_message(self: Any, message: Any, *args: Any, **kwargs: Any) -> Any:
+        parse_data = await original_parse(self, message, *args, **kwargs)
+        language = (message.metadata or {}).get(LANGUAGE_ENTITY)
+        entities = parse_data.setdefault("entities", [])
+        if isinstance(language, str) and not any(
+            e.get("entity") == LANGUAGE_ENTITY for e in entities
+        ):
+            entities.append(
+                {"entity": LANGUAGE_ENTITY, "value": language, "extractor": "EarshotInput"}
+            )
+        return parse_data
+
+    RemoteAction._validate_action_result = validate_action_result  # type: ignore[assignment]
+    RemoteAction.run = run  # type: ignore[assignment]
+    MessageProcessor.parse_message = parse_message  # type: ignore[assignment]
+    _PATCHED = True
 
 
 class EarshotInput(RestInput):
@@ -32,6 +112,7 @@ class EarshotInput(RestInput):
     def __init__(self) -> None:
         self._healthy_until = 0.0
         self._session: Optional[aiohttp.ClientSession] = None
+        install_patches()
 
     @classmethod
     def name(cls) -> Text:
@@ -79,9 +160,7 @@ class EarshotInput(RestInput):
             return False
         return True
 
-    def blueprint(
-        self, on_new_message: Callable[[UserMessage], Awaitable[Any]]
-    ) -> Blueprint:
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("earshot_webhook", __name__)
 
         @bp.route("/", methods=["GET"])
@@ -99,6 +178,8 @@ class EarshotInput(RestInput):
             if not self._tracker_store_healthy(request):
                 return response.json({"error": "tracker store unavailable"}, status=503)
             collector = CollectingOutputChannel()
+            turn = _Turn()
+            token = _TURN.set(turn)
             try:
                 await on_new_message(
                     UserMessage(
@@ -114,10 +195,13 @@ class EarshotInput(RestInput):
             except Exception:
                 logger.exception("could not process a message from the earshot channel")
                 return response.json({"error": "message not processed"}, status=503)
-            self._healthy_until = 0.0
-            if not await self._actions_healthy(request):
+            finally:
+                _TURN.reset(token)
+            if turn.failed_actions:
                 # Rasa swallows a failed custom action; the turn is incomplete, so let the
                 # front end keep the message and replay it when the action server is back.
+                self._healthy_until = 0.0
+                logger.warning("custom action(s) failed: %s", ", ".join(turn.failed_actions))
                 return response.json({"error": "action server unavailable"}, status=503)
             return response.json(collector.messages)
 

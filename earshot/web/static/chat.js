@@ -68,6 +68,7 @@
       body: JSON.stringify(body)
     }).then(function (resp) {
       return resp.json().catch(function () { return {}; }).then(function (data) {
+        if (data.language) language.value = data.language;
         if (data.messages) return data.messages;
         return [{ text: data.error ? "Sorry: " + data.error : "Sorry, something went wrong." }];
       });
