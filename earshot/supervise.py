@@ -31,8 +31,18 @@ def rasa_db_url(app_url: str) -> str:
     return app_url.replace("postgresql+psycopg://", "postgresql://")
 
 
-def write_endpoints(settings: Settings, path: Path, action_port: int | None = None) -> Path:
-    """Rasa's endpoints.yml, derived from our settings so there is one source of truth."""
+def write_endpoints(
+    settings: Settings,
+    path: Path,
+    action_port: int | None = None,
+    lock_key_prefix: str = "earshot",
+) -> Path:
+    """Rasa's endpoints.yml, derived from our settings so there is one source of truth.
+
+    With `redis_url` set, Rasa servers that share the Redis lock store and the SQL tracker
+    store may serve the same conversations; `lock_key_prefix` (letters and digits) keeps
+    separate deployments (or test runs) on one Redis apart.
+    """
     url = rasa_db_url(settings.db_url)
     port = action_port or settings.action_server_port
     endpoints: dict[str, object] = {
@@ -49,13 +59,17 @@ def write_endpoints(settings: Settings, path: Path, action_port: int | None = No
         from urllib.parse import urlsplit
 
         r = urlsplit(settings.redis_url)
-        endpoints["lock_store"] = {
-            "type": "redis",
+        lock_store: dict[str, object] = {
+            # Rasa's own "redis" store is unsafe with several servers (see the module).
+            "type": "channels.lock_store.AtomicRedisLockStore",
             "url": r.hostname or "127.0.0.1",
             "port": r.port or 6379,
             "db": int((r.path or "/0").strip("/") or 0),
-            "key_prefix": "earshot",
+            "key_prefix": lock_key_prefix,
         }
+        if r.password:
+            lock_store["password"] = r.password
+        endpoints["lock_store"] = lock_store
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(endpoints, sort_keys=True), encoding="utf-8")
     return path
@@ -117,11 +131,14 @@ def build_parts(
     rasa_port: int = 5005,
     log_dir: Path,
     base_env: dict[str, str] | None = None,
+    lock_key_prefix: str = "earshot",
 ) -> list[Part]:
     env = dict(os.environ if base_env is None else base_env)
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "rasa_project")])
-    endpoints = write_endpoints(settings, settings.data_dir / "run" / "endpoints.yml")
+    endpoints = write_endpoints(
+        settings, settings.data_dir / "run" / "endpoints.yml", lock_key_prefix=lock_key_prefix
+    )
     action_port = settings.action_server_port
     actions = Part(
         "action server",
