@@ -25,7 +25,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -35,9 +34,6 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-PG_ADMIN_URL = os.environ.get(
-    "EARSHOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 STEPS = (10_000, 100_000, 1_000_000)
 FORMATS = ("csv", "jsonl", "xlsx")
 RATE_TARGET = 50_000  # rows/s, CSV and JSON lines
@@ -216,33 +212,17 @@ def measure(url: str, fmt: str, workdir: Path) -> dict[str, Any]:
 # --- backends --------------------------------------------------------------------------------
 
 
-def create_pg_database() -> str:
-    import psycopg
-
-    name = f"earshot_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN_URL.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
-def drop_pg_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(PG_ADMIN_URL.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def run_backend(
     backend: str, sizes: list[int], formats: list[str], workdir: Path
 ) -> list[dict[str, Any]]:
     from earshot.storage.db import migrate
+    from tests.pgtemp import create_pg_database, drop_pg_database
 
     results: list[dict[str, Any]] = []
     pg_url: str | None = None
     try:
         if backend == "postgresql":
-            url = pg_url = create_pg_database()
+            url = pg_url = create_pg_database("earshot_bench")
         else:
             db = workdir / "bench.db"
             url = f"sqlite:///{db}"

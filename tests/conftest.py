@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -11,38 +10,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from earshot.storage.db import make_engine, migrate
+from tests.pgtemp import PG_ADMIN_URL, create_pg_database, drop_pg_database, pg_available
 
-PG_ADMIN_URL = os.environ.get(
-    "EARSHOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-
-
-def _pg_available() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(PG_ADMIN_URL.replace("+psycopg", ""), connect_timeout=3):
-            return True
-    except Exception:
-        return False
-
-
-def create_pg_database() -> str:
-    """A new, empty PostgreSQL database with a random name; returns its URL."""
-    import psycopg
-
-    name = f"earshot_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-
-
-def drop_pg_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    with psycopg.connect(PG_ADMIN_URL.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+__all__ = ["PG_ADMIN_URL", "_pg_available", "create_pg_database", "drop_pg_database"]
+_pg_available = pg_available  # the name other test modules import
 
 
 @pytest.fixture(scope="session")
