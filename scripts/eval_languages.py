@@ -41,31 +41,26 @@ def _data_dir(base: Path, language: str | None) -> Path:
     return out
 
 
-def _evaluate(data: Path, language: str, out: Path) -> dict[str, object]:
-    suffix = "en" if language == "en" else language
-    cmd = [
-        str(RASA_PY),
-        str(ROOT / "scripts/eval_nlu.py"),
-        "--nlu",
-        str(data),
-        "--no-cv",
-        "--holdout",
-        str(TESTS / f"nlu_holdout_{suffix}.yml"),
-        "--ood",
-        str(TESTS / f"ood_{suffix}.yml"),
-        "--out",
-        str(out),
-    ]
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True)
+SETS = {"en": ("holdout", "ood"), "nl": ("holdout_nl", "ood_nl")}
+
+
+def _evaluate(data: Path, out: Path) -> dict[str, dict[str, object]]:
+    """Train an NLU-only model on ``data``; its metrics per test language."""
+    cmd = [str(RASA_PY), str(ROOT / "scripts/eval_nlu.py"), "--nlu", str(data), "--no-cv"]
+    subprocess.run([*cmd, "--out", str(out)], cwd=ROOT, check=True, capture_output=True)
     summary = json.loads((out / "eval.json").read_text(encoding="utf-8"))
-    holdout, ood = summary["in_domain"]["holdout"], summary["ood"]["ood"]
-    return {
-        "topic_accuracy": holdout["topic_accuracy"],
-        "core_intent_accuracy": holdout["core_intent_accuracy"],
-        "in_domain_to_fallback": holdout["in_domain_to_fallback"],
-        "ood_rejection": ood["rejection_rate"],
-        "train_seconds": summary.get("train_seconds"),
-    }
+    results = {}
+    for lang, (in_domain, ood_set) in SETS.items():
+        holdout, ood = summary["in_domain"].get(in_domain), summary["ood"].get(ood_set)
+        if holdout and ood:
+            results[lang] = {
+                "topic_accuracy": holdout["topic_accuracy"],
+                "core_intent_accuracy": holdout["core_intent_accuracy"],
+                "in_domain_to_fallback": holdout["in_domain_to_fallback"],
+                "ood_rejection": ood["rejection_rate"],
+                "train_seconds": summary.get("train_seconds"),
+            }
+    return results
 
 
 def main() -> int:
@@ -73,12 +68,12 @@ def main() -> int:
     results: dict[str, dict[str, object]] = {}
     with tempfile.TemporaryDirectory(prefix="earshot-lang-") as tmp:
         base = Path(tmp)
-        shared = _data_dir(base, None)
+        shared = _evaluate(_data_dir(base, None), base / "out-all")
         for lang in languages:
-            results[f"multilingual/{lang}"] = _evaluate(shared, lang, base / f"out-all-{lang}")
-            alone = _data_dir(base, lang)
-            results[f"{lang} only/{lang}"] = _evaluate(alone, lang, base / f"out-{lang}")
-            print(lang, results[f"multilingual/{lang}"], results[f"{lang} only/{lang}"])
+            results[f"multilingual, tested on {lang}"] = shared[lang]
+            alone = _evaluate(_data_dir(base, lang), base / f"out-{lang}")
+            results[f"{lang} only, tested on {lang}"] = alone[lang]
+            print(lang, shared[lang], alone[lang], flush=True)
     out = ROOT / "reports/eval-languages.json"
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {out.relative_to(ROOT)}")

@@ -25,7 +25,11 @@ class Customer:
         self.fake = stack.fake
         self.user_id = user_id
         self.language_code = language_code
-        self.seen = 0
+        # Only what the bot sends from now on: a shared user (the team member) may have
+        # been sent things by earlier tests.
+        self.seen = len(
+            [m for m in self.fake.sent_messages(user_id) if m.method != "editMessageText"]
+        )
 
     @property
     def key(self) -> str:
