@@ -6,11 +6,10 @@ import os
 import platform
 import shutil
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
-from earshot.supervise import Part, healthy
+from earshot.supervise import Part, healthy, wait_healthy  # noqa: F401 - used as procs.wait_healthy
 
 PG_ADMIN_URL = os.environ.get(
     "EARSHOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -63,21 +62,6 @@ def status_kb(pid: int, field: str) -> int | None:
 def peak_rss_mb(pid: int | None) -> float | None:
     kb = status_kb(pid, "VmHWM") if pid else None
     return round(kb / 1024, 1) if kb else None
-
-
-def wait_healthy(parts: list[Part], timeout: float = 400.0) -> None:
-    deadline = time.monotonic() + timeout
-    pending = [p for p in parts if p.health_url]
-    while pending:
-        for part in list(pending):
-            if not part.alive():
-                raise RuntimeError(f"{part.name} died:\n{part.tail(30)}")
-            assert part.health_url is not None
-            if healthy(part.health_url):
-                pending.remove(part)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{pending[0].name} did not become healthy:\n{pending[0].tail()}")
-        time.sleep(0.5)
 
 
 def machine() -> dict[str, object]:

@@ -125,6 +125,24 @@ def healthy(url: str) -> bool:
         return False
 
 
+def wait_healthy(parts: list[Part], timeout: float) -> None:
+    """Wait until every part with a health URL answers, all at once (they start in
+    parallel; Rasa's start-up dominates). A part that dies or stays unhealthy past
+    `timeout` raises with the tail of its log."""
+    deadline = time.monotonic() + timeout
+    pending = [p for p in parts if p.health_url]
+    while pending:
+        for part in list(pending):
+            if not part.alive():
+                raise RuntimeError(f"{part.name} died:\n{part.tail(40)}")
+            assert part.health_url is not None
+            if healthy(part.health_url):
+                pending.remove(part)
+        if pending and time.monotonic() > deadline:
+            raise TimeoutError(f"{pending[0].name} not healthy:\n{pending[0].tail(40)}")
+        time.sleep(0.5)
+
+
 def build_parts(
     settings: Settings,
     *,

@@ -74,13 +74,8 @@ def see_customer(
             customer.language = reported
         elif customer.language not in languages:
             customer.language = lang.detect(text, languages)
-    return lang.resolve(
-        chosen=customer.language,
-        reported=None,
-        detected=None,
-        languages=languages,
-        default=default_language,
-    )
+    current = customer.language
+    return current if current is not None and current in languages else default_language
 
 
 def choose_language(session: Session, *, user_key: str, channel: str, language: str) -> None:

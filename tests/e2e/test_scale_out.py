@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from sqlalchemy import func, select
 from earshot.settings import Settings, load_settings
 from earshot.storage.db import engine_for, migrate, session_scope
 from earshot.storage.models import Feedback
-from earshot.supervise import Part, build_parts, healthy
+from earshot.supervise import Part, build_parts, wait_healthy
 from tests.conftest import _pg_available, create_pg_database, drop_pg_database
 from tests.e2e.helpers import REF
 from tests.fakes.telegram_api import FakeBotAPI
@@ -86,22 +85,6 @@ def _settings(env: dict[str, str]) -> Settings:
         os.environ.update(old)
 
 
-def _wait_healthy(parts: list[Part], timeout: float) -> None:
-    """Wait for all parts at once: they start in parallel (Rasa's start-up dominates)."""
-    deadline = time.monotonic() + timeout
-    pending = [p for p in parts if p.health_url]
-    while pending:
-        for part in list(pending):
-            if not part.alive():
-                raise RuntimeError(f"{part.name} died:\n{part.tail(40)}")
-            assert part.health_url is not None
-            if healthy(part.health_url):
-                pending.remove(part)
-        if pending and time.monotonic() > deadline:
-            raise TimeoutError(f"{pending[0].name} not healthy:\n{pending[0].tail(40)}")
-        time.sleep(0.5)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     missing = [
@@ -144,7 +127,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             try:
                 for part in parts:
                     part.start()
-                _wait_healthy(parts, STARTUP_TIMEOUT_S)
+                wait_healthy(parts, STARTUP_TIMEOUT_S)
                 yield Cluster(urls, token, db_url, parts)
             finally:
                 for part in reversed(parts):
