@@ -79,6 +79,9 @@ class Settings(BaseSettings):
 
     ask_interval_days: int = Field(default=14, ge=0)
     retention_days: int = Field(default=180, ge=1)
+    # Rasa re-reads and replays a conversation's whole session on every turn; past this
+    # many events a new session starts with the slots carried over (0: never).
+    session_max_events: int = Field(default=200, ge=0)
     support_chat_id: int | None = None
     team: list[int] = []
     campaigns: list[Campaign] = []

@@ -154,6 +154,7 @@ def build_parts(
     env = dict(os.environ if base_env is None else base_env)
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "rasa_project")])
+    env["EARSHOT_SESSION_MAX_EVENTS"] = str(settings.session_max_events)  # read by our channel
     endpoints = write_endpoints(
         settings, settings.data_dir / "run" / "endpoints.yml", lock_key_prefix=lock_key_prefix
     )

@@ -176,7 +176,11 @@ class Ours:
         self.workdir = workdir
         self.fake = BenchFake(rtt_s=rtt_s)
         self.fake.start()
-        self.stack = Stack(self.fake, stack_env(self.fake, workdir, db_url), db_url, workdir)
+        env = stack_env(self.fake, workdir, db_url)
+        env.pop("SESSION_MAX_EVENTS", None)  # the tests' small value; bench config.yml's
+        if "SESSION_MAX_EVENTS" in os.environ:  # or the caller's, to compare
+            env["SESSION_MAX_EVENTS"] = os.environ["SESSION_MAX_EVENTS"]
+        self.stack = Stack(self.fake, env, db_url, workdir)
         self.book = CountBook()
         self.pids: dict[str, int | None] = {}
 
@@ -959,6 +963,25 @@ def plot(json_path: Path, png: Path) -> None:
 # --------------------------------------------------------------------------- main
 
 
+def long_only(rtt_ms: float, turns: int = 300) -> int:
+    """Our stack alone, one customer's long conversation: a quick check of latency drift."""
+    workdir = Path(tempfile.mkdtemp(prefix="earshot-bench-long-"))
+    (workdir / "ours").mkdir()
+    ours = Ours(workdir / "ours", f"sqlite:///{workdir / 'ours' / 'data' / 'earshot.db'}",
+                rtt_s=rtt_ms / 1000)  # fmt: skip
+    try:
+        ours.start()
+        warm_up(ours, None, n_variants=5)
+        m = measure("long ours", ours.customers(1_000_000, 1), [long(turns)], 1, ours.pids)
+        summary = long_summary(m, turns)
+        summary.pop("latency_ms")
+        log(json.dumps(summary))
+        return 0
+    finally:
+        ours.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -986,7 +1009,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="simulate the Bot API's network round trip (e.g. 60)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--long-only",
+        action="store_true",
+        help="only our long conversation (turns 1-10 vs 291-300), printed; no report written",
+    )
     args = parser.parse_args(argv)
+    if args.long_only:
+        return long_only(args.telegram_rtt_ms)
 
     levels = (1, 4, 8) if args.quick else (1, 10, 50)
     per_level = {1: 3}  # customers at c=1 (one after another), else one per slot

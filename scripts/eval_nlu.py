@@ -23,6 +23,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+# The pipeline's custom components live in rasa_project/components.
+sys.path[:0] = [str(ROOT), str(ROOT / "rasa_project")]
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), str(ROOT / "rasa_project"), os.environ.get("PYTHONPATH", "")]
+).rstrip(os.pathsep)
 TESTS = Path("rasa_project/tests")
 FALLBACK = "nlu_fallback"
 OUT_OF_SCOPE = "out_of_scope"

@@ -20,7 +20,11 @@ RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
 
 def inputs() -> list[Path]:
     project = ROOT / "rasa_project"
-    files = [p for p in project.rglob("*.yml") if "tests" not in p.relative_to(project).parts]
+    files = [
+        p
+        for p in [*project.rglob("*.yml"), *project.glob("components/*.py")]
+        if "tests" not in p.relative_to(project).parts
+    ]
     files += list((ROOT / "requirements").glob("rasa.txt"))
     return sorted(files)
 
@@ -54,7 +58,13 @@ def main() -> int:
         "--force",
     ]
     print("training the Rasa model:", " ".join(cmd[1:]), flush=True)
-    env = {**os.environ, "RASA_TELEMETRY_ENABLED": "false"}
+    # PYTHONPATH: the pipeline's custom components live in rasa_project/components.
+    path = [str(ROOT), str(ROOT / "rasa_project"), os.environ.get("PYTHONPATH", "")]
+    env = {
+        **os.environ,
+        "RASA_TELEMETRY_ENABLED": "false",
+        "PYTHONPATH": os.pathsep.join(path).rstrip(os.pathsep),
+    }
     result = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
     built = ROOT / "models" / f"{tmp_name}.tar.gz"
     if result.returncode != 0 or not built.exists():

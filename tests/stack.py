@@ -121,6 +121,8 @@ def stack_env(fake: FakeBotAPI, workdir: Path, db_url: str, **extra: str) -> dic
             "RASA_TELEMETRY_ENABLED": "false",
             "LOG_LEVEL": "INFO",
             "TYPING_AFTER_S": "0",  # always: the tests check that it is shown
+            # Far below the default, so every end-to-end flow also crosses session rollovers.
+            "SESSION_MAX_EVENTS": "60",
         }
     )
     env.update(extra)

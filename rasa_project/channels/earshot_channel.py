@@ -14,13 +14,21 @@ It also installs three small adaptations of Rasa internals (see `install_patches
 - a custom action that fails (action server down or erroring) is noted for this turn, so
   the turn answers 503 precisely when it happened (Rasa itself only logs it);
 - custom action results are validated with a compiled JSON schema: Rasa recompiles and
-  re-checks the schema on every call, which cost over half of a turn's CPU time.
+  re-checks the schema on every call, which cost over half of a turn's CPU time;
+- a conversation session that has grown past `EARSHOT_SESSION_MAX_EVENTS` events (set by
+  `earshot run` from config.yml's `session_max_events`; default 200, about 25 turns) is closed at the next message unless a form is active or the
+  last bot message has buttons waiting for a press, and a new
+  one starts with the slots carried over (`carry_over_slots_to_new_session`). Rasa loads,
+  replays and featurises the whole current session on every turn, and with
+  `session_expiration_time: 0` a returning customer's session never ends, so turn 300
+  cost 7.6x turn 1 (reports/bench.md). The tracker store keeps every session.
 """
 
 import asyncio
 import contextvars
 import functools
 import logging
+import os
 import time
 from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
 
@@ -36,6 +44,37 @@ logger = logging.getLogger(__name__)
 
 HEALTH_TTL_S = 0.5
 LANGUAGE_ENTITY = "language"
+SESSION_MAX_EVENTS_DEFAULT = 200
+
+
+def session_max_events() -> int:
+    """Events after which a session is rolled over (0 disables it)."""
+    return int(os.environ.get("EARSHOT_SESSION_MAX_EVENTS", SESSION_MAX_EVENTS_DEFAULT))
+
+
+def may_roll_over(tracker: Any, limit: int) -> bool:
+    """The session is longer than ``limit`` events and nothing is pending an answer.
+
+    A pending answer is an active form or fallback loop, or buttons under the last bot
+    message: their rules need the preceding turn, which a new session would not have.
+    """
+    if limit <= 0 or tracker.active_loop_name:
+        return False
+    count = 0
+    pending: Optional[bool] = None
+    for event in reversed(tracker.events):
+        kind = getattr(event, "type_name", None)
+        if kind == "session_started":
+            break
+        if pending is None and kind == "bot":
+            data = getattr(event, "data", None) or {}
+            buttons = [*(data.get("buttons") or []), *(data.get("quick_replies") or [])]
+            # Links are buttons whose payload is a URL (earshot.kb): they wait for nothing.
+            pending = any(
+                not str(b.get("payload", "")).startswith(("https://", "http://")) for b in buttons
+            )
+        count += 1
+    return count > limit and not pending
 
 
 class _Turn:
@@ -100,7 +139,17 @@ def install_patches() -> None:
             )
         return parse_data
 
+    original_expired = MessageProcessor._has_session_expired
+    limit = session_max_events()
+
+    @functools.wraps(original_expired)
+    def has_session_expired(self: Any, tracker: Any) -> bool:
+        if original_expired(self, tracker):
+            return True
+        return bool(self.domain.session_config.carry_over_slots and may_roll_over(tracker, limit))
+
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[assignment]
+    MessageProcessor._has_session_expired = has_session_expired  # type: ignore[assignment]
     RemoteAction.run = run  # type: ignore[assignment]
     MessageProcessor.parse_message = parse_message  # type: ignore[assignment]
     _PATCHED = True
