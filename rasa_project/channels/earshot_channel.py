@@ -16,12 +16,13 @@ It also installs three small adaptations of Rasa internals (see `install_patches
 - custom action results are validated with a compiled JSON schema: Rasa recompiles and
   re-checks the schema on every call, which cost over half of a turn's CPU time;
 - a conversation session that has grown past `EARSHOT_SESSION_MAX_EVENTS` events (set by
-  `earshot run` from config.yml's `session_max_events`; default 200, about 25 turns) is closed at the next message unless a form is active or the
-  last bot message has buttons waiting for a press, and a new
-  one starts with the slots carried over (`carry_over_slots_to_new_session`). Rasa loads,
-  replays and featurises the whole current session on every turn, and with
-  `session_expiration_time: 0` a returning customer's session never ends, so turn 300
-  cost 7.6x turn 1 (reports/bench.md). The tracker store keeps every session.
+  `earshot run` from config.yml's `session_max_events`; default 200, about 25 turns) is
+  closed at the next message, unless a form is active or the last bot message has buttons
+  waiting for a press, and a new one starts with the slots carried over
+  (`carry_over_slots_to_new_session`). With `session_expiration_time: 0` a returning
+  customer's session never ends, and Rasa loads the whole current session every turn and
+  sends it to the action server with each custom action. The tracker store keeps every
+  session.
 """
 
 import asyncio
@@ -58,7 +59,8 @@ def may_roll_over(tracker: Any, limit: int) -> bool:
     A pending answer is an active form or fallback loop, or buttons under the last bot
     message: their rules need the preceding turn, which a new session would not have.
     """
-    if limit <= 0 or tracker.active_loop_name:
+    # len(events) bounds the session's length: skip the walk for short conversations.
+    if limit <= 0 or len(tracker.events) <= limit or tracker.active_loop_name:
         return False
     count = 0
     pending: Optional[bool] = None
