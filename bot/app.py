@@ -14,7 +14,6 @@ from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, Mes
 from telegram.constants import ChatAction, ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
     ApplicationBuilder,
     ApplicationHandlerStop,
@@ -28,6 +27,7 @@ from telegram.ext import (
 
 from bot import team, workers
 from bot.delivery import BotDeps, deliver
+from bot.limits import MessageRateLimiter
 from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.render import escape
 from earshot import i18n, language, outbox
@@ -231,7 +231,7 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def _show_choice(message: Any, data: str) -> None:
-    """Replace the keyboard by the chosen option, so it cannot be pressed twice."""
+    """Replace the answer buttons by the chosen option, so they cannot be pressed twice."""
     if not isinstance(message, Message):
         return
     title = next(
@@ -243,12 +243,19 @@ async def _show_choice(message: Any, data: str) -> None:
         ),
         None,
     )
+    # Links stay: they wait for no answer.
+    links = [
+        row
+        for row in (message.reply_markup.inline_keyboard if message.reply_markup else ())
+        if all(b.url for b in row)
+    ]
+    markup = InlineKeyboardMarkup(links) if links else None
     try:
         shown = f"{message.text_html}\n\n✓ {escape(title)}" if title and message.text else None
         if shown and len(shown) <= 4096:
-            await message.edit_text(shown, parse_mode=ParseMode.HTML, reply_markup=None)
+            await message.edit_text(shown, parse_mode=ParseMode.HTML, reply_markup=markup)
         else:
-            await message.edit_reply_markup(reply_markup=None)
+            await message.edit_reply_markup(reply_markup=markup)
     except TelegramError:
         log.debug("could not remove the keyboard", exc_info=True)
 
@@ -435,7 +442,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(base)
         .base_file_url(base.removesuffix("/bot") + "/file/bot")
-        .rate_limiter(AIORateLimiter(max_retries=5))
+        .rate_limiter(MessageRateLimiter(max_retries=5))
         # Updates of different chats run concurrently; a per-chat lock keeps each in order.
         .concurrent_updates(64)
         .post_init(post_init)

@@ -50,7 +50,8 @@ def write_endpoints(
             "url": settings.action_endpoint_url or f"http://127.0.0.1:{port}/webhook"
         },
         "tracker_store": {
-            "type": "SQL",
+            # Rasa's SQL store plus the indexes its per-turn queries need.
+            "type": "channels.tracker_store.IndexedSQLTrackerStore",
             "dialect": "sqlite" if url.startswith("sqlite") else "postgresql",
             "url": url,
         },

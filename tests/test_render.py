@@ -52,3 +52,37 @@ def test_buttons_and_links_are_kept() -> None:
 def test_image_only_message_becomes_a_photo() -> None:
     [reply] = to_replies([{"image": "https://example.org/a.png"}])
     assert reply.image == "https://example.org/a.png" and reply.chunks == []
+
+
+def test_texts_of_one_turn_become_one_message_with_the_last_buttons() -> None:
+    replies = to_replies(
+        [
+            {"text": "Orders ship in 2 days."},
+            {"text": "Was this helpful?", "buttons": [{"title": "👍", "payload": "/up"}]},
+            {"text": "Next question after buttons stays separate."},
+            {"image": "https://example.org/a.png", "text": "A photo starts its own message."},
+        ]
+    )
+    assert [r.chunks for r in replies] == [
+        ["Orders ship in 2 days.\n\nWas this helpful?"],
+        ["Next question after buttons stays separate."],
+        ["A photo starts its own message."],
+    ]
+    assert [b.title for b in replies[0].buttons] == ["👍"]
+    assert replies[1].buttons == [] and replies[2].image == "https://example.org/a.png"
+
+
+def test_buttons_without_text_ride_on_the_text_before_them() -> None:
+    [reply] = to_replies([{"text": "Pick one"}, {"buttons": [{"title": "A", "payload": "/a"}]}])
+    assert reply.chunks == ["Pick one"] and [b.payload for b in reply.buttons] == ["/a"]
+
+
+def test_a_text_after_links_joins_them_and_its_buttons_follow_the_links() -> None:
+    [reply] = to_replies(
+        [
+            {"text": "Sign up here.", "buttons": [{"title": "Sign up", "payload": "https://x.io"}]},
+            {"text": "Did that help?", "buttons": [{"title": "👍 Yes", "payload": "/up"}]},
+        ]
+    )
+    assert reply.chunks == ["Sign up here.\n\nDid that help?"]
+    assert [(b.title, b.is_url) for b in reply.buttons] == [("Sign up", True), ("👍 Yes", False)]

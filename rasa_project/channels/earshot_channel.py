@@ -7,7 +7,7 @@ Unlike Rasa's REST channel it
   message and replay it later instead of losing it.
 Replies come back in the HTTP response, as with the REST channel.
 
-It also installs three small adaptations of Rasa internals (see `install_patches`):
+It also installs small adaptations of Rasa internals (see `install_patches`):
 - the customer's language, chosen by the front end and sent as metadata, becomes the
   `language` entity of every message (payloads too), so the `language` slot picks
   the response variations;
@@ -22,7 +22,10 @@ It also installs three small adaptations of Rasa internals (see `install_patches
   (`carry_over_slots_to_new_session`). With `session_expiration_time: 0` a returning
   customer's session never ends, and Rasa loads the whole current session every turn and
   sends it to the action server with each custom action. The tracker store keeps every
-  session.
+  session;
+- a new session carries each slot's last value once: Rasa's `action_session_start` copies
+  every SlotSet of the old session, earlier copies included, so sessions snowballed (in a
+  300-turn conversation, 126,000 slot events and a new session on nearly every turn).
 """
 
 import asyncio
@@ -98,7 +101,12 @@ def install_patches() -> None:
     if _PATCHED:
         return
     from jsonschema import ValidationError, validators
-    from rasa.core.actions.action import ActionExecutionRejection, RemoteAction
+    from rasa.core.actions.action import (
+        ActionExecutionRejection,
+        ActionSessionStart,
+        RemoteAction,
+    )
+    from rasa.shared.core.events import SlotSet
     from rasa.core.processor import MessageProcessor
 
     schema = RemoteAction.action_response_format_spec()
@@ -150,6 +158,18 @@ def install_patches() -> None:
             return True
         return bool(self.domain.session_config.carry_over_slots and may_roll_over(tracker, limit))
 
+    def carried_slots(tracker: Any) -> List[Any]:
+        # Rasa copies every SlotSet of the ending session, copies included, so each new
+        # session started longer than the last; the last value of each slot is the same
+        # state in one event per slot.
+        last: Dict[Text, Any] = {}
+        for event in tracker.applied_events():
+            if isinstance(event, SlotSet):
+                last.pop(event.key, None)
+                last[event.key] = event
+        return [SlotSet(key=e.key, value=e.value, metadata=e.metadata) for e in last.values()]
+
+    ActionSessionStart._slot_set_events_from_tracker = staticmethod(carried_slots)  # type: ignore[method-assign]
     RemoteAction._validate_action_result = validate_action_result  # type: ignore[assignment]
     MessageProcessor._has_session_expired = has_session_expired  # type: ignore[assignment]
     RemoteAction.run = run  # type: ignore[assignment]

@@ -187,7 +187,7 @@ def test_praise_needs_no_follow_up_or_importance(stack: Stack, user_id: int) -> 
 
 def test_deep_link_to_a_product_and_skipping_questions(stack: Stack, user_id: int) -> None:
     me = Customer(stack, user_id)
-    kind = me.say("/start fb-doorbell", expect=2)
+    kind = me.say("/start fb-doorbell")
     assert "your Lumen Doorbell" in texts(kind) and "Which product" not in texts(kind)
     assert "What kind of feedback" in texts(kind)
     me.press("Idea")
@@ -206,7 +206,7 @@ def test_deep_link_to_a_product_and_skipping_questions(stack: Stack, user_id: in
 
 def test_deep_link_to_a_campaign(stack: Stack, user_id: int) -> None:
     me = Customer(stack, user_id)
-    kind = me.say("/start c-thermostat-winter", expect=2)
+    kind = me.say("/start c-thermostat-winter")
     assert "Winter is here!" in texts(kind) and "What kind of feedback" in texts(kind)
     me.press("Problem")
     me.say("It heats the living room long after the schedule ended")
@@ -260,7 +260,7 @@ def test_starting_something_else_keeps_the_abandoned_feedback(stack: Stack, user
     said = "it would be nice if the bulbs could sync with music"
     me.say(said)
     me.press("Idea")  # -> what would it let you do?
-    left = me.say("/help", expect=2)
+    left = me.say("/help")
     assert "/privacy" in texts(left), "the help text answers the new request"
     row = only_row(stack, ref_in(left))
     assert (row.description, row.type, row.complete) == (said, "idea", False)
@@ -275,10 +275,10 @@ def test_typed_answers_stale_buttons_and_garbled_text(stack: Stack, user_id: int
     me.say("/feedback")
     kind = me.say("the plug")  # typed instead of pressed: the product keyboard stays
     assert "What kind of feedback" in texts(kind)
-    stale = me.press("Lumen Hub", expect=2)  # a button of the earlier question
+    stale = me.press("Lumen Hub")  # a button of the earlier question
     assert "choose one of the buttons" in texts(stale)
     assert "What kind of feedback" in texts(stale)
-    garbled = me.say("qwzx", expect=2)
+    garbled = me.say("qwzx")
     assert "choose one of the buttons" in texts(garbled)
     describe = me.say("an idea")
     assert "What's your idea?" in texts(describe)
@@ -348,8 +348,8 @@ def test_my_feedback_when_there_is_none(stack: Stack, user_id: int) -> None:
 
 def test_after_a_thumbs_up_one_question_about_the_product(stack: Stack, user_id: int) -> None:
     me = Customer(stack, user_id)
-    me.say("How do I set up my Lumen Hub?", expect=2)
-    ask = me.press("👍 Yes", expect=2)
+    me.say("How do I set up my Lumen Hub?")
+    ask = me.press("👍 Yes")
     assert "one quick thing about your Lumen Hub" in texts(ask)
     assert buttons(ask)[-3:] == ["Yes", "Not now", "Don't ask me again"]
     kind = me.press("Yes")
@@ -367,7 +367,7 @@ def test_after_a_thumbs_up_one_question_about_the_product(stack: Stack, user_id:
     ]
     assert logged[0].answered_at is not None
     # Asked once per interval: another 👍 brings no second question.
-    me.say("Where is my order?", expect=2)
+    me.say("Where is my order?")
     again = me.press("👍 Yes")
     again += me.settle(1.0)
     assert "one quick thing" not in texts(again)
@@ -375,8 +375,8 @@ def test_after_a_thumbs_up_one_question_about_the_product(stack: Stack, user_id:
 
 def test_dont_ask_me_again_is_honoured(stack: Stack, user_id: int) -> None:
     me = Customer(stack, user_id)
-    me.say("Where is my order?", expect=2)
-    ask = me.press("👍 Yes", expect=2)
+    me.say("Where is my order?")
+    ask = me.press("👍 Yes")
     assert "one quick thing about our products" in texts(ask)
     stopped = me.press("Don't ask me again")
     assert "won't ask you for feedback again" in texts(stopped)
@@ -389,7 +389,7 @@ def test_stop_asking_in_words_before_any_question(stack: Stack, user_id: int) ->
     stopped = me.say("never ask me for feedback again")
     assert "won't ask you for feedback again" in texts(stopped)
     assert customer_row(stack, me.key).do_not_ask
-    me.say("How do I update the firmware?", expect=2)
+    me.say("How do I update the firmware?")
     after = me.press("👍 Yes")
     after += me.settle(1.0)
     assert "glad" in texts(after).lower() and "one quick thing" not in texts(after)
@@ -400,8 +400,8 @@ def test_stop_asking_in_words_before_any_question(stack: Stack, user_id: int) ->
 
 def test_not_now_declines_the_question(stack: Stack, user_id: int) -> None:
     me = Customer(stack, user_id)
-    me.say("How do I place an order?", expect=2)
-    me.press("👍 Yes", expect=2)
+    me.say("How do I place an order?")
+    me.press("👍 Yes")
     reply = me.press("Not now")
     assert "No problem" in texts(reply)
     assert [a.outcome for a in asks(stack, me.key)] == ["declined"]

@@ -47,16 +47,16 @@ def test_a_dutch_customer_is_served_and_gives_feedback_in_dutch(stack: Stack, us
     assert first_text(start) == KB.responses["utter_start"]["nl"].text.strip()
     assert {"Een vraag stellen", "Feedback geven", "English"} <= set(buttons(start))
 
-    reply = me.say(example("order_track", "nl"), expect=2)
-    assert first_text(reply) == answer("order_track", "nl")
+    reply = me.say(example("order_track", "nl"))
+    assert first_text(reply).startswith(answer("order_track", "nl"))
     assert "👍 Ja" in buttons(reply) and "👎 Nee" in buttons(reply)
-    thanks = me.press("👍 Ja", expect=2)  # ...and one polite question about feedback
+    thanks = me.press("👍 Ja")  # ...and one polite question about feedback
     assert "fijn dat ik je kon helpen" in texts(thanks)
     assert "Mag ik je één korte vraag stellen" in texts(thanks)
     assert {"Ja", "Nu niet", "Vraag het me niet meer"} <= set(buttons(thanks))
     assert "Geen probleem" in texts(me.press("Nu niet"))
-    reply = me.say(example("returns_refunds", "nl"), expect=2)
-    assert first_text(reply) == answer("returns_refunds", "nl")
+    reply = me.say(example("returns_refunds", "nl"))
+    assert first_text(reply).startswith(answer("returns_refunds", "nl"))
 
     assert "Over welk product gaat het?" in texts(me.say("/feedback"))
     kinds = me.press("Lumen Thermostat")
@@ -104,14 +104,14 @@ def test_a_dutch_customer_is_served_and_gives_feedback_in_dutch(stack: Stack, us
 def test_a_customer_switches_language_mid_conversation(stack: Stack, user_id: int) -> None:
     me = Customer(stack, user_id, language_code="en")
     question = example("delivery_time", "en")
-    assert first_text(me.say(question, expect=2)) == answer("delivery_time", "en")
+    assert first_text(me.say(question)).startswith(answer("delivery_time", "en"))
 
     offered = me.say("/language")
     assert {"English", "Nederlands"} <= set(buttons(offered))
     assert "vanaf nu praat ik Nederlands" in texts(me.press("Nederlands"))
     assert stored_language(stack, me.key) == ("nl", True)
     # The choice beats Telegram's English, for answers and the bot's own texts alike.
-    assert first_text(me.say(question)) == answer("delivery_time", "nl")
+    assert first_text(me.say(question)).startswith(answer("delivery_time", "nl"))
     assert "Dat commando ken ik niet" in texts(me.say("/nosuchcommand"))
 
     assert "speak English" in texts(me.say("/language en"))
@@ -125,8 +125,8 @@ def test_an_unoffered_telegram_language_falls_back_to_detection(stack: Stack, us
     me = Customer(stack, user_id, language_code="de")
     start = me.say("/start")  # nothing to detect yet: the default language
     assert first_text(start) == KB.responses["utter_start"]["en"].text.strip()
-    reply = me.say("Hoi, ik wil graag weten hoe ik mijn wachtwoord kan resetten", expect=2)
-    assert first_text(reply) == answer("password_reset", "nl")
+    reply = me.say("Hoi, ik wil graag weten hoe ik mijn wachtwoord kan resetten")
+    assert first_text(reply).startswith(answer("password_reset", "nl"))
     assert stored_language(stack, me.key) == ("nl", False)
     # Detection is remembered for the next turns.
     assert first_text(me.say("/help")) == KB.responses["utter_help"]["nl"].text.strip()
