@@ -234,21 +234,9 @@ async def _show_choice(message: Any, data: str) -> None:
     """Replace the answer buttons by the chosen option, so they cannot be pressed twice."""
     if not isinstance(message, Message):
         return
-    title = next(
-        (
-            b.text
-            for row in (message.reply_markup.inline_keyboard if message.reply_markup else ())
-            for b in row
-            if b.callback_data == data
-        ),
-        None,
-    )
-    # Links stay: they wait for no answer.
-    links = [
-        row
-        for row in (message.reply_markup.inline_keyboard if message.reply_markup else ())
-        if all(b.url for b in row)
-    ]
+    rows = message.reply_markup.inline_keyboard if message.reply_markup else ()
+    title = next((b.text for row in rows for b in row if b.callback_data == data), None)
+    links = [row for row in rows if all(b.url for b in row)]  # they wait for no answer
     markup = InlineKeyboardMarkup(links) if links else None
     try:
         shown = f"{message.text_html}\n\n✓ {escape(title)}" if title and message.text else None

@@ -25,6 +25,7 @@ Writes reports/bench.json, reports/bench.md and reports/bench.png. Compare ratio
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -36,7 +37,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -937,48 +938,51 @@ def plot(json_path: Path, png: Path) -> None:
 # --------------------------------------------------------------------------- main
 
 
-def long_only(rtt_ms: float, turns: int = 300) -> int:
-    """Our stack alone, one customer's long conversation: a quick check of latency drift."""
-    workdir = Path(tempfile.mkdtemp(prefix="earshot-bench-long-"))
+def customers_at(concurrency: int) -> int:
+    """Customers per level: 3 one after another at c=1, else one per slot."""
+    return 3 if concurrency == 1 else concurrency
+
+
+@contextlib.contextmanager
+def ours_alone(rtt_ms: float, prefix: str) -> Iterator[Ours]:
+    """Our stack alone on SQLite, started and warmed up; stopped and removed afterwards."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
     (workdir / "ours").mkdir()
     ours = Ours(workdir / "ours", f"sqlite:///{workdir / 'ours' / 'data' / 'earshot.db'}",
                 rtt_s=rtt_ms / 1000)  # fmt: skip
     try:
         ours.start()
         warm_up(ours, None, n_variants=5)
+        yield ours
+    finally:
+        ours.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def long_only(rtt_ms: float, turns: int = 300) -> int:
+    """Our stack alone, one customer's long conversation: a quick check of latency drift."""
+    with ours_alone(rtt_ms, "earshot-bench-long-") as ours:
         m = measure("long ours", ours.customers(1_000_000, 1), [long(turns)], 1, ours.pids)
         summary = long_summary(m, turns)
         summary.pop("latency_ms")
         log(json.dumps(summary))
-        return 0
-    finally:
-        ours.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
 
 
 def ours_only(rtt_ms: float, levels: Sequence[int] = (1, 10, 50)) -> int:
     """Our stack alone through the Telegram path at each concurrency: a quick check of
     throughput and latency without stock Rasa (whose training takes most of an hour)."""
-    workdir = Path(tempfile.mkdtemp(prefix="earshot-bench-ours-"))
-    (workdir / "ours").mkdir()
-    ours = Ours(workdir / "ours", f"sqlite:///{workdir / 'ours' / 'data' / 'earshot.db'}",
-                rtt_s=rtt_ms / 1000)  # fmt: skip
-    try:
-        ours.start()
-        warm_up(ours, None, n_variants=5)
+    keys = ("concurrency", "throughput_rps", "p50_ms", "p95_ms", "p99_ms", "bot_api_calls_per_turn")
+    with ours_alone(rtt_ms, "earshot-bench-ours-") as ours:
         next_id = 1_000_000
         for c in levels:
-            n = 3 if c == 1 else c
-            m = measure(f"ours c={c}", ours.customers(next_id, n),
-                        [standard(i) for i in range(n)], c, ours.pids, ours.fake)  # fmt: skip
-            log(json.dumps({k: m.summary.get(k) for k in ("concurrency", "throughput_rps",
-                "p50_ms", "p95_ms", "p99_ms", "bot_api_calls_per_turn")}))  # fmt: skip
+            n = customers_at(c)
+            scripts = [standard(i) for i in range(n)]
+            m = measure(f"ours c={c}", ours.customers(next_id, n), scripts, c, ours.pids, ours.fake)
+            log(json.dumps({k: m.summary.get(k) for k in keys}))
             next_id += 10_000
         log(f"Rasa peak RSS {procs.peak_rss_mb(ours.pids['rasa'])} MB")
-        return 0
-    finally:
-        ours.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1025,7 +1029,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ours_only(args.telegram_rtt_ms)
 
     levels = (1, 4, 8) if args.quick else (1, 10, 50)
-    per_level = {1: 3}  # customers at c=1 (one after another), else one per slot
     long_turns = 40 if args.quick else 300
     started = time.monotonic()
     info = procs.machine()
@@ -1065,7 +1068,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         next_id = 1_000_000
         direct: dict[str, Any] | None = None
         for c in levels:
-            n = per_level.get(c, c)
+            n = customers_at(c)
             scripts = [standard(i) for i in range(n)]
             m = measure(f"ours c={c}", ours.customers(next_id, n), scripts, c, ours.pids, ours.fake)
             by_c["ours"].append(m.summary)
