@@ -54,6 +54,18 @@ def test_votes_are_stored_and_a_thumbs_down_offers_a_person(stack: Stack, user_i
     assert sorted(ratings(stack, me.key)) == [("order_track", True), ("warranty", False)]
 
 
+def test_a_vote_locks_its_buttons_but_keeps_the_answers_links(stack: Stack, user_id: int) -> None:
+    me = Customer(stack, user_id)
+    [answer] = me.say(KB.topic("account_create").examples["en"][0])
+    assert "Create an account" in answer.button_texts and "👍 Yes" in answer.button_texts
+    me.press("👍 Yes")
+    edited = stack.fake.bot_message(user_id, answer.message_id)
+    assert edited is not None
+    kept = [b for row in edited["reply_markup"]["inline_keyboard"] for b in row]
+    assert [b["text"] for b in kept] == ["Create an account"] and kept[0]["url"].startswith("http")
+    assert edited["text"].endswith("✓ 👍 Yes")
+
+
 def test_did_that_help_is_asked_once_per_topic(stack: Stack, user_id: int) -> None:
     me = Customer(stack, user_id)
     question = KB.topic("delivery_time").examples["en"][0]
