@@ -985,6 +985,15 @@ def ours_only(rtt_ms: float, levels: Sequence[int] = (1, 10, 50)) -> int:
     return 0
 
 
+def profile_only(rtt_ms: float, customers: int = 10) -> int:
+    """Our stack alone at concurrency 10 under py-spy: where each process spends its CPU
+    (raw stacks in reports/bench-profile-*.txt), printed; no report written."""
+    with ours_alone(rtt_ms, "earshot-bench-profile-") as ours:
+        result = profile_ours(ours, ours.workdir, customers, 1_000_000)
+        log(json.dumps(result, indent=1))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -1022,7 +1031,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="only our stack at c=1, 10, 50, printed; no stock Rasa, no report written",
     )
+    parser.add_argument(
+        "--profile-only",
+        action="store_true",
+        help="only a py-spy profile of our stack at c=10, printed; no report written",
+    )
     args = parser.parse_args(argv)
+    if args.profile_only:
+        return profile_only(args.telegram_rtt_ms)
     if args.long_only:
         return long_only(args.telegram_rtt_ms)
     if args.ours_only:

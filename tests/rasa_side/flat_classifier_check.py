@@ -74,6 +74,13 @@ def main(tmp: Path) -> None:
         add_to_output=True,
     )
     complaint = message("awful", 2)
+    # Weights kept column-major after loading; the probabilities are those of row-major.
+    X = clf._create_X([message("where is my parcel", 0), complaint])
+    column_major = bool(clf.clf.coef_.flags.f_contiguous)
+    fast = clf.clf.predict_proba(X)
+    clf.clf.coef_ = np.ascontiguousarray(clf.clf.coef_)
+    same = bool(np.allclose(fast, clf.clf.predict_proba(X), rtol=0, atol=1e-12))
+    clf._column_major()
     clf.process([msg, complaint])
     print(
         json.dumps(
@@ -84,6 +91,8 @@ def main(tmp: Path) -> None:
                 "ranking": msg.get("response_selector")["faq"]["ranking"],
                 "complaint_intent": complaint.get("intent")["name"],
                 "responses_kept": sorted(clf.responses),
+                "column_major": column_major,
+                "same_probabilities": same,
             }
         )
     )

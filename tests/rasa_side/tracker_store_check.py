@@ -25,6 +25,8 @@ PG_INDEXES = "SELECT indexname FROM pg_indexes WHERE tablename='events'"
 async def main(url: str) -> dict:
     store = IndexedSQLTrackerStore(**store_kwargs(url))
     IndexedSQLTrackerStore(**store_kwargs(url))  # a second start: the indexes exist, no error
+    connects = []
+    sa.event.listen(store.engine, "connect", lambda *_: connects.append(1))
     tracker = DialogueStateTracker("customer-1", [])
     other = DialogueStateTracker("customer-2", [])
     t = 1000.0
@@ -62,6 +64,7 @@ async def main(url: str) -> dict:
         "indexes": sorted(n for n in names if n in INDEXES),
         "max_plan": plan,
         "synchronous": synchronous,
+        "connects": len(connects),
     }
 
 
