@@ -145,8 +145,9 @@ async def _relay_locked(
     s = d.settings
     try:
         meta["language"], waiting = await d.db(
-            _see_customer,
+            repo.see_customer,
             user_key=key,
+            channel="telegram",
             chat_id=str(chat_id),
             reported_language=meta["language_code"],
             text=text,
@@ -173,34 +174,6 @@ async def _relay_locked(
     finally:
         typing.cancel()
     await deliver(context.bot, d, chat_id, key, messages, _customer(update))
-
-
-def _see_customer(
-    session: Any,
-    *,
-    user_key: str,
-    chat_id: str,
-    reported_language: str,
-    text: str,
-    languages: list[str],
-    default_language: str,
-) -> tuple[str, bool]:
-    """One transaction per turn: note the customer (and a language they chose); returns
-    the language to answer in and whether older messages still wait in the inbox."""
-    chosen = language.chosen(text, languages)
-    if chosen:
-        repo.choose_language(session, user_key=user_key, channel="telegram", language=chosen)
-    lang = repo.see_customer(
-        session,
-        user_key=user_key,
-        channel="telegram",
-        chat_id=chat_id,
-        reported_language=reported_language,
-        text=text,
-        languages=languages,
-        default_language=default_language,
-    )
-    return lang, outbox.has_pending_inbox(session, customer_key=user_key)
 
 
 async def _typing_if_slow(bot: Any, chat_id: int, after_s: float) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from earshot import i18n, language
+from earshot import i18n, language, outbox
 from earshot.storage import repo
 
 LANGS = ("en", "nl")
@@ -55,7 +55,7 @@ def test_language_command_payloads() -> None:
     assert language.chosen("/set_language", LANGS) is None
 
 
-def _see(session: Session, key: str, reported: str | None, text: str) -> str:
+def _turn(session: Session, key: str, reported: str | None, text: str) -> tuple[str, bool]:
     return repo.see_customer(
         session,
         user_key=key,
@@ -66,6 +66,10 @@ def _see(session: Session, key: str, reported: str | None, text: str) -> str:
         languages=LANGS,
         default_language="en",
     )
+
+
+def _see(session: Session, key: str, reported: str | None, text: str) -> str:
+    return _turn(session, key, reported, text)[0]
 
 
 def test_customer_language_is_remembered(session: Session) -> None:
@@ -89,3 +93,19 @@ def test_missing_language_falls_back_to_english() -> None:
     assert i18n.text("expired", "fr") == i18n.TEXTS["en"]["expired"]
     assert i18n.labels("type", None)["idea"] == "Idea"
     assert i18n.labels("type", "nl")["idea"] == "Idee"
+
+
+def test_a_turn_notes_a_chosen_language_and_queues_behind_waiting_messages(
+    session: Session,
+) -> None:
+    assert _turn(session, "k3", "en", "where is my order") == ("en", False)
+    assert _turn(session, "k3", "en", language.command_payload(["nl"])) == (
+        "nl",
+        False,
+    )  # the choice beats Telegram's
+    assert _turn(session, "k3", "en", "thanks") == ("nl", False)
+    outbox.keep_in_inbox(session, customer_key="k3", chat_id="3", text="kept", meta={})
+    assert _turn(session, "k3", "en", "and now?") == (
+        "nl",
+        True,
+    )  # an older message still waits: queue behind it

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from earshot import language as lang
 from earshot.identity import new_ref
+from earshot.outbox import has_pending_inbox
 from earshot.schemas import FeedbackIn, category_for
 from earshot.storage.models import (
     AskLog,
@@ -62,12 +63,17 @@ def see_customer(
     text: str,
     languages: Sequence[str],
     default_language: str,
-) -> str:
-    """Note that we saw the customer now and return the language to answer in.
+) -> tuple[str, bool]:
+    """A customer's message arrived: note that we saw them, and a language they chose in it.
 
-    Precedence: explicit choice, the messenger's language, detection on the first
+    Returns the language to answer in and whether older messages of theirs still wait in
+    the inbox (the new one must queue behind them): one transaction for the bot's turn.
+    Language precedence: explicit choice, the messenger's language, detection on the first
     substantive message (remembered), the default.
     """
+    chosen = lang.chosen(text, languages)
+    if chosen:
+        choose_language(session, user_key=user_key, channel=channel, language=chosen)
     customer = touch_customer(session, user_key=user_key, channel=channel, chat_id=chat_id)
     reported = lang.normalise(reported_language)
     if not customer.language_chosen:
@@ -76,7 +82,8 @@ def see_customer(
         elif customer.language not in languages:
             customer.language = lang.detect(text, languages)
     current = customer.language
-    return current if current is not None and current in languages else default_language
+    answer_in = current if current is not None and current in languages else default_language
+    return answer_in, has_pending_inbox(session, customer_key=user_key)
 
 
 def choose_language(session: Session, *, user_key: str, channel: str, language: str) -> None:

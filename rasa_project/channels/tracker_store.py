@@ -49,8 +49,8 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
         if self.engine.dialect.name == "sqlite":
             url = self.engine.url
             self.engine.dispose()
-            # Rasa calls the store from its event loop's thread only; the pool may still
-            # hand a connection to the thread that runs the health check.
+            # As SQLAlchemy 2.0 does for SQLite files: a pooled connection may be handed
+            # to another thread than the one that opened it.
             self.engine = sa.create_engine(
                 url,
                 poolclass=sa.pool.QueuePool,
