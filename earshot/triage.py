@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from earshot.schemas import Status
+from earshot.storage.db import insert_ignoring_conflicts
 from earshot.storage.models import Feedback, FeedbackEvent, Notification, Supporter, utcnow
 
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
@@ -281,23 +282,9 @@ def _enqueue(
         for k in sorted(keys - told)
     ]
     if rows:
-        _insert_ignoring_duplicates(session, rows)
+        # ON CONFLICT DO NOTHING: a concurrent triage of the same item must not tell anyone twice.
+        session.execute(insert_ignoring_conflicts(session, Notification), rows)
     return len(rows)
-
-
-def _insert_ignoring_duplicates(session: Session, rows: list[dict[str, object]]) -> None:
-    # ON CONFLICT DO NOTHING: a concurrent triage of the same item must not tell anyone twice.
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        session.execute(pg_insert(Notification).on_conflict_do_nothing(), rows)
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        session.execute(sqlite_insert(Notification).on_conflict_do_nothing(), rows)
-    else:  # pragma: no cover - Earshot runs on SQLite and PostgreSQL only
-        session.add_all(Notification(**r) for r in rows)
 
 
 def pending_notifications(session: Session, *, limit: int = 100) -> Sequence[Notification]:

@@ -38,6 +38,15 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+def insert_ignoring_conflicts(session: Session, model: type[Any]) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING into `model`'s table, in the session's dialect
+    (Earshot runs on SQLite and PostgreSQL; both spell it the same way)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect = sqlite if session.get_bind().dialect.name == "sqlite" else postgresql
+    return dialect.insert(model).on_conflict_do_nothing()
+
+
 @cache
 def engine_for(url: str) -> Engine:
     return make_engine(url)

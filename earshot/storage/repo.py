@@ -10,14 +10,13 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from earshot import language as lang
 from earshot.identity import new_ref
 from earshot.outbox import has_pending_inbox
 from earshot.schemas import FeedbackIn, category_for
+from earshot.storage.db import insert_ignoring_conflicts
 from earshot.storage.models import (
     AskLog,
     CallbackPayload,
@@ -253,11 +252,9 @@ def claim_update(
     One INSERT … ON CONFLICT DO NOTHING (SQLite and PostgreSQL alike): it runs for every
     update, and a lookup plus a savepoint cost four statements.
     """
-    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
     stmt = (
-        insert(ProcessedUpdate)
+        insert_ignoring_conflicts(session, ProcessedUpdate)
         .values(bot_id=bot_id, update_id=update_id, customer_key=customer_key)
-        .on_conflict_do_nothing()
         .returning(ProcessedUpdate.update_id)
     )
     return session.execute(stmt).first() is not None  # no row back: it was there already

@@ -97,21 +97,21 @@ def compile_action_result_check(schema: Dict[Text, Any]) -> Callable[[Any], None
     """
     from jsonschema import ValidationError, validators
 
-    full = validators.validator_for(schema)(schema)
+    validator_class = validators.validator_for(schema)
     events = (schema.get("properties") or {}).get("events") or {}
     item = events.get("items") or {}
     branches = item.get("oneOf") or []
     names = [((b.get("properties") or {}).get("event") or {}).get("const") for b in branches]
     if not branches or None in names or len(set(names)) != len(names):
-        return full.validate  # not the shape this shortcut relies on
+        return validator_class(schema).validate  # not the shape this shortcut relies on
     base = {k: v for k, v in item.items() if k != "oneOf"}
     outer_schema = {
         **schema,
         "properties": {**schema["properties"], "events": {**events, "items": base}},
     }
-    outer = validators.validator_for(schema)(outer_schema)
+    outer = validator_class(outer_schema)
     per_event = {
-        name: validators.validator_for(schema)({"allOf": [base, branch]})
+        name: validator_class({"allOf": [base, branch]})
         for name, branch in zip(names, branches)
     }
 
@@ -119,10 +119,10 @@ def compile_action_result_check(schema: Dict[Text, Any]) -> Callable[[Any], None
         outer.validate(result)  # the shape, and what every event needs (an "event" name)
         found = result.get("events") if isinstance(result, dict) else None
         for event in found if isinstance(found, list) else ():
-            validator = per_event.get(event["event"])
-            if validator is None:
+            branch = per_event.get(event["event"])
+            if branch is None:
                 raise ValidationError(f"{event} is not valid under any of the given schemas")
-            validator.validate(event)
+            branch.validate(event)
 
     return check
 
