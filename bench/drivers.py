@@ -284,10 +284,20 @@ class Run:
         return [t for t in self.turns if not t.ok]
 
 
-def converse(customer: Customer, steps: Sequence[Step]) -> list[Turn]:
-    """One customer's whole conversation; stops at the first failed turn."""
+def converse(
+    customer: Customer, steps: Sequence[Step], pace_s: float = 0.0, start_s: float = 0.0
+) -> list[Turn]:
+    """One customer's whole conversation, starting `start_s` from now; stops at the first
+    failed turn.
+
+    With `pace_s`, the customer sends at most one message per `pace_s` seconds: it waits
+    for the reply, then for the rest of the interval (reading and typing time).
+    """
     turns: list[Turn] = []
+    next_send = time.monotonic() + start_s
     for index, step in enumerate(steps, start=1):
+        time.sleep(max(0.0, next_send - time.monotonic()))
+        next_send = time.monotonic() + pace_s
         turn = customer.turn(step, index)
         turn.kind = step.kind
         turns.append(turn)
@@ -303,12 +313,19 @@ def run_load(
     concurrency: int,
     *,
     on_start: Callable[[], None] | None = None,
+    pace_s: float = 0.0,
 ) -> Run:
-    """All conversations, at most `concurrency` at a time; customers do not pause."""
+    """All conversations, at most `concurrency` at a time; customers pause only with
+    `pace_s` (see `converse`). Paced customers start spread over the first interval, as
+    people do: all sending in the same instant every second would measure a queue that
+    real customers never form."""
     start = time.monotonic()
     if on_start:
         on_start()
+    offsets = [pace_s * i / max(len(customers), 1) for i in range(len(customers))]
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=name) as pool:
-        results = list(pool.map(converse, customers, scripts))
+        results = list(
+            pool.map(lambda c, s, o: converse(c, s, pace_s, o), customers, scripts, offsets)
+        )
     wall = time.monotonic() - start
     return Run(name, concurrency, [t for turns in results for t in turns], wall)

@@ -35,6 +35,16 @@ def main(src: str, dst: str) -> None:
                 color=COLOURS[system],
                 label=f"{system} {key[:3]}",
             )
+        paced = data.get("paced", {}).get(system)
+        if paced:  # customers at Telegram's per-chat pace, one message a second each
+            left.plot(
+                [paced["concurrency"]],
+                [paced["p95_ms"]],
+                "*",
+                ms=12,
+                color=COLOURS[system],
+                label=f"{system} p95, paced {paced.get('pace_s', 1):g} s",
+            )
         series = data.get("long_conversation", {}).get(system, {}).get("latency_ms", {})
         if series:
             xs = sorted(int(k) for k in series)

@@ -39,6 +39,7 @@ def summarize(run: Run) -> dict[str, object]:
         "messages_per_s": round(sum(t.messages for t in run.ok_turns) / run.wall_s, 2)
         if run.wall_s
         else None,
+        "steady_rps": steady_throughput(run),
         "p50_ms": ms(percentile(lat, 50)),
         "p95_ms": ms(percentile(lat, 95)),
         "p99_ms": ms(percentile(lat, 99)),
@@ -51,6 +52,24 @@ def summarize(run: Run) -> dict[str, object]:
             if (values := [t.latency_s for t in run.ok_turns if t.kind == kind and t.latency_s])
         },
     }
+
+
+def steady_throughput(run: Run) -> float | None:
+    """Turns/s while every customer was mid-conversation: from the moment the last one
+    got its first reply until the first one finished. Unlike turns / wall time it leaves
+    out the ramp-up and the drain, when fewer customers are active than the run names.
+    """
+    done: dict[int, list[float]] = {}
+    for t in run.ok_turns:
+        done.setdefault(t.customer, []).append(t.done_at)
+    if len(done) < 2 or run.concurrency < len(done):
+        return None  # customers one after another: there is no steady state to measure
+    start = max(min(v) for v in done.values())
+    end = min(max(v) for v in done.values())
+    if end - start < 1.0:
+        return None
+    n = sum(1 for v in done.values() for x in v if start < x <= end)
+    return round(n / (end - start), 2)
 
 
 def by_position(turns: Sequence[Turn]) -> dict[int, float]:

@@ -427,7 +427,11 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         .token(settings.telegram_bot_token.get_secret_value())
         .base_url(base)
         .base_file_url(base.removesuffix("/bot") + "/file/bot")
-        .rate_limiter(MessageRateLimiter(max_retries=5))
+        .rate_limiter(
+            MessageRateLimiter(
+                overall_max_rate=settings.telegram_messages_per_second, max_retries=5
+            )
+        )
         # Updates of different chats run concurrently; a per-chat lock keeps each in order.
         .concurrent_updates(64)
         .post_init(post_init)

@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     telegram_webhook_secret: SecretStr | None = None
     telegram_webhook_listen: str = "127.0.0.1"
     telegram_webhook_port: int = 8443
+    # Telegram lets a bot send about 30 messages/s in all (Bot FAQ); the bot's rate limiter
+    # keeps to this. Lower it if Telegram often answers 429; 0: no limit (test doubles).
+    telegram_messages_per_second: float = Field(default=30.0, ge=0)
 
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr = SecretStr("dev-only-rasa-token")

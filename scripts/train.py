@@ -36,13 +36,9 @@ def fingerprint() -> str:
     return h.hexdigest()
 
 
-def main() -> int:
-    digest = fingerprint()
-    if MODEL.exists() and STAMP.exists() and STAMP.read_text().strip() == digest:
-        print(f"model is up to date ({MODEL.relative_to(ROOT)})")
-        return 0
-    tmp_name = f"earshot-{os.getpid()}"
-    cmd = [
+def command(out: str, name: str) -> list[str]:
+    """`rasa train` of our model into `out`/`name`.tar.gz (shared with the benchmark)."""
+    return [
         str(RASA),
         "train",
         "--config",
@@ -52,20 +48,32 @@ def main() -> int:
         "--data",
         "rasa_project/data",
         "--out",
-        "models",
+        out,
         "--fixed-model-name",
-        tmp_name,
+        name,
         "--force",
     ]
-    print("training the Rasa model:", " ".join(cmd[1:]), flush=True)
+
+
+def environment() -> dict[str, str]:
     # PYTHONPATH: the pipeline's custom components live in rasa_project/components.
     path = [str(ROOT), str(ROOT / "rasa_project"), os.environ.get("PYTHONPATH", "")]
-    env = {
+    return {
         **os.environ,
         "RASA_TELEMETRY_ENABLED": "false",
         "PYTHONPATH": os.pathsep.join(path).rstrip(os.pathsep),
     }
-    result = subprocess.run(cmd, cwd=ROOT, env=env, check=False)
+
+
+def main() -> int:
+    digest = fingerprint()
+    if MODEL.exists() and STAMP.exists() and STAMP.read_text().strip() == digest:
+        print(f"model is up to date ({MODEL.relative_to(ROOT)})")
+        return 0
+    tmp_name = f"earshot-{os.getpid()}"
+    cmd = command("models", tmp_name)
+    print("training the Rasa model:", " ".join(cmd[1:]), flush=True)
+    result = subprocess.run(cmd, cwd=ROOT, env=environment(), check=False)
     built = ROOT / "models" / f"{tmp_name}.tar.gz"
     if result.returncode != 0 or not built.exists():
         built.unlink(missing_ok=True)

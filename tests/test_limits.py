@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import pytest
 from telegram.ext import ExtBot
 
+from bot.app import build_application
 from bot.limits import MessageRateLimiter, sends_message
+from earshot.settings import load_settings
 from tests.fakes.telegram_api import FakeBotAPI
 
 CHAT = 4242
@@ -46,3 +48,16 @@ async def test_an_exhausted_send_bucket_holds_sends_but_not_edits(fake: FakeBotA
     assert getattr(edited, "text", None) == "question? ✓ yes"
     assert "second message" not in [m.text for m in fake.sent_messages(CHAT)]
     assert len(fake.calls_to("sendMessage")) == 1
+
+
+@pytest.mark.parametrize(("setting", "bucket"), [("12", 12.0), ("0", None)])
+def test_the_operator_sets_the_bots_message_rate(
+    monkeypatch: pytest.MonkeyPatch, setting: str, bucket: float | None
+) -> None:
+    # Telegram's ~30 messages/s is approximate: the operator can lower it, or lift it (0).
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:test")
+    monkeypatch.setenv("TELEGRAM_MESSAGES_PER_SECOND", setting)
+    limiter = build_application(load_settings()).bot.rate_limiter
+    assert isinstance(limiter, MessageRateLimiter)
+    base = limiter._base_limiter
+    assert (base.max_rate if base else None) == bucket
