@@ -71,7 +71,7 @@ from bench.stock import stock_model  # noqa: E402
 from bot.app import COMMAND_PAYLOADS  # noqa: E402
 from bot.limits import sends_message  # noqa: E402
 from earshot.identity import user_key  # noqa: E402
-from earshot.settings import load_settings  # noqa: E402
+from earshot.settings import Settings, load_settings  # noqa: E402
 from earshot.storage.db import migrate  # noqa: E402
 from earshot.supervise import MODEL, RASA_BIN, Part, write_endpoints  # noqa: E402
 from tests.stack import SECRET, Stack, free_port, stack_env, write_config  # noqa: E402
@@ -91,7 +91,6 @@ TARGETS = {
     "training_s": 180.0,
 }
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PTB_OVERALL_RATE = 30.0  # messages/s: AIORateLimiter's default, Telegram's limit per bot
 # Telegram's Bot FAQ: "avoid sending more than one message per second" in one chat. A
 # customer who answers instantly makes the bot break that; at this pace it cannot.
 CHAT_PACE_S = 1.0
@@ -189,6 +188,9 @@ class Ours:
             env.pop(name, None)
             if name in os.environ:
                 env[name] = os.environ[name]
+        # Messages/s the bot's rate limiter allows (0: none), as the bot reads it.
+        default = Settings.model_fields["telegram_messages_per_second"].default
+        self.message_rate = float(env.get("TELEGRAM_MESSAGES_PER_SECOND", default))
         self.stack = Stack(self.fake, env, db_url, workdir)
         self.book = CountBook()
         self.pids: dict[str, int | None] = {}
@@ -340,6 +342,16 @@ def measure(
         + (f", errors {summary['error_samples']}" if summary["errors"] else "")
     )
     return Measured(run, summary)
+
+
+def measure_paced(
+    name: str, system: Ours | Stock, first_id: int, concurrency: int, fake: BenchFake | None
+) -> Measured:
+    """Customers at Telegram's per-chat pace (CHAT_PACE_S), one per slot."""
+    scripts = [standard(i) for i in range(concurrency)]
+    customers = system.customers(first_id, concurrency)
+    return measure(f"{name} c={concurrency} paced", customers, scripts, concurrency,
+                   system.pids, fake, pace_s=CHAT_PACE_S)  # fmt: skip
 
 
 def warm_up(ours: Ours | None, stock: Stock | None, n_variants: int) -> None:
@@ -620,9 +632,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
     at_c10 = result["p95_ms_at_c10"]
     p95, paced = at_c10["ours"], at_c10.get("ours_paced")
     c10 = at_c10["concurrency"]
-    # Customers who never pause keep the bot at its message limit, so by Little's law
-    # their mean wait is at least concurrency / limit, whatever the stack's speed.
-    floor_ms = round(c10 / PTB_OVERALL_RATE * 1000)
+    rate = result["bot_messages_per_second"]
     train = (result.get("training") or {}).get("ours_s")
 
     def le(v: float | None, limit: float) -> bool | None:
@@ -650,7 +660,11 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             "target": f"p95 ≤300 ms at concurrency {c10}, customers not pausing",
             "value": p95,
             "met": le(p95, TARGETS["p95_ms_c10"]),
-            "limit": f"mean ≥{floor_ms} ms: {c10} customers / {PTB_OVERALL_RATE:.0f} messages/s",
+            # Customers who never pause keep the bot at its message limit, so by Little's
+            # law their mean wait is at least concurrency / limit, whatever the stack's speed.
+            "limit": f"mean ≥{round(c10 / rate * 1000)} ms: {c10} customers / {rate:g} messages/s"
+            if rate
+            else None,
         },
         {
             "target": "turn 291-300 ≤1.5× turn 1-10 (median)",
@@ -683,13 +697,14 @@ def findings(result: dict[str, Any]) -> list[str]:
         )
     calls = ours.get("bot_api_calls_per_turn") or {}
     sent = sum(v for k, v in calls.items() if sends_message(k))
-    if sent and ours["throughput_rps"] >= 0.8 * PTB_OVERALL_RATE / sent:
+    rate = result["bot_messages_per_second"]
+    if rate and sent and ours["throughput_rps"] >= 0.8 * rate / sent:
         detail = ", ".join(f"{k} {v}" for k, v in calls.items())
         out.append(
-            f"**Telegram's message limit caps throughput at ~{PTB_OVERALL_RATE / sent:.0f} "
+            f"**Telegram's message limit caps throughput at ~{rate / sent:.0f} "
             f"replies/s** (measured {ours['throughput_rps']} at c={ours['concurrency']}): "
             f"each turn sends {sent:.2f} messages (Bot API calls per turn: {detail}) and "
-            f"one bot may send about {PTB_OVERALL_RATE:.0f} messages/s in all, which the "
+            f"one bot may send about {rate:g} messages/s in all, which the "
             "bot's rate limiter enforces; more Rasa capacity cannot raise this."
         )
     lc = result["long_conversation"]
@@ -991,16 +1006,7 @@ def ours_only(rtt_ms: float, levels: Sequence[int] = (1, 10, 50)) -> int:
             m = measure(f"ours c={c}", ours.customers(next_id, n), scripts, c, ours.pids, ours.fake)
             log(json.dumps({k: m.summary.get(k) for k in keys}))
             next_id += 10_000
-        c = 10
-        m = measure(
-            f"ours c={c} paced",
-            ours.customers(next_id, c),
-            [standard(i) for i in range(c)],
-            c,
-            ours.pids,
-            ours.fake,
-            pace_s=CHAT_PACE_S,
-        )
+        m = measure_paced("ours", ours, next_id, 10, ours.fake)
         log(json.dumps({k: m.summary.get(k) for k in keys}))
         log(f"Rasa peak RSS {procs.peak_rss_mb(ours.pids['rasa'])} MB")
     return 0
@@ -1118,14 +1124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 next_id += 10_000
 
         # Customers at Telegram's per-chat pace, at the concurrency the latency target names.
-        c = levels[1]
-        scripts = [standard(i) for i in range(c)]
         paced = {
-            "ours": measure(f"ours c={c} paced", ours.customers(next_id, c), scripts, c,
-                            ours.pids, ours.fake, pace_s=CHAT_PACE_S).summary,
-            "stock": measure(f"stock c={c} paced", stock.customers(next_id, c), scripts, c,
-                             stock.pids, pace_s=CHAT_PACE_S).summary,
-        }  # fmt: skip
+            "ours": measure_paced("ours", ours, next_id, levels[1], ours.fake).summary,
+            "stock": measure_paced("stock", stock, next_id, levels[1], None).summary,
+        }
         next_id += 10_000
 
         long_ours = measure(
@@ -1141,6 +1143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         drift = ours.book.drift
         stock_diverged = sum(r.get("buttons_not_offered", 0) for r in by_c["stock"])
+        message_rate = ours.message_rate
 
         profile: dict[str, Any] = {"error": "skipped (--no-profile)"}
         if not args.no_profile:
@@ -1185,6 +1188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "load_average": {"start": info["load"], "end": load_end},
             "database": "PostgreSQL" if pg_url else "SQLite",
             "telegram_rtt_ms": args.telegram_rtt_ms,
+            "bot_messages_per_second": message_rate,
             "by_concurrency": by_c,
             "p95_ms_at_c10": {
                 "ours": by_c["ours"][1]["p95_ms"],
