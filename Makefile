@@ -56,7 +56,7 @@ run: train ## Run the product: Rasa, actions and Telegram (or a terminal chat wi
 	$(PY) -m earshot run
 
 lint: $(VENV)/.stamp ## ruff and mypy
-	$(VENV)/bin/ruff check earshot bot actions tests scripts
+	$(VENV)/bin/ruff check earshot bot actions tests scripts rasa_project/components
 	$(VENV)/bin/mypy earshot bot
 	$(VENV)/bin/hadolint Dockerfile
 

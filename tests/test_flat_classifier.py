@@ -53,3 +53,10 @@ def test_the_topic_is_re_ranked_by_the_average_of_both_models(result: dict) -> N
 def test_only_the_topic_responses_are_saved_with_the_model(result: dict) -> None:
     assert result["responses_kept"] == ["utter_faq/order_track", "utter_faq/refund_status"]
     assert result["column_major"] and result["same_probabilities"]
+
+
+def test_the_loaded_model_predicts_as_the_trained_one_without_pickle_or_skops(
+    result: dict,
+) -> None:
+    assert result["loaded_as_trained"]
+    assert result["saved_files"] == ["responses.json", "weights.npz"]

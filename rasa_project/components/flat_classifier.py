@@ -29,7 +29,6 @@ from collections import defaultdict
 from typing import Any
 
 import numpy as np
-
 from rasa.engine.graph import ExecutionContext
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
@@ -50,6 +49,7 @@ from scipy.sparse import csr_matrix
 logger = logging.getLogger(__name__)
 
 RESPONSES_FILE = "responses.json"
+WEIGHTS_FILE = "weights.npz"
 
 
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
@@ -105,9 +105,20 @@ class FlatIntentClassifier(LogisticRegressionClassifier):
             self.clf.coef_ = np.asfortranarray(self.clf.coef_)
 
     def persist(self) -> None:
-        """Persist the classifier and the topic responses."""
-        super().persist()
+        """Save the weights as plain arrays, and the topic responses.
+
+        Rasa saves its classifier with skops, whose import scans every loaded module for
+        trusted types: 3-5 s in a process that has TensorFlow loaded, once when training
+        and again when the server starts. Arrays need neither it nor pickle.
+        """
         with self._model_storage.write_to(self._resource) as model_dir:
+            if hasattr(self.clf, "coef_"):
+                np.savez(
+                    model_dir / WEIGHTS_FILE,
+                    coef=self.clf.coef_,
+                    intercept=self.clf.intercept_,
+                    classes=np.asarray(self.clf.classes_, dtype=str),
+                )
             (model_dir / RESPONSES_FILE).write_text(json.dumps(self.responses), encoding="utf-8")
 
     @classmethod
@@ -119,18 +130,24 @@ class FlatIntentClassifier(LogisticRegressionClassifier):
         execution_context: ExecutionContext,
         **kwargs: Any,
     ) -> FlatIntentClassifier:
-        """Load the classifier and the topic responses."""
-        component = super().load(config, model_storage, resource, execution_context, **kwargs)
+        """Load the weights and the topic responses (untrained: a fresh component)."""
         try:
             with model_storage.read_from(resource) as model_dir:
-                path = model_dir / RESPONSES_FILE
-                if path.is_file():
-                    component.responses = json.loads(path.read_text(encoding="utf-8"))
+                weights, responses = model_dir / WEIGHTS_FILE, model_dir / RESPONSES_FILE
+                if not weights.is_file():
+                    raise ValueError(f"no {WEIGHTS_FILE} in {resource.name}")
+                component = cls(config, execution_context.node_name, model_storage, resource)
+                with np.load(weights, allow_pickle=False) as arrays:
+                    component.clf.coef_ = np.asfortranarray(arrays["coef"])
+                    component.clf.intercept_ = arrays["intercept"]
+                    component.clf.classes_ = arrays["classes"]
+                component.clf.n_features_in_ = component.clf.coef_.shape[1]
+                if responses.is_file():
+                    component.responses = json.loads(responses.read_text(encoding="utf-8"))
+                return component
         except ValueError:
-            pass  # untrained: Rasa's loader already fell back to an empty component
-        if isinstance(component, FlatIntentClassifier):
-            component._column_major()
-        return component  # type: ignore[return-value]
+            logger.debug("no trained %s in resource %s", cls.__name__, resource.name)
+            return cls.create(config, model_storage, resource, execution_context)
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Set the intent (topics summed into the retrieval intent) and re-rank topics."""

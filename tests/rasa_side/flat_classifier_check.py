@@ -49,8 +49,11 @@ def main(tmp: Path) -> None:
     resource = Resource("flat")
     context = ExecutionContext(GraphSchema({}), "test")
     config = {**FlatIntentClassifier.get_default_config(), "topic_weight": 0.5}
-    FlatIntentClassifier.create(config, storage, resource, context).train(training)
+    trained = FlatIntentClassifier.create(config, storage, resource, context)
+    trained.train(training)
     clf = FlatIntentClassifier.load(config, storage, resource, context)
+    with storage.read_from(resource) as model_dir:
+        saved_files = sorted(p.name for p in model_dir.iterdir())
 
     # The selector leans (wrongly) to refund_status; the linear model is sure it is tracking.
     msg = message("where is my parcel", 0)
@@ -80,6 +83,7 @@ def main(tmp: Path) -> None:
     fast = clf.clf.predict_proba(X)
     clf.clf.coef_ = np.ascontiguousarray(clf.clf.coef_)
     same = bool(np.allclose(fast, clf.clf.predict_proba(X), rtol=0, atol=1e-12))
+    as_trained = bool(np.array_equal(fast, trained.clf.predict_proba(X)))
     clf._column_major()
     clf.process([msg, complaint])
     print(
@@ -93,6 +97,8 @@ def main(tmp: Path) -> None:
                 "responses_kept": sorted(clf.responses),
                 "column_major": column_major,
                 "same_probabilities": same,
+                "loaded_as_trained": as_trained,
+                "saved_files": saved_files,
             }
         )
     )
