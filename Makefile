@@ -58,6 +58,8 @@ run: train ## Run the product: Rasa, actions and Telegram (or a terminal chat wi
 lint: $(VENV)/.stamp ## ruff and mypy
 	$(VENV)/bin/ruff check earshot bot actions tests scripts rasa_project/components
 	$(VENV)/bin/mypy earshot bot
+	$(VENV)/bin/mypy bench
+	$(VENV)/bin/mypy scripts/bench.py  # apart from bench/: mypy sees two modules named bench
 	$(VENV)/bin/hadolint Dockerfile
 
 validate: train ## rasa data validate

@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -311,7 +311,7 @@ def measure(
     customers: Sequence[Customer],
     scripts: Sequence[Sequence[Step]],
     concurrency: int,
-    pids: dict[str, int | None],
+    pids: Mapping[str, int | None],
     fake: BenchFake | None = None,
     pace_s: float = 0.0,
 ) -> Measured:
@@ -324,7 +324,7 @@ def measure(
     summary = summarize(run)
     if pace_s:
         summary["pace_s"] = pace_s
-    ok = max(summary["ok_turns"], 1)
+    ok = max(len(run.ok_turns), 1)
     summary["cpu_ms_per_turn"] = {
         k: round((cpu_s(p) - before[k]) * 1000 / ok, 1) for k, p in pids.items()
     }
