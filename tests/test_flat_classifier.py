@@ -60,3 +60,4 @@ def test_the_loaded_model_predicts_as_the_trained_one_without_pickle_or_skops(
 ) -> None:
     assert result["loaded_as_trained"]
     assert result["saved_files"] == ["responses.json", "weights.npz"]
+    assert result["old_format_as_trained"]  # models saved in Rasa's skops format still load

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from rasa.engine.graph import ExecutionContext
@@ -134,20 +134,22 @@ class FlatIntentClassifier(LogisticRegressionClassifier):
         try:
             with model_storage.read_from(resource) as model_dir:
                 weights, responses = model_dir / WEIGHTS_FILE, model_dir / RESPONSES_FILE
-                if not weights.is_file():
-                    raise ValueError(f"no {WEIGHTS_FILE} in {resource.name}")
-                component = cls(config, execution_context.node_name, model_storage, resource)
-                with np.load(weights, allow_pickle=False) as arrays:
-                    component.clf.coef_ = np.asfortranarray(arrays["coef"])
-                    component.clf.intercept_ = arrays["intercept"]
-                    component.clf.classes_ = arrays["classes"]
-                component.clf.n_features_in_ = component.clf.coef_.shape[1]
-                if responses.is_file():
-                    component.responses = json.loads(responses.read_text(encoding="utf-8"))
-                return component
-        except ValueError:
-            logger.debug("no trained %s in resource %s", cls.__name__, resource.name)
+                saved = json.loads(responses.read_text("utf-8")) if responses.is_file() else {}
+                if weights.is_file():
+                    component = cls(config, execution_context.node_name, model_storage, resource)
+                    with np.load(weights, allow_pickle=False) as arrays:
+                        component.clf.coef_ = arrays["coef"]
+                        component.clf.intercept_ = arrays["intercept"]
+                        component.clf.classes_ = arrays["classes"]
+                    component.clf.n_features_in_ = component.clf.coef_.shape[1]
+                else:  # a model saved before the arrays, in Rasa's skops format
+                    loaded = super().load(config, model_storage, resource, execution_context)
+                    component = cast(FlatIntentClassifier, loaded)
+        except ValueError:  # no such resource: untrained
             return cls.create(config, model_storage, resource, execution_context)
+        component.responses = saved
+        component._column_major()
+        return component
 
     def process(self, messages: list[Message]) -> list[Message]:
         """Set the intent (topics summed into the retrieval intent) and re-rank topics."""

@@ -10,6 +10,7 @@ from components.flat_classifier import FlatIntentClassifier
 from rasa.engine.graph import ExecutionContext, GraphSchema
 from rasa.engine.storage.local_model_storage import LocalModelStorage
 from rasa.engine.storage.resource import Resource
+from rasa.nlu.classifiers.logistic_regression_classifier import LogisticRegressionClassifier
 from rasa.shared.nlu.constants import INTENT, INTENT_RESPONSE_KEY, TEXT
 from rasa.shared.nlu.training_data.features import Features
 from rasa.shared.nlu.training_data.message import Message
@@ -54,6 +55,11 @@ def main(tmp: Path) -> None:
     clf = FlatIntentClassifier.load(config, storage, resource, context)
     with storage.read_from(resource) as model_dir:
         saved_files = sorted(p.name for p in model_dir.iterdir())
+    # A model saved before the weights were plain arrays: Rasa's skops format.
+    old = FlatIntentClassifier.create(config, storage, Resource("old"), context)
+    old.clf = trained.clf
+    LogisticRegressionClassifier.persist(old)
+    old_loaded = FlatIntentClassifier.load(config, storage, Resource("old"), context)
 
     # The selector leans (wrongly) to refund_status; the linear model is sure it is tracking.
     msg = message("where is my parcel", 0)
@@ -84,6 +90,7 @@ def main(tmp: Path) -> None:
     clf.clf.coef_ = np.ascontiguousarray(clf.clf.coef_)
     same = bool(np.allclose(fast, clf.clf.predict_proba(X), rtol=0, atol=1e-12))
     as_trained = bool(np.array_equal(fast, trained.clf.predict_proba(X)))
+    old_as_trained = bool(np.array_equal(fast, old_loaded.clf.predict_proba(X)))
     clf._column_major()
     clf.process([msg, complaint])
     print(
@@ -98,6 +105,7 @@ def main(tmp: Path) -> None:
                 "column_major": column_major,
                 "same_probabilities": same,
                 "loaded_as_trained": as_trained,
+                "old_format_as_trained": old_as_trained,
                 "saved_files": saved_files,
             }
         )
