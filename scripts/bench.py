@@ -359,15 +359,17 @@ def measure_paced(
 
 
 def measure_unlimited(
-    workdir: Path, db_url: str, rtt_s: float, book: CountBook, first_id: int, concurrency: int
+    workdir: Path, postgres: bool, rtt_s: float, book: CountBook, first_id: int, concurrency: int
 ) -> dict[str, Any]:
     """Our stack again with the bot's message limit lifted: what it can answer when
-    Telegram's ~30 messages/s is not the bottleneck (the fake Bot API has no limit)."""
+    Telegram's ~30 messages/s is not the bottleneck (the fake Bot API has no limit).
+    It gets a database of the main stack's kind, of its own."""
     workdir.mkdir()
-    free = Ours(workdir, db_url, rtt_s=rtt_s, message_rate=0)
+    pg = procs.create_pg_database() if postgres else None
+    free = Ours(workdir, pg or f"sqlite:///{workdir / 'data' / 'earshot.db'}", rtt_s, 0)
     free.book = book  # the reply counts learned in the warm-up
-    free.start()
     try:
+        free.start()
         run_load("warm-unlimited", free.customers(first_id, 1), [standard(0)], 1)
         n = customers_at(concurrency)
         scripts = [standard(i) for i in range(n)]
@@ -377,6 +379,8 @@ def measure_unlimited(
         return {**summary, "bot_messages_per_second": 0}
     finally:
         free.stop()
+        if pg:
+            procs.drop_pg_database(pg)
 
 
 def warm_up(ours: Ours | None, stock: Stock | None, n_variants: int) -> None:
@@ -1191,9 +1195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log("our stack again, without the bot's message limit")
             unlimited = measure_unlimited(
                 workdir / "ours-unlimited",
-                procs.create_pg_database()
-                if pg_url
-                else f"sqlite:///{workdir / 'ours-unlimited' / 'data' / 'earshot.db'}",
+                bool(pg_url),
                 args.telegram_rtt_ms / 1000,
                 ours.book,
                 next_id,

@@ -52,7 +52,7 @@ Row = dict[str, Any]
 # Rasa draws its cross-validation folds with numpy's global generator, unseeded, so two
 # runs of the same model scored different folds (topic accuracy 90.9% and 90.4%). Seeding
 # it first makes the folds, and with the pipeline's own seeds the scores, repeatable.
-SEEDED_RASA = "import sys, numpy; numpy.random.seed(0); from rasa.__main__ import main; main()"
+SEEDED_RASA = "import numpy; numpy.random.seed(0); from rasa.__main__ import main; main()"
 
 
 def _rasa(*args: str) -> float:

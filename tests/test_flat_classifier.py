@@ -3,29 +3,14 @@ and its topic opinion is averaged with the ResponseSelector's (runs in the Rasa 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-RASA_PY = ROOT / ".venv-rasa/bin/python"
+from tests.rasa_venv import run_rasa_check
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    if not RASA_PY.exists():
-        pytest.skip("needs the Rasa venv (make setup)")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "rasa_project"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run(
-        [str(RASA_PY), str(ROOT / "tests/rasa_side/flat_classifier_check.py"),
-         str(tmp_path_factory.mktemp("flat"))],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    return dict(run_rasa_check("flat_classifier_check.py", str(tmp_path_factory.mktemp("flat"))))
 
 
 def test_faq_is_one_intent_whose_confidence_sums_its_topics(result: dict) -> None:

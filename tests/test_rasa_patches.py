@@ -3,28 +3,13 @@ must not change a result: run in the Rasa venv, each check compares with Rasa's 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
-import pytest
-
-ROOT = Path(__file__).resolve().parent.parent
-RASA_PY = ROOT / ".venv-rasa/bin/python"
+from tests.rasa_venv import run_rasa_check
 
 
 def _run(script: str) -> dict[str, Any]:
-    if not RASA_PY.exists():
-        pytest.skip("needs the Rasa venv (make setup)")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "rasa_project"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run(
-        [str(RASA_PY), str(ROOT / "tests/rasa_side" / script)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    return dict(run_rasa_check(script))
 
 
 def test_every_event_type_resolves_as_rasa_resolves_it() -> None:

@@ -3,30 +3,16 @@ last digit, with one input layer fewer (runs in the Rasa venv)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-RASA_PY = ROOT / ".venv-rasa/bin/python"
+from tests.rasa_venv import run_rasa_check
+
 UNITS = 32  # the check's dense_dimension for text
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    if not RASA_PY.exists():
-        pytest.skip("needs the Rasa venv (make setup)")
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "rasa_project"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run(
-        [str(RASA_PY), str(ROOT / "tests/rasa_side/selector_check.py"),
-         str(tmp_path_factory.mktemp("selector"))],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    return dict(run_rasa_check("selector_check.py", str(tmp_path_factory.mktemp("selector"))))
 
 
 def test_it_answers_exactly_as_rasas_selector_before_and_after_loading(result: dict) -> None:

@@ -3,9 +3,7 @@ the per-turn queries find them through an index (runs in the Rasa venv, SQLite a
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +12,7 @@ import pytest
 from earshot.settings import load_settings
 from earshot.supervise import write_endpoints
 from tests.pgtemp import create_pg_database, drop_pg_database, pg_available
-
-ROOT = Path(__file__).resolve().parent.parent
-RASA_PY = ROOT / ".venv-rasa/bin/python"
+from tests.rasa_venv import RASA_PY, run_rasa_check
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -38,13 +34,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def _check(url: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "rasa_project"), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    out = subprocess.run(
-        [str(RASA_PY), str(ROOT / "tests/rasa_side/tracker_store_check.py"), url],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+    return dict(run_rasa_check("tracker_store_check.py", url))
 
 
 def test_the_current_session_comes_back_alone_and_every_event_is_stored(db_url: str) -> None:
