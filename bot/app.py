@@ -27,7 +27,7 @@ from telegram.ext import (
 
 from bot import team, workers
 from bot.delivery import BotDeps, deliver
-from bot.limits import MessageRateLimiter
+from bot.limits import MessageRateLimiter, answering
 from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.render import escape
 from earshot import i18n, language, outbox
@@ -116,7 +116,8 @@ async def relay(update: Update, context: ContextTypes.DEFAULT_TYPE, text: str) -
     waiting[chat.id] += 1
     try:
         async with lock:
-            await _relay_locked(update, context, d, key, meta, text)
+            with answering():
+                await _relay_locked(update, context, d, key, meta, text)
     finally:
         waiting[chat.id] -= 1
 
@@ -429,7 +430,9 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         .base_file_url(base.removesuffix("/bot") + "/file/bot")
         .rate_limiter(
             MessageRateLimiter(
-                overall_max_rate=settings.telegram_messages_per_second, max_retries=5
+                overall_max_rate=settings.telegram_messages_per_second,
+                paid_overflow=settings.telegram_paid_overflow,
+                max_retries=5,
             )
         )
         # Updates of different chats run concurrently; a per-chat lock keeps each in order.

@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     # Telegram lets a bot send about 30 messages/s in all (Bot FAQ); the bot's rate limiter
     # keeps to this. Lower it if Telegram often answers 429; 0: no limit (test doubles).
     telegram_messages_per_second: float = Field(default=30.0, ge=0)
+    # At peaks, send the messages over that limit at once as paid broadcasts (0.1 Stars each)
+    # rather than hold them; nothing is paid under the limit.
+    telegram_paid_overflow: bool = False
 
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr = SecretStr("dev-only-rasa-token")

@@ -68,8 +68,9 @@ from bench.drivers import (  # noqa: E402
 from bench.profile import ACTIONS, BOT, RASA, summarise  # noqa: E402
 from bench.stats import by_position, median_of, ratio, summarize  # noqa: E402
 from bench.stock import stock_model  # noqa: E402
+from bench.targets import TARGETS, targets  # noqa: E402
 from bot.app import COMMAND_PAYLOADS  # noqa: E402
-from bot.limits import sends_message  # noqa: E402
+from bot.limits import PAID_BROADCAST, sends_message  # noqa: E402
 from earshot.identity import user_key  # noqa: E402
 from earshot.settings import Settings, load_settings  # noqa: E402
 from earshot.storage.db import migrate  # noqa: E402
@@ -82,14 +83,6 @@ REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 RASA_TOKEN = "bench-rasa-token"  # noqa: S105 - throwaway servers on loopback
 # What our bot sends along with each message; the direct HTTP drivers send the same.
 METADATA = {"channel": "telegram", "language_code": "en", "language": "en", "chat_type": "private"}
-TARGETS = {
-    "throughput_rps": 30.0,  # replies/s at concurrency 50, and at least 2x stock
-    "throughput_vs_stock": 2.0,
-    "p95_ms_c10": 300.0,
-    "turn300_vs_turn1": 1.5,
-    "rasa_rss_mb": 1200.0,  # 1.2 GB
-    "training_s": 180.0,
-}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 # Telegram's Bot FAQ: "avoid sending more than one message per second" in one chat. A
 # customer who answers instantly makes the bot break that; at this pace it cannot.
@@ -178,7 +171,7 @@ class Ours:
     """The whole product via `earshot run`, its bot polling a fake Bot API."""
 
     def __init__(
-        self, workdir: Path, db_url: str, rtt_s: float = 0.0, message_rate: float | None = None
+        self, workdir: Path, db_url: str, rtt_s: float = 0.0, paid_overflow: bool = False
     ) -> None:
         self.workdir = workdir
         self.fake = BenchFake(rtt_s=rtt_s)
@@ -190,8 +183,7 @@ class Ours:
             env.pop(name, None)
             if name in os.environ:
                 env[name] = os.environ[name]
-        if message_rate is not None:
-            env["TELEGRAM_MESSAGES_PER_SECOND"] = f"{message_rate:g}"
+        env["TELEGRAM_PAID_OVERFLOW"] = "true" if paid_overflow else "false"
         # Messages/s the bot's rate limiter allows (0: none), as the bot reads it.
         default = Settings.model_fields["telegram_messages_per_second"].default
         self.message_rate = float(env.get("TELEGRAM_MESSAGES_PER_SECOND", default))
@@ -333,8 +325,13 @@ def measure(
         k: round((cpu_s(p) - before[k]) * 1000 / ok, 1) for k, p in pids.items()
     }
     if fake is not None:
-        made = Counter(c.method for c in fake.calls[calls_before:] if c.method != "getUpdates")
+        calls = [c for c in fake.calls[calls_before:] if c.method != "getUpdates"]
+        made = Counter(c.method for c in calls)
         summary["bot_api_calls_per_turn"] = {m: round(n / ok, 2) for m, n in made.most_common()}
+        sends = [c for c in calls if sends_message(c.method)]
+        paid = sum(str(c.params.get(PAID_BROADCAST, "")).lower() == "true" for c in sends)
+        if paid:
+            summary["paid_share"] = round(paid / len(sends), 3)
     diverged = sum(getattr(c, "diverged", 0) for c in customers)
     if diverged:
         summary["buttons_not_offered"] = diverged
@@ -358,27 +355,38 @@ def measure_paced(
                    system.pids, fake, pace_s=CHAT_PACE_S)  # fmt: skip
 
 
-def measure_unlimited(
-    workdir: Path, postgres: bool, rtt_s: float, book: CountBook, first_id: int, concurrency: int
+def measure_paid_overflow(
+    workdir: Path,
+    postgres: bool,
+    rtt_s: float,
+    book: CountBook,
+    first_id: int,
+    levels: Sequence[int],
 ) -> dict[str, Any]:
-    """Our stack again with the bot's message limit lifted: what it can answer when
-    Telegram's ~30 messages/s is not the bottleneck (the fake Bot API has no limit).
-    It gets a database of the main stack's kind, of its own."""
+    """Our stack again with paid overflow on (`telegram_paid_overflow`): messages over
+    Telegram's free ~30/s go out at once as paid broadcasts, so the stack's own speed is
+    what limits it. It gets a database of the main stack's kind, of its own."""
     workdir.mkdir()
     pg = procs.create_pg_database() if postgres else None
-    free = Ours(workdir, pg or f"sqlite:///{workdir / 'data' / 'earshot.db'}", rtt_s, 0)
-    free.book = book  # the reply counts learned in the warm-up
+    paid = Ours(workdir, pg or f"sqlite:///{workdir / 'data' / 'earshot.db'}", rtt_s, True)
+    paid.book = book  # the reply counts learned in the warm-up
     try:
-        free.start()
-        run_load("warm-unlimited", free.customers(first_id, 1), [standard(0)], 1)
-        n = customers_at(concurrency)
-        scripts = [standard(i) for i in range(n)]
-        name = f"ours c={concurrency} no message limit"
-        customers = free.customers(first_id + 1, n)
-        summary = measure(name, customers, scripts, concurrency, free.pids, free.fake).summary
-        return {**summary, "bot_messages_per_second": 0}
+        paid.start()
+        run_load("warm-paid", paid.customers(first_id, 1), [standard(0)], 1)
+        first_id += 1
+        out: dict[str, Any] = {}
+        for concurrency in levels:
+            n = customers_at(concurrency)
+            scripts = [standard(i) for i in range(n)]
+            name = f"ours c={concurrency} paid overflow"
+            customers = paid.customers(first_id, n)
+            first_id += n
+            out[f"c{concurrency}"] = measure(
+                name, customers, scripts, concurrency, paid.pids, paid.fake
+            ).summary
+        return out
     finally:
-        free.stop()
+        paid.stop()
         if pg:
             procs.drop_pg_database(pg)
 
@@ -654,78 +662,6 @@ def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("**met**" if ok else "**missed**")
 
 
-def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
-    o, s = result["ours"], result["stock"]
-    vs = ratio(o.get("throughput_rps"), s.get("throughput_rps"))
-    growth = ratio(o.get("turn300_ms"), o.get("turn1_ms"))
-    at_c10 = result["p95_ms_at_c10"]
-    p95, paced = at_c10["ours"], at_c10.get("ours_paced")
-    c10 = at_c10["concurrency"]
-    rate = result["bot_messages_per_second"]
-    train = (result.get("training") or {}).get("ours_s")
-
-    def le(v: float | None, limit: float) -> bool | None:
-        return None if v is None else v <= limit
-
-    def ge(v: float | None, limit: float) -> bool | None:
-        return None if v is None else v >= limit
-
-    rps_ok = ge(o.get("throughput_rps"), TARGETS["throughput_rps"])
-    vs_ok = ge(vs, TARGETS["throughput_vs_stock"])
-    return [
-        {
-            "target": "≥30 replies/s at concurrency 50",
-            "value": o.get("throughput_rps"),
-            "met": rps_ok,
-        },
-        {
-            "target": "≥2× stock throughput at concurrency 50",
-            "value": vs,
-            "met": vs_ok,
-            "limit": unlimited_note(result, s.get("throughput_rps")) if not vs_ok else None,
-        },
-        {
-            "target": f"p95 ≤300 ms at concurrency {c10}, customers at Telegram's per-chat "
-            f"pace (≤1 message/s)",
-            "value": paced,
-            "met": le(paced, TARGETS["p95_ms_c10"]),
-        },
-        {
-            "target": f"p95 ≤300 ms at concurrency {c10}, customers not pausing",
-            "value": p95,
-            "met": le(p95, TARGETS["p95_ms_c10"]),
-            # Customers who never pause keep the bot at its message limit, so by Little's
-            # law their mean wait is at least concurrency / limit, whatever the stack's speed.
-            "limit": f"mean ≥{round(c10 / rate * 1000)} ms: {c10} customers / {rate:g} messages/s"
-            if rate
-            else None,
-        },
-        {
-            "target": "turn 291-300 ≤1.5× turn 1-10 (median)",
-            "value": growth,
-            "met": le(growth, TARGETS["turn300_vs_turn1"]),
-        },
-        {
-            "target": "Rasa peak RSS ≤1.2 GB",
-            "value": o.get("rasa_rss_mb"),
-            "met": le(o.get("rasa_rss_mb"), TARGETS["rasa_rss_mb"]),
-        },
-        {"target": "training ≤3 min", "value": train, "met": le(train, TARGETS["training_s"])},
-    ]
-
-
-def unlimited_note(result: dict[str, Any], stock_rps: float | None) -> str | None:
-    """The ratio with the bot's message limit lifted, when the bench measured it."""
-    free = result.get("unlimited")
-    rate = result["bot_messages_per_second"]
-    if not free or not rate:
-        return None
-    return (
-        f"capped by the bot's {rate:g} messages/s; with the limit lifted "
-        f"{free['throughput_rps']} replies/s = {ratio(free['throughput_rps'], stock_rps)}× stock"
-    )
-
-
 def findings(result: dict[str, Any]) -> list[str]:
     """What the numbers say, computed from them (so reruns keep the text true)."""
     out = []
@@ -743,6 +679,7 @@ def findings(result: dict[str, Any]) -> list[str]:
         )
     calls = ours.get("bot_api_calls_per_turn") or {}
     sent = sum(v for k, v in calls.items() if sends_message(k))
+    paid = (result.get("paid_overflow") or {}).get(f"c{ours['concurrency']}")
     rate = result["bot_messages_per_second"]
     if rate and sent and ours["throughput_rps"] >= 0.8 * rate / sent:
         detail = ", ".join(f"{k} {v}" for k, v in calls.items())
@@ -750,8 +687,15 @@ def findings(result: dict[str, Any]) -> list[str]:
             f"**Telegram's message limit caps throughput at ~{rate / sent:.0f} "
             f"replies/s** (measured {ours['throughput_rps']} at c={ours['concurrency']}): "
             f"each turn sends {sent:.2f} messages (Bot API calls per turn: {detail}) and "
-            f"one bot may send about {rate:g} messages/s in all, which the "
-            "bot's rate limiter enforces; more Rasa capacity cannot raise this."
+            f"one bot may send about {rate:g} messages/s in all for free, which the "
+            "bot's rate limiter enforces; more Rasa capacity cannot raise this. "
+            "Paid overflow (`telegram_paid_overflow`) can"
+            + (
+                f": {paid['throughput_rps']} replies/s in the run with it on, "
+                f"{paid.get('paid_share', 0) * 100:.0f}% of messages paid."
+                if paid
+                else "."
+            )
         )
     lc = result["long_conversation"]
     long_cpu = lc["ours"]["cpu_ms_per_turn"].get("rasa")
@@ -860,13 +804,13 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
     ]
     for system in ("ours", "stock"):
         paced = (result.get("paced") or {}).get(system)
-        free = result.get("unlimited") if system == "ours" else None
-        for r in result["by_concurrency"][system] + [x for x in (paced, free) if x]:
+        paid = list((result.get("paid_overflow") or {}).values()) if system == "ours" else []
+        for r in result["by_concurrency"][system] + [x for x in (paced, *paid) if x]:
             cpu = ", ".join(f"{k} {v}" for k, v in r["cpu_ms_per_turn"].items())
             kinds = r.get("p50_ms_by_kind", {})
             pace = f", paced {r['pace_s']:g} s" if r.get("pace_s") else ""
-            if r is free:
-                pace = ", no message limit"
+            if r in paid:
+                pace = f", paid overflow ({r.get('paid_share', 0) * 100:.0f}% paid)"
             lines.append(
                 f"| {system} | {r['concurrency']}{pace} | {r['turns']} | {r['errors']} | "
                 f"{_v(r['throughput_rps'])} | {_v(r.get('steady_rps'))} | "
@@ -1017,12 +961,12 @@ def customers_at(concurrency: int) -> int:
 
 
 @contextlib.contextmanager
-def ours_alone(rtt_ms: float, prefix: str) -> Iterator[Ours]:
+def ours_alone(rtt_ms: float, prefix: str, paid_overflow: bool = False) -> Iterator[Ours]:
     """Our stack alone on SQLite, started and warmed up; stopped and removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix=prefix))
     (workdir / "ours").mkdir()
     ours = Ours(workdir / "ours", f"sqlite:///{workdir / 'ours' / 'data' / 'earshot.db'}",
-                rtt_s=rtt_ms / 1000)  # fmt: skip
+                rtt_s=rtt_ms / 1000, paid_overflow=paid_overflow)  # fmt: skip
     try:
         ours.start()
         warm_up(ours, None, n_variants=5)
@@ -1042,12 +986,12 @@ def long_only(rtt_ms: float, turns: int = 300) -> int:
     return 0
 
 
-def ours_only(rtt_ms: float, levels: Sequence[int] = (1, 10, 50)) -> int:
+def ours_only(rtt_ms: float, paid_overflow: bool, levels: Sequence[int] = (1, 10, 50)) -> int:
     """Our stack alone through the Telegram path at each concurrency: a quick check of
     throughput and latency without stock Rasa (whose training takes most of an hour)."""
     keys = ("concurrency", "throughput_rps", "steady_rps", "p50_ms", "p95_ms", "p99_ms",
-            "cpu_ms_per_turn", "bot_api_calls_per_turn")  # fmt: skip
-    with ours_alone(rtt_ms, "earshot-bench-ours-") as ours:
+            "cpu_ms_per_turn", "bot_api_calls_per_turn", "paid_share")  # fmt: skip
+    with ours_alone(rtt_ms, "earshot-bench-ours-", paid_overflow) as ours:
         next_id = 1_000_000
         for c in levels:
             n = customers_at(c)
@@ -1090,8 +1034,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--no-scale", action="store_true", help="skip 1 vs 2 Rasa servers")
     parser.add_argument(
-        "--no-unlimited", action="store_true",
-        help="skip the run of our stack without the bot's message limit",
+        "--no-paid-overflow", action="store_true",
+        help="skip the run of our stack with paid overflow on",
     )  # fmt: skip
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument(
@@ -1112,6 +1056,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only our stack at c=1, 10, 50, printed; no stock Rasa, no report written",
     )
     parser.add_argument(
+        "--paid-overflow",
+        action="store_true",
+        help="with --ours-only: our stack with paid overflow on",
+    )
+    parser.add_argument(
         "--profile-only",
         action="store_true",
         help="only a py-spy profile of our stack at c=10, printed; no report written",
@@ -1122,7 +1071,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.long_only:
         return long_only(args.telegram_rtt_ms)
     if args.ours_only:
-        return ours_only(args.telegram_rtt_ms)
+        return ours_only(args.telegram_rtt_ms, args.paid_overflow)
 
     levels = (1, 4, 8) if args.quick else (1, 10, 50)
     long_turns = 40 if args.quick else 300
@@ -1190,16 +1139,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             "long stock", stock.customers(next_id, 1), [long(long_turns)], 1, stock.pids
         )
         next_id += 10_000
-        unlimited: dict[str, Any] | None = None
-        if ours.message_rate and not args.no_unlimited:
-            log("our stack again, without the bot's message limit")
-            unlimited = measure_unlimited(
-                workdir / "ours-unlimited",
+        paid_overflow: dict[str, Any] | None = None
+        if ours.message_rate and not args.no_paid_overflow:
+            log("our stack again, with paid overflow over Telegram's free message limit")
+            paid_overflow = measure_paid_overflow(
+                workdir / "ours-paid",
                 bool(pg_url),
                 args.telegram_rtt_ms / 1000,
                 ours.book,
                 next_id,
-                levels[-1],
+                (levels[1], levels[-1]),
             )
             next_id += 10_000
         rss = {
@@ -1264,7 +1213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "pace_s": CHAT_PACE_S,
             },
             "paced": paced,
-            "unlimited": unlimited,
+            "paid_overflow": paid_overflow,
             "ours_direct_c1": direct,
             "long_conversation": lc,
             "scale": scale,

@@ -130,13 +130,15 @@ def stack_env(fake: FakeBotAPI, workdir: Path, db_url: str, **extra: str) -> dic
 
 
 @contextmanager
-def running_stack(workdir: Path, db_url: str | None = None) -> Iterator[Stack]:
+def running_stack(workdir: Path, db_url: str | None = None, **env: str) -> Iterator[Stack]:
     if not MODEL.exists():
         raise RuntimeError(f"no trained model at {MODEL}: run `make train` (make test does)")
     workdir.mkdir(parents=True, exist_ok=True)
     url = db_url or f"sqlite:///{workdir / 'data' / 'earshot.db'}"
     with FakeBotAPI() as fake:
-        stack = Stack(fake=fake, env=stack_env(fake, workdir, url), db_url=url, workdir=workdir)
+        stack = Stack(
+            fake=fake, env=stack_env(fake, workdir, url, **env), db_url=url, workdir=workdir
+        )
         stack.start()
         try:
             yield stack

@@ -1,4 +1,5 @@
-"""The bot's rate limiter: Telegram's message buckets hold sends, not edits or chat actions."""
+"""The bot's rate limiter: Telegram's message buckets hold sends, not edits or chat actions,
+and with paid overflow the messages over the free limit go out at once, paid."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import pytest
 from telegram.ext import ExtBot
 
 from bot.app import build_application
-from bot.limits import MessageRateLimiter, sends_message
+from bot.limits import MessageRateLimiter, answering, sends_message
 from earshot.settings import load_settings
-from tests.fakes.telegram_api import FakeBotAPI
+from tests.fakes.telegram_api import Call, FakeBotAPI
 
 CHAT = 4242
 
@@ -50,14 +51,63 @@ async def test_an_exhausted_send_bucket_holds_sends_but_not_edits(fake: FakeBotA
     assert len(fake.calls_to("sendMessage")) == 1
 
 
-@pytest.mark.parametrize(("setting", "bucket"), [("12", 12.0), ("0", None)])
-def test_the_operator_sets_the_bots_message_rate(
-    monkeypatch: pytest.MonkeyPatch, setting: str, bucket: float | None
+def _paid(call: Call) -> bool:
+    return str(call.params.get("allow_paid_broadcast", "")).lower() == "true"
+
+
+@pytest.mark.asyncio
+async def test_paid_overflow_sends_over_the_limit_at_once_and_pays_only_for_those(
+    fake: FakeBotAPI,
+) -> None:
+    limiter = MessageRateLimiter(
+        overall_max_rate=1, overall_time_period=3600, paid_overflow=True, max_retries=1
+    )
+    bot = ExtBot(fake.token, base_url=fake.base_url, rate_limiter=limiter)
+    async with bot:
+        # Without paid overflow the second and third would wait an hour (test above).
+        with answering():
+            for text in ("first", "second", "third"):
+                await asyncio.wait_for(bot.send_message(CHAT, text), timeout=30)
+            first = fake.sent_messages(CHAT)[0]
+            await bot.edit_message_text("first ✓", chat_id=CHAT, message_id=first.message_id)
+        # A campaign or reminder (no customer waiting) is never paid for: it waits.
+        held = asyncio.create_task(bot.send_message(CHAT, "campaign question"))
+        await asyncio.sleep(0.5)
+        assert not held.done()
+        held.cancel()
+    sends = fake.calls_to("sendMessage")
+    assert [c.params["text"] for c in sends] == ["first", "second", "third"]
+    assert [_paid(c) for c in sends] == [False, True, True]
+    assert not any(_paid(c) for c in fake.calls_to("editMessageText"))
+    assert limiter.paid_messages == 2
+
+
+@pytest.mark.parametrize(
+    ("rate", "overflow", "bucket", "paid"),
+    [
+        ("12", "false", 12.0, False),
+        ("0.5", "false", 0.5, False),  # one message every two seconds
+        ("0", "false", None, False),
+        ("30", "true", 30.0, True),
+    ],
+)
+def test_the_operator_sets_the_bots_message_rate_and_paid_overflow(
+    monkeypatch: pytest.MonkeyPatch, rate: str, overflow: str, bucket: float | None, paid: bool
 ) -> None:
     # Telegram's ~30 messages/s is approximate: the operator can lower it, or lift it (0).
     monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:test")
-    monkeypatch.setenv("TELEGRAM_MESSAGES_PER_SECOND", setting)
+    monkeypatch.setenv("TELEGRAM_MESSAGES_PER_SECOND", rate)
+    monkeypatch.setenv("TELEGRAM_PAID_OVERFLOW", overflow)
     limiter = build_application(load_settings()).bot.rate_limiter
     assert isinstance(limiter, MessageRateLimiter)
-    base = limiter._base_limiter
-    assert (base.max_rate if base else None) == bucket
+    assert limiter.messages_per_second == bucket
+    assert limiter.paid_overflow is paid
+
+
+def test_paid_overflow_is_off_unless_the_operator_turns_it_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123:test")
+    monkeypatch.delenv("TELEGRAM_PAID_OVERFLOW", raising=False)
+    limiter = build_application(load_settings()).bot.rate_limiter
+    assert isinstance(limiter, MessageRateLimiter) and limiter.paid_overflow is False

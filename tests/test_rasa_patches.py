@@ -28,3 +28,15 @@ def test_action_results_get_the_verdict_of_rasas_full_schema() -> None:
     result = _run("action_result_check.py")
     assert result["disagreements"] == []
     assert result["cases"] > 60 and 10 < result["valid"] < result["cases"] - 40
+
+
+def test_action_server_calls_reuse_one_connection_with_the_same_answers() -> None:
+    # Rasa opens a new session and TCP connection for every custom action call.
+    result = _run("endpoint_pool_check.py")
+    expected = [{"echo": i, "token": "s3cret"} for i in range(5)]
+    assert result["rasa_answers"] == expected
+    assert result["ours_answers"] == expected
+    assert result["rasa_connections"] == 5
+    assert result["ours_connections"] == 1  # the endpoint's copy reused it too
+    assert result["copy_answer"] == {"echo": 99, "token": "s3cret"}
+    assert result["pooled_open"] == 1 and result["closed_on_shutdown"]

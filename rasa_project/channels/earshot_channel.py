@@ -31,7 +31,10 @@ It also installs small adaptations of Rasa internals (see `install_patches`):
   300-turn conversation, 126,000 slot events and a new session on nearly every turn);
 - an event's class is looked up by its type name once: Rasa walks every subclass of
   `Event` (with an `inspect.isabstract` each) for every event it loads, so reading the
-  session back cost about 5% of a turn's CPU.
+  session back cost about 5% of a turn's CPU;
+- calls to the action server (and other endpoints) reuse pooled keep-alive connections:
+  Rasa's `EndpointConfig.request` opens a new aiohttp session, and so a new TCP
+  connection, for every custom action and every form validation, one to three per turn.
 """
 
 import asyncio
@@ -111,8 +114,7 @@ def compile_action_result_check(schema: Dict[Text, Any]) -> Callable[[Any], None
     }
     outer = validator_class(outer_schema)
     per_event = {
-        name: validator_class({"allOf": [base, branch]})
-        for name, branch in zip(names, branches)
+        name: validator_class({"allOf": [base, branch]}) for name, branch in zip(names, branches)
     }
 
     def check(result: Any) -> None:
@@ -125,6 +127,58 @@ def compile_action_result_check(schema: Dict[Text, Any]) -> Callable[[Any], None
             branch.validate(event)
 
     return check
+
+
+# Pooled connections are dropped after this many idle seconds: before the action server
+# (Sanic, 5 s keep-alive) closes them, so a request never meets a connection closing.
+POOL_KEEPALIVE_S = 2.0
+_POOLED: Dict[Any, aiohttp.ClientSession] = {}
+
+
+class _Lent:
+    """`async with` that lends a pooled session and leaves it open."""
+
+    def __init__(self, session: aiohttp.ClientSession) -> None:
+        self._session = session
+
+    async def __aenter__(self) -> aiohttp.ClientSession:
+        return self._session
+
+    async def __aexit__(self, *exc: Any) -> None:
+        return None
+
+
+def pooled_session(endpoint: Any) -> Any:
+    """What `EndpointConfig.session()` returns: one shared session per event loop and
+    headers/auth, instead of a new session (and connection) per request."""
+    from rasa.utils.endpoints import DEFAULT_REQUEST_TIMEOUT
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # no loop to pool on: Rasa's own session
+        return _ORIGINAL_SESSION(endpoint)
+    key = (id(loop), repr(sorted((endpoint.headers or {}).items())), repr(endpoint.basic_auth))
+    session = _POOLED.get(key)
+    if session is None or session.closed:
+        basic = endpoint.basic_auth
+        session = aiohttp.ClientSession(  # Rasa's settings, plus the keep-alive limit
+            headers=endpoint.headers,
+            auth=aiohttp.BasicAuth(basic["username"], basic["password"]) if basic else None,
+            timeout=aiohttp.ClientTimeout(total=DEFAULT_REQUEST_TIMEOUT),
+            connector=aiohttp.TCPConnector(keepalive_timeout=POOL_KEEPALIVE_S),
+        )
+        _POOLED[key] = session
+    return _Lent(session)
+
+
+async def close_pooled_sessions() -> None:
+    """Close this event loop's pooled sessions (server shutdown)."""
+    loop = id(asyncio.get_running_loop())
+    for key in [k for k in _POOLED if k[0] == loop]:
+        await _POOLED.pop(key).close()
+
+
+_ORIGINAL_SESSION: Callable[[Any], Any] = lambda endpoint: None  # noqa: E731 - set on install
 
 
 class _Turn:
@@ -142,7 +196,7 @@ _PATCHED = False
 
 def install_patches() -> None:
     """Install the adaptations described in the module docstring (idempotent)."""
-    global _PATCHED
+    global _PATCHED, _ORIGINAL_SESSION
     if _PATCHED:
         return
     from jsonschema import ValidationError
@@ -153,6 +207,7 @@ def install_patches() -> None:
     )
     from rasa.shared.core.events import Event, SlotSet
     from rasa.core.processor import MessageProcessor
+    from rasa.utils.endpoints import EndpointConfig
 
     check = compile_action_result_check(RemoteAction.action_response_format_spec())
 
@@ -231,6 +286,8 @@ def install_patches() -> None:
     MessageProcessor._has_session_expired = has_session_expired  # type: ignore[assignment]
     RemoteAction.run = run  # type: ignore[assignment]
     MessageProcessor.parse_message = parse_message  # type: ignore[assignment]
+    _ORIGINAL_SESSION = EndpointConfig.session
+    EndpointConfig.session = pooled_session  # type: ignore[assignment]
     _PATCHED = True
 
 
@@ -290,6 +347,10 @@ class EarshotInput(RestInput):
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         bp = Blueprint("earshot_webhook", __name__)
+
+        @bp.listener("after_server_stop")
+        async def close_pools(*_: Any) -> None:
+            await close_pooled_sessions()
 
         @bp.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
