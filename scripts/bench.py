@@ -38,7 +38,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -647,12 +647,29 @@ def scale_out(workdir: Path, customers: int, first_id: int) -> dict[str, Any]:
             "burst_pairs_broken": len(burst_issues),
             "burst_samples": burst_issues[:5],
             "rasa_rss_mb": [procs.peak_rss_mb(p) for p in rasa_pids],
+            # Why a turn was answered 503, as the Rasa servers logged it.
+            "error_log": failure_lines(workdir.glob("rasa-*.log"))
+            if one.summary["errors"] or two.summary["errors"]
+            else [],
         }
     finally:
         for part in reversed(parts):
             part.stop()
         client.close()
         procs.drop_pg_database(pg)
+
+
+FAILURE = re.compile(r"failed|unavailable|could not process|Traceback|Error:", re.IGNORECASE)
+
+
+def failure_lines(logs: Iterable[Path], limit: int = 10) -> list[str]:
+    """The log lines that say why a turn failed (not index races or deprecations)."""
+    out = []
+    for path in sorted(logs):
+        for line in path.read_text(errors="replace").splitlines():
+            if FAILURE.search(line) and "Warning" not in line and "could not create" not in line:
+                out.append(f"{path.name}: {line.strip()[:300]}")
+    return out[:limit]
 
 
 # --------------------------------------------------------------------------- reports
@@ -886,7 +903,13 @@ def write_markdown(result: dict[str, Any], path: Path) -> None:
             f"{sc['error_answers']['two_servers']} with two; of the latter, "
             f"{sc['error_answers_whose_turn_was_stored']} were for turns Rasa had taken "
             "and stored (the bot would keep such a message and replay it: a duplicate "
-            "turn).",
+            "turn)."
+            + (
+                " The Rasa servers logged: "
+                + "; ".join(f"`{line}`" for line in sc.get("error_log", []))
+                if sc.get("error_log")
+                else ""
+            ),
             "",
             "Two messages of one customer sent to both servers at the same moment "
             f"({sc['burst_pairs']} customers): **{sc['burst_pairs_broken']} of "

@@ -319,15 +319,26 @@ class EarshotInput(RestInput):
             return True
         health = url.rsplit("/webhook", 1)[0] + "/health"
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2))
-        try:
-            async with self._session.get(health) as resp:
-                ok = resp.status == 200
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            ok = False
-        if ok:
-            self._healthy_until = now + HEALTH_TTL_S
-        return ok
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=2),
+                connector=aiohttp.TCPConnector(keepalive_timeout=POOL_KEEPALIVE_S),
+            )
+        problem = ""
+        for _ in range(2):  # once more on a fresh connection if a kept-alive one was closing
+            try:
+                async with self._session.get(health) as resp:
+                    if resp.status == 200:
+                        self._healthy_until = now + HEALTH_TTL_S
+                        return True
+                    problem = f"answered {resp.status}"
+                    break
+            except aiohttp.ServerDisconnectedError as exc:
+                problem = repr(exc)
+            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+                problem = repr(exc)
+                break
+        logger.warning("action server health check failed (%s) at %s", problem, health)
+        return False
 
     @staticmethod
     def _tracker_store_healthy(request: Request) -> bool:
