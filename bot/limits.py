@@ -11,6 +11,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from aiolimiter import AsyncLimiter
+from telegram.error import Forbidden, RetryAfter, TelegramError, TimedOut
 from telegram.ext import AIORateLimiter
 
 log = logging.getLogger("earshot.bot")
@@ -21,6 +22,9 @@ SENDING_PREFIXES = ("send", "copyMessage", "forwardMessage")
 PAID_BROADCAST = "allow_paid_broadcast"
 # Telegram charges 0.1 Stars per paid broadcast message (Bot API 7.11).
 STARS_PER_PAID_MESSAGE = 0.1
+# After Telegram refuses a paid broadcast (an empty Stars balance, most likely), answers
+# wait for free slots this long before paying is tried again.
+PAID_PAUSE_S = 600.0
 
 
 # Set while the bot answers a customer who is waiting for it: only those messages may be
@@ -56,7 +60,9 @@ class MessageRateLimiter(AIORateLimiter):
     With ``paid_overflow``, a message that answers a waiting customer (`answering`) and
     finds the free bucket empty is sent at once with ``allow_paid_broadcast`` (up to
     1000/s, PTB's own bucket for them; Telegram takes 0.1 Stars from the bot's balance for
-    each). Under the free limit nothing is paid, and nothing else is ever paid for.
+    each). Under the free limit nothing is paid, and nothing else is ever paid for. If
+    Telegram refuses a paid message, it is sent free (it waits for a slot, as without
+    paid overflow) and paying pauses for ``PAID_PAUSE_S``.
     """
 
     def __init__(
@@ -79,6 +85,7 @@ class MessageRateLimiter(AIORateLimiter):
         self.paid_overflow = paid_overflow
         self.paid_messages = 0  # sent as paid broadcasts since start
         self._paid_logged = (0, time.monotonic())
+        self._paid_paused_until = 0.0
 
     @property
     def messages_per_second(self) -> float | None:
@@ -106,18 +113,49 @@ class MessageRateLimiter(AIORateLimiter):
             return await super().process_request(
                 callback, args, kwargs, endpoint, data, rate_limit_args
             )
-        if self.paid_overflow and _ANSWERING.get() and not self._free.has_capacity():
+        refused: TelegramError | None = None
+        if self.may_pay and _ANSWERING.get() and not self._free.has_capacity():
             endpoint_name, params = args
-            args = (endpoint_name, {**params, PAID_BROADCAST: True})
-            data = {**data, PAID_BROADCAST: True}
-            self._count_paid()
-            return await super().process_request(
-                callback, args, kwargs, endpoint, data, rate_limit_args
-            )
+            try:
+                result = await super().process_request(
+                    callback,
+                    (endpoint_name, {**params, PAID_BROADCAST: True}),
+                    kwargs,
+                    endpoint,
+                    {**data, PAID_BROADCAST: True},
+                    rate_limit_args,
+                )
+            except (RetryAfter, TimedOut, Forbidden):
+                # Retried as any call is (a timeout may hide a delivered message), or the
+                # customer blocked the bot: nothing to do with paying.
+                raise
+            except TelegramError as exc:
+                refused = exc  # send it free, below
+            else:
+                self._count_paid()
+                return result
         async with self._free:
-            return await super().process_request(
+            result = await super().process_request(
                 callback, args, kwargs, endpoint, data, rate_limit_args
             )
+        if refused is not None:  # the free copy went through: paying was what failed
+            self._pause_paying(refused)
+        return result
+
+    @property
+    def may_pay(self) -> bool:
+        """Paid overflow is on and Telegram has not refused a paid message lately."""
+        return self.paid_overflow and time.monotonic() >= self._paid_paused_until
+
+    def _pause_paying(self, exc: TelegramError) -> None:
+        self._paid_paused_until = time.monotonic() + PAID_PAUSE_S
+        log.error(
+            "Telegram refused a paid broadcast (%s): answers over the free message limit "
+            "wait their turn for the next %.0f minutes. Top up the bot's Stars balance, or "
+            "set telegram_paid_overflow: false.",
+            exc.message,
+            PAID_PAUSE_S / 60,
+        )
 
     def _count_paid(self) -> None:
         """Count a paid message; tell the operator what it costs, at most once a minute."""

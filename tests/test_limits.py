@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from telegram.error import Forbidden
 from telegram.ext import ExtBot
 
 from bot.app import build_application
@@ -80,6 +81,53 @@ async def test_paid_overflow_sends_over_the_limit_at_once_and_pays_only_for_thos
     assert [_paid(c) for c in sends] == [False, True, True]
     assert not any(_paid(c) for c in fake.calls_to("editMessageText"))
     assert limiter.paid_messages == 2
+
+
+@pytest.mark.asyncio
+async def test_a_refused_payment_sends_the_answer_free_and_pauses_paying(
+    fake: FakeBotAPI, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.stars = 0.15  # enough for one paid broadcast
+    # One free message per 2 s: a second message at once finds the bucket empty.
+    limiter = MessageRateLimiter(
+        overall_max_rate=1, overall_time_period=2, paid_overflow=True, max_retries=1
+    )
+    bot = ExtBot(fake.token, base_url=fake.base_url, rate_limiter=limiter)
+    async with bot:
+        with answering():
+            for text in ("free", "paid", "refused", "after the pause"):
+                await asyncio.wait_for(bot.send_message(CHAT, text), timeout=30)
+    attempts = [(c.params["text"], _paid(c), c.status) for c in fake.calls_to("sendMessage")]
+    assert attempts == [
+        ("free", False, 200),
+        ("paid", True, 200),
+        ("refused", True, 400),  # the balance ran out
+        ("refused", False, 200),  # sent again free, once a slot was free
+        ("after the pause", False, 200),  # paying stays paused
+    ]
+    assert [m.text for m in fake.sent_messages(CHAT)] == [
+        "free", "paid", "refused", "after the pause"
+    ]  # fmt: skip
+    assert fake.stars == pytest.approx(0.05)
+    assert limiter.paid_messages == 1 and not limiter.may_pay
+    assert "Telegram refused a paid broadcast" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_an_answer_telegram_refuses_for_itself_does_not_pause_paying(
+    fake: FakeBotAPI,
+) -> None:
+    limiter = MessageRateLimiter(
+        overall_max_rate=1, overall_time_period=2, paid_overflow=True, max_retries=1
+    )
+    bot = ExtBot(fake.token, base_url=fake.base_url, rate_limiter=limiter)
+    async with bot:
+        with answering():
+            await bot.send_message(CHAT, "free")
+            fake.block_user(CHAT)
+            with pytest.raises(Forbidden):
+                await asyncio.wait_for(bot.send_message(CHAT, "blocked"), timeout=30)
+    assert limiter.may_pay  # a blocked chat says nothing about the Stars balance
 
 
 @pytest.mark.parametrize(

@@ -132,6 +132,10 @@ def _as_bool(value: Any) -> bool:
 # --------------------------------------------------------------------------- records
 
 
+# Telegram Stars a paid broadcast costs (Bot API 7.11, `allow_paid_broadcast`).
+PAID_BROADCAST_STARS = 0.1
+
+
 @dataclass
 class Call:
     """One request to the Bot API as received by the fake."""
@@ -593,6 +597,9 @@ class FakeBotAPI:
             self._served_at: dict[int, list[float]] = {}
             self._injections: dict[str, deque[_Injection]] = {}
             self._blocked: set[int | str] = set()
+            # The bot's Telegram Stars balance, which paid broadcasts spend (0.1 each);
+            # None: not tracked, every paid broadcast goes through.
+            self.stars: float | None = None
             self._calls: list[Call] = []
             self._sent: list[SentMessage] = []
             self._answered: list[AnsweredCallback] = []
@@ -1438,9 +1445,20 @@ class FakeBotAPI:
                 with self._cond:
                     self._unknown.append(call)
                 raise _ApiError(404, "Not Found: method not found")
+            if str(params.get("allow_paid_broadcast", "")).lower() == "true":
+                self._pay_for_broadcast()
             return 200, {"ok": True, "result": handler(params, files)}
         except _ApiError as err:
             return err.code, err.payload()
+
+    def _pay_for_broadcast(self) -> None:
+        with self._cond:
+            if self.stars is None:
+                return
+            if self.stars < PAID_BROADCAST_STARS:
+                # The fake's wording: Telegram's own for this case is not documented.
+                raise _ApiError(400, "Bad Request: not enough Stars for a paid broadcast")
+            self.stars = round(self.stars - PAID_BROADCAST_STARS, 6)
 
     def _log(self, call: Call, payload: JSONDict) -> None:
         if call.method == "getUpdates" and not payload.get("result"):
