@@ -133,6 +133,7 @@ def compile_action_result_check(schema: Dict[Text, Any]) -> Callable[[Any], None
 # (Sanic, 5 s keep-alive) closes them, so a request never meets a connection closing.
 POOL_KEEPALIVE_S = 2.0
 _POOLED: Dict[Any, aiohttp.ClientSession] = {}
+_ORIGINAL_SESSION: Optional[Callable[[Any], Any]] = None  # Rasa's, kept by install_patches
 
 
 class _Lent:
@@ -156,6 +157,7 @@ def pooled_session(endpoint: Any) -> Any:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:  # no loop to pool on: Rasa's own session
+        assert _ORIGINAL_SESSION is not None
         return _ORIGINAL_SESSION(endpoint)
     key = (id(loop), repr(sorted((endpoint.headers or {}).items())), repr(endpoint.basic_auth))
     session = _POOLED.get(key)
@@ -176,9 +178,6 @@ async def close_pooled_sessions() -> None:
     loop = id(asyncio.get_running_loop())
     for key in [k for k in _POOLED if k[0] == loop]:
         await _POOLED.pop(key).close()
-
-
-_ORIGINAL_SESSION: Callable[[Any], Any] = lambda endpoint: None  # noqa: E731 - set on install
 
 
 class _Turn:
