@@ -70,7 +70,7 @@ from bench.stats import by_position, median_of, ratio, summarize  # noqa: E402
 from bench.stock import stock_model  # noqa: E402
 from bench.targets import TARGETS, targets  # noqa: E402
 from bot.app import COMMAND_PAYLOADS  # noqa: E402
-from bot.limits import PAID_BROADCAST, sends_message  # noqa: E402
+from bot.limits import sends_message  # noqa: E402
 from earshot.identity import user_key  # noqa: E402
 from earshot.settings import Settings, load_settings  # noqa: E402
 from earshot.storage.db import migrate  # noqa: E402
@@ -329,7 +329,7 @@ def measure(
         made = Counter(c.method for c in calls)
         summary["bot_api_calls_per_turn"] = {m: round(n / ok, 2) for m, n in made.most_common()}
         sends = [c for c in calls if sends_message(c.method)]
-        paid = sum(str(c.params.get(PAID_BROADCAST, "")).lower() == "true" for c in sends)
+        paid = sum(c.paid for c in sends)
         if paid:
             summary["paid_share"] = round(paid / len(sends), 3)
     diverged = sum(getattr(c, "diverged", 0) for c in customers)

@@ -13,7 +13,7 @@ from telegram.ext import ExtBot
 from bot.app import build_application
 from bot.limits import MessageRateLimiter, answering, sends_message
 from earshot.settings import load_settings
-from tests.fakes.telegram_api import Call, FakeBotAPI
+from tests.fakes.telegram_api import FakeBotAPI
 
 CHAT = 4242
 
@@ -52,18 +52,19 @@ async def test_an_exhausted_send_bucket_holds_sends_but_not_edits(fake: FakeBotA
     assert len(fake.calls_to("sendMessage")) == 1
 
 
-def _paid(call: Call) -> bool:
-    return str(call.params.get("allow_paid_broadcast", "")).lower() == "true"
+def _paying_bot(fake: FakeBotAPI, period_s: float) -> tuple[MessageRateLimiter, ExtBot[None]]:
+    """A bot with paid overflow and one free message per ``period_s``."""
+    limiter = MessageRateLimiter(
+        overall_max_rate=1, overall_time_period=period_s, paid_overflow=True, max_retries=1
+    )
+    return limiter, ExtBot(fake.token, base_url=fake.base_url, rate_limiter=limiter)
 
 
 @pytest.mark.asyncio
 async def test_paid_overflow_sends_over_the_limit_at_once_and_pays_only_for_those(
     fake: FakeBotAPI,
 ) -> None:
-    limiter = MessageRateLimiter(
-        overall_max_rate=1, overall_time_period=3600, paid_overflow=True, max_retries=1
-    )
-    bot = ExtBot(fake.token, base_url=fake.base_url, rate_limiter=limiter)
+    limiter, bot = _paying_bot(fake, 3600)
     async with bot:
         # Without paid overflow the second and third would wait an hour (test above).
         with answering():
@@ -78,8 +79,8 @@ async def test_paid_overflow_sends_over_the_limit_at_once_and_pays_only_for_thos
         held.cancel()
     sends = fake.calls_to("sendMessage")
     assert [c.params["text"] for c in sends] == ["first", "second", "third"]
-    assert [_paid(c) for c in sends] == [False, True, True]
-    assert not any(_paid(c) for c in fake.calls_to("editMessageText"))
+    assert [c.paid for c in sends] == [False, True, True]
+    assert not any(c.paid for c in fake.calls_to("editMessageText"))
     assert limiter.paid_messages == 2
 
 
@@ -89,15 +90,12 @@ async def test_a_refused_payment_sends_the_answer_free_and_pauses_paying(
 ) -> None:
     fake.stars = 0.15  # enough for one paid broadcast
     # One free message per 2 s: a second message at once finds the bucket empty.
-    limiter = MessageRateLimiter(
-        overall_max_rate=1, overall_time_period=2, paid_overflow=True, max_retries=1
-    )
-    bot = ExtBot(fake.token, base_url=fake.base_url, rate_limiter=limiter)
+    limiter, bot = _paying_bot(fake, 2)
     async with bot:
         with answering():
             for text in ("free", "paid", "refused", "after the pause"):
                 await asyncio.wait_for(bot.send_message(CHAT, text), timeout=30)
-    attempts = [(c.params["text"], _paid(c), c.status) for c in fake.calls_to("sendMessage")]
+    attempts = [(c.params["text"], c.paid, c.status) for c in fake.calls_to("sendMessage")]
     assert attempts == [
         ("free", False, 200),
         ("paid", True, 200),
@@ -117,10 +115,7 @@ async def test_a_refused_payment_sends_the_answer_free_and_pauses_paying(
 async def test_an_answer_telegram_refuses_for_itself_does_not_pause_paying(
     fake: FakeBotAPI,
 ) -> None:
-    limiter = MessageRateLimiter(
-        overall_max_rate=1, overall_time_period=2, paid_overflow=True, max_retries=1
-    )
-    bot = ExtBot(fake.token, base_url=fake.base_url, rate_limiter=limiter)
+    limiter, bot = _paying_bot(fake, 2)
     async with bot:
         with answering():
             await bot.send_message(CHAT, "free")

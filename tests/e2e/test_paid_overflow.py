@@ -9,7 +9,6 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.helpers import Customer, texts
-from tests.fakes.telegram_api import Call
 from tests.stack import Stack, running_stack
 
 
@@ -24,10 +23,6 @@ def paid_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
 
 
-def _paid(call: Call) -> bool:
-    return str(call.params.get("allow_paid_broadcast", "")).lower() == "true"
-
-
 def test_answers_over_the_free_limit_go_out_at_once_as_paid_broadcasts(
     paid_stack: Stack,
 ) -> None:
@@ -37,9 +32,9 @@ def test_answers_over_the_free_limit_go_out_at_once_as_paid_broadcasts(
         reply = Customer(paid_stack, 700_001 + i).say(question, timeout=30)
         assert texts(reply).strip()
     sends = paid_stack.fake.calls_to("sendMessage")
-    paid = [c for c in sends if _paid(c)]
+    paid = [c for c in sends if c.paid]
     assert len(sends) - len(paid) <= 1, "only the free bucket's one message is free"
     assert len(paid) >= len(questions) - 1
     # Button presses and keyboard edits are no messages: never paid.
-    assert not any(_paid(c) for c in paid_stack.fake.calls_to("editMessageText"))
+    assert not any(c.paid for c in paid_stack.fake.calls_to("editMessageText"))
     assert "paid broadcasts" in paid_stack.log

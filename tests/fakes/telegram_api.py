@@ -136,6 +136,11 @@ def _as_bool(value: Any) -> bool:
 PAID_BROADCAST_STARS = 0.1
 
 
+def is_paid_broadcast(params: JSONDict) -> bool:
+    """The call asks to be sent as a paid broadcast (form values arrive as text)."""
+    return str(params.get("allow_paid_broadcast", "")).lower() == "true"
+
+
 @dataclass
 class Call:
     """One request to the Bot API as received by the fake."""
@@ -145,6 +150,11 @@ class Call:
     time: float
     files: dict[str, str | None] = field(default_factory=dict)  # part name -> filename
     status: int = 0  # HTTP status answered; 0 = dropped (inject_disconnect) or in progress
+
+    @property
+    def paid(self) -> bool:
+        """Sent as a paid broadcast."""
+        return is_paid_broadcast(self.params)
 
 
 @dataclass
@@ -1445,7 +1455,7 @@ class FakeBotAPI:
                 with self._cond:
                     self._unknown.append(call)
                 raise _ApiError(404, "Not Found: method not found")
-            if str(params.get("allow_paid_broadcast", "")).lower() == "true":
+            if is_paid_broadcast(params):
                 self._pay_for_broadcast()
             return 200, {"ok": True, "result": handler(params, files)}
         except _ApiError as err:
