@@ -39,11 +39,12 @@ $(VENV)/.stamp: requirements/app.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-$(RASA_VENV)/.stamp: requirements/rasa.txt
+$(RASA_VENV)/.stamp: requirements/rasa.txt requirements/rasa-nodeps.txt
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (PATH or pyenv); install it, e.g. 'pyenv install 3.10'" >&2; exit 1; }
 	test -x $(RASA_VENV)/bin/python || $(PYTHON310) -m venv $(RASA_VENV)
 	$(RASA_VENV)/bin/python -m pip install -q --upgrade pip==24.0
 	$(RASA_VENV)/bin/python -m pip install -q -r requirements/rasa.txt
+	$(RASA_VENV)/bin/python -m pip install -q --no-deps -r requirements/rasa-nodeps.txt
 	touch $@
 
 kb: $(VENV)/.stamp ## Validate the knowledge base and generate Rasa's FAQ files from it

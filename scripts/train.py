@@ -25,7 +25,7 @@ def inputs() -> list[Path]:
         for p in [*project.rglob("*.yml"), *project.glob("components/*.py")]
         if "tests" not in p.relative_to(project).parts
     ]
-    files += list((ROOT / "requirements").glob("rasa.txt"))
+    files += list((ROOT / "requirements").glob("rasa*.txt"))
     return sorted(files)
 
 
