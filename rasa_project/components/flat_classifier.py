@@ -63,7 +63,13 @@ class FlatIntentClassifier(LogisticRegressionClassifier):
             **LogisticRegressionClassifier.get_default_config(),
             "retrieval_intent": "faq",
             # Share of this model in the topic decision; 0 leaves the selector's alone.
+            # Without a ResponseSelector in the pipeline this model picks the topic alone.
             "topic_weight": 0.5,
+            # When the top two topics are this close (in P(topic | faq)), the message goes
+            # to the fallback, which offers both as buttons: a question back costs the
+            # customer one tap, a confident wrong answer costs their trust. 0: off.
+            "topic_margin": 0.0,
+            "fallback_intent": "nlu_fallback",
             # None: every example counts the same (topics are already balanced classes).
             "class_weight": None,
             "C": 1.0,
@@ -181,22 +187,42 @@ class FlatIntentClassifier(LogisticRegressionClassifier):
         return messages
 
     def _rerank_topics(self, message: Message, topics: dict[str, float], total: float) -> None:
-        """Average the selector's topic confidences with this model's P(topic | faq)."""
-        weight = float(self.config["topic_weight"])
-        selector = (message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}).get(
-            self.config["retrieval_intent"]
-        )
-        if not selector or weight <= 0 or total <= 0:
+        """Average the selector's topic confidences with this model's P(topic | faq).
+
+        With no ResponseSelector in the pipeline, write the selector's output from this
+        model's topics alone, in Rasa's format (``utter_faq`` reads it).
+        """
+        retrieval = self.config["retrieval_intent"]
+        properties = message.get(RESPONSE_SELECTOR_PROPERTY_NAME) or {}
+        selector = properties.get(retrieval)
+        if total <= 0:
             return
-        blended = {k: weight * p / total for k, p in topics.items()}
-        for entry in selector[RESPONSE_SELECTOR_RANKING_KEY]:
-            key = entry[INTENT_RESPONSE_KEY]
-            blended[key] = blended.get(key, 0.0) + (1 - weight) * float(entry["confidence"])
-        ids = {e[INTENT_RESPONSE_KEY]: e.get("id") for e in selector[RESPONSE_SELECTOR_RANKING_KEY]}
-        ranking = [
-            {"id": ids.get(k), "confidence": v, INTENT_RESPONSE_KEY: k}
-            for k, v in sorted(blended.items(), key=lambda kv: -kv[1])
-        ]
+        if not selector:
+            ranking = [
+                {"id": None, "confidence": p / total, INTENT_RESPONSE_KEY: k}
+                for k, p in sorted(topics.items(), key=lambda kv: -kv[1])
+            ]
+            selector = {
+                RESPONSE_SELECTOR_PREDICTION_KEY: {INTENT_RESPONSE_KEY: None},
+                RESPONSE_SELECTOR_RANKING_KEY: ranking,
+            }
+            properties = {**properties, "all_retrieval_intents": [retrieval], retrieval: selector}
+            message.set(RESPONSE_SELECTOR_PROPERTY_NAME, properties, add_to_output=True)
+        else:
+            weight = float(self.config["topic_weight"])
+            if weight <= 0:
+                return
+            blended = {k: weight * p / total for k, p in topics.items()}
+            for entry in selector[RESPONSE_SELECTOR_RANKING_KEY]:
+                key = entry[INTENT_RESPONSE_KEY]
+                blended[key] = blended.get(key, 0.0) + (1 - weight) * float(entry["confidence"])
+            ids = {
+                e[INTENT_RESPONSE_KEY]: e.get("id") for e in selector[RESPONSE_SELECTOR_RANKING_KEY]
+            }
+            ranking = [
+                {"id": ids.get(k), "confidence": v, INTENT_RESPONSE_KEY: k}
+                for k, v in sorted(blended.items(), key=lambda kv: -kv[1])
+            ]
         top = ranking[0][INTENT_RESPONSE_KEY]
         prediction = selector[RESPONSE_SELECTOR_PREDICTION_KEY]
         if prediction.get(INTENT_RESPONSE_KEY) != top:
@@ -209,3 +235,18 @@ class FlatIntentClassifier(LogisticRegressionClassifier):
         # since every stored message is re-read on each turn.
         length = self.config["ranking_length"]
         selector[RESPONSE_SELECTOR_RANKING_KEY] = ranking[:length] if length > 0 else ranking
+        self._ask_back_when_close(message, ranking)
+
+    def _ask_back_when_close(self, message: Message, ranking: list[dict[str, Any]]) -> None:
+        """Send a service question whose two best topics are close to the fallback."""
+        margin = float(self.config["topic_margin"])
+        intent = message.get(INTENT) or {}
+        if margin <= 0 or len(ranking) < 2 or intent.get("name") != self.config["retrieval_intent"]:
+            return
+        if ranking[0]["confidence"] - ranking[1]["confidence"] >= margin:
+            return
+        fallback = {"name": self.config["fallback_intent"], "confidence": intent["confidence"]}
+        message.set(INTENT, fallback, add_to_output=True)
+        message.set(
+            "intent_ranking", [fallback, *(message.get("intent_ranking") or [])], add_to_output=True
+        )
