@@ -86,3 +86,14 @@ def test_wrong_topics_are_counted_and_shown_with_their_confidence(ev: ModuleType
         {"text": first_text, "target": first_label, "got": wrong, "confidence": 0.95}
     ]
     assert f'"{first_text}" ({first_label}) -> {wrong} (0.95)' in ev.markdown(summary)
+
+
+def test_the_dev_parts_are_scored_apart_from_the_test_parts(ev: ModuleType) -> None:
+    summary = ev.evaluate(_fake_parser(ev, {}), ROOT, "fake", dev=True)
+    assert summary["checks"] == {} and summary["own"] == {}
+    assert set(summary["independent"]) == set(ev.dev_sets(ROOT))
+    assert summary["independent"]["dev topics"]["examples"] > 50
+    dev_texts = {t for s in ev.dev_sets(ROOT).values() for t, _ in s["examples"]}
+    test_texts = {t for s in ev.independent_sets(ROOT).values() for t, _ in s["examples"]}
+    assert not dev_texts & test_texts
+    assert ev.markdown(summary).startswith("# Dev parts, for tuning (not a result) evaluation")

@@ -230,3 +230,16 @@ def test_split_files_are_what_the_split_script_makes_from_the_corpora() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_data_card_counts_match_the_split_files() -> None:
+    card = (ROOT / INDEPENDENT_DIR / "SOURCES.md").read_text(encoding="utf-8")
+    parts = ("banking77_train", "banking77_dev", "banking77_test")
+    parts += ("clinc150_train", "clinc150_dev", "clinc150_val")
+    for part in parts:
+        rows = read_split(SPLITS / f"{part}.csv")
+        kinds = [r["label"] for r in rows]
+        topic = sum(k.startswith("faq/") for k in kinds)
+        oos, excluded = kinds.count(OUT_OF_SCOPE), kinds.count(EXCLUDED)
+        core = len(kinds) - topic - oos - excluded
+        assert f"| {part} | {len(rows)} | {topic} | {core} | {oos} | {excluded} |" in card, part
