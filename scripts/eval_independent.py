@@ -120,6 +120,9 @@ def independent_sets(root: Path) -> dict[str, dict[str, Any]]:
         "fresh_offtopic_nl": (
             "nl", "off_topic", load_nlu(root / INDEPENDENT / "fresh_offtopic_nl.yml"),
         ),
+        "fresh_offtopic_nl_b": (
+            "nl", "off_topic", load_nlu(root / INDEPENDENT / "fresh_offtopic_nl_b.yml"),
+        ),
     }  # fmt: skip
     return {n: {"lang": lang, "kind": k, "examples": ex} for n, (lang, k, ex) in sets.items()}
 
@@ -282,6 +285,7 @@ TARGETS = {
     "declined, CLINC150 val out-of-scope": ("clinc150_val oos", "declined", ">=", 0.85),
     "declined, CLINC150 val other domains": ("clinc150_val other domains", "declined", ">=", 0.85),
     "declined, Dutch off-topic (fresh)": ("fresh_offtopic_nl", "declined", ">=", 0.85),
+    "declined, Dutch off-topic (second set)": ("fresh_offtopic_nl_b", "declined", ">=", 0.85),
 }  # fmt: skip
 NOTES = [
     "## Reading these numbers",
