@@ -72,7 +72,7 @@ test-stories: train ## Rasa test stories, failing on any prediction error
 test: train lint validate test-stories ## Everything: lint, Rasa checks, unit, storage and end-to-end tests
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-eval: train ## NLU cross-validation and held-out evaluation -> reports/eval.md
+eval: train ## NLU cross-validation, held-out and independent evaluation -> reports/eval.md, eval-independent.md
 	bash scripts/eval.sh
 
 chaos: train ## Kill each part in turn; print fault -> outcome -> lost (must be 0)

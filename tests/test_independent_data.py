@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SPLITS = ROOT / SPLITS_DIR
 TEST_PARTS = ("banking77_test", "clinc150_val")
 CHIT_CHAT = {"greet", "goodbye", "thanks", "affirm", "deny"}
-FRESH = ("fresh_en.yml", "fresh_nl.yml", "fresh_offtopic_nl.yml")
+FRESH = ("fresh_en.yml", "fresh_nl.yml", "fresh_offtopic_nl.yml", "fresh_offtopic_nl_b.yml")
 
 
 def _nlu_texts(data: Any) -> Iterator[str]:
@@ -189,11 +189,12 @@ def test_fresh_sets_cover_every_topic_in_both_languages() -> None:
         data = yaml.safe_load((ROOT / INDEPENDENT_DIR / name).read_text(encoding="utf-8"))
         blocks = {b["intent"]: list(_nlu_texts(b)) for b in data["nlu"]}
         sizes[name] = sum(map(len, blocks.values()))
-        if name != "fresh_offtopic_nl.yml":
+        if "offtopic" not in name:
             assert {i.removeprefix("faq/") for i in blocks} == topics, name
     assert sizes["fresh_en.yml"] >= 150
     assert sizes["fresh_nl.yml"] >= 250
     assert sizes["fresh_offtopic_nl.yml"] >= 200
+    assert sizes["fresh_offtopic_nl_b.yml"] >= 100
 
 
 def test_split_parts_do_not_overlap_and_labels_come_from_the_mapping() -> None:
@@ -230,3 +231,16 @@ def test_split_files_are_what_the_split_script_makes_from_the_corpora() -> None:
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_data_card_counts_match_the_split_files() -> None:
+    card = (ROOT / INDEPENDENT_DIR / "SOURCES.md").read_text(encoding="utf-8")
+    parts = ("banking77_train", "banking77_dev", "banking77_test")
+    parts += ("clinc150_train", "clinc150_dev", "clinc150_val")
+    for part in parts:
+        rows = read_split(SPLITS / f"{part}.csv")
+        kinds = [r["label"] for r in rows]
+        topic = sum(k.startswith("faq/") for k in kinds)
+        oos, excluded = kinds.count(OUT_OF_SCOPE), kinds.count(EXCLUDED)
+        core = len(kinds) - topic - oos - excluded
+        assert f"| {part} | {len(rows)} | {topic} | {core} | {oos} | {excluded} |" in card, part
