@@ -1,4 +1,7 @@
-"""Webhook mode stores an update before Telegram gets its 200: a crash loses nothing."""
+"""Webhook mode stores an update before Telegram gets its 200: a crash loses nothing.
+
+A bot of its own (another token, webhook mode) beside the chaos parts, on their Rasa and
+database; a row in the `make chaos` table."""
 
 from __future__ import annotations
 
@@ -10,8 +13,9 @@ import time
 from pathlib import Path
 
 from earshot.settings import ROOT
+from tests.chaos.conftest import Parts
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.stack import Stack, free_port
+from tests.stack import free_port
 
 SECRET = "webhook-secret-for-crash-tests"
 
@@ -37,7 +41,9 @@ def _start_bot(fake: FakeBotAPI, env: dict[str, str], port: int) -> subprocess.P
     return proc
 
 
-def test_an_update_answered_200_is_processed_after_a_crash(stack: Stack, tmp_path: Path) -> None:
+def test_an_update_answered_200_is_processed_after_a_crash(
+    parts: Parts, record: list, tmp_path: Path
+) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}/telegram"
     # A Rasa that takes connections and never answers: processing is under way at the kill.
@@ -47,7 +53,7 @@ def test_an_update_answered_200_is_processed_after_a_crash(stack: Stack, tmp_pat
     hung.settimeout(60)
     with FakeBotAPI(token="765432:CRASH") as fake:
         env = {
-            **stack.env,
+            **parts.env,
             "TELEGRAM_BOT_TOKEN": fake.token,
             "TELEGRAM_API_BASE_URL": fake.base_url,
             "TELEGRAM_WEBHOOK_URL": url,
@@ -87,6 +93,13 @@ def test_an_update_answered_200_is_processed_after_a_crash(stack: Stack, tmp_pat
             fake.wait_for(lambda: fake.sent_messages(464647) or None, timeout=60)
             time.sleep(1)
             again = [m for m in fake.sent_messages(464646) if "/privacy" in (m.text or "")]
+            record.append(
+                (
+                    "webhook bot killed after the 200",
+                    f"stored, processed at restart, answered {len(again)}x",
+                    0 if again else 1,
+                )
+            )
             assert len(answers) == len(again) == 1  # answered once, after the restart
             spool = tmp_path / "data" / "spool"
             fake.wait_for(lambda: not list(spool.rglob("*.json")) or None, timeout=10)
