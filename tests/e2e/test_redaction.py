@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from earshot.kb import load_kb
 from earshot.privacy import search_everywhere
 from earshot.settings import ROOT
 from earshot.storage.db import make_engine
 from tests.e2e.helpers import Customer, give_feedback, texts
-from tests.stack import SUPPORT_CHAT_ID, Stack
+from tests.pgtemp import create_pg_database, drop_pg_database
+from tests.stack import SUPPORT_CHAT_ID, Stack, running_stack
 
 KB = load_kb(ROOT / "kb")
 
@@ -80,7 +83,28 @@ def _web_chat(stack: Stack, message: str) -> list[dict]:
         return list(r.json()["messages"])
 
 
-def test_typed_personal_details_are_stored_nowhere(stack: Stack, user_id: int) -> None:
+@pytest.fixture(scope="module")
+def pg_stack(pg_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole product on a PostgreSQL database of its own (Rasa's tracker store too)."""
+    url = create_pg_database()
+    try:
+        with running_stack(tmp_path_factory.mktemp("pg-stack"), db_url=url) as s:
+            yield s
+    finally:
+        from earshot.storage.db import engine_for
+
+        engine_for.cache_clear()
+        drop_pg_database(url)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_stack(request: pytest.FixtureRequest) -> Stack:
+    stack: Stack = request.getfixturevalue("stack" if request.param == "sqlite" else "pg_stack")
+    return stack
+
+
+def test_typed_personal_details_are_stored_nowhere(any_stack: Stack, user_id: int) -> None:
+    stack = any_stack
     me = Customer(stack, user_id)
     # A service question: answered as without the details (the model sees [iban], [email]).
     reply = me.say(SERVICE)
