@@ -31,7 +31,7 @@ from bot.limits import MessageRateLimiter, answering
 from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.render import escape
 from earshot import i18n, language, outbox
-from earshot.privacy import erase_customer
+from earshot.privacy import erase_customer, erase_spooled, redact
 from earshot.settings import Settings
 from earshot.storage import repo
 
@@ -188,9 +188,10 @@ async def _typing_if_slow(bot: Any, chat_id: int, after_s: float) -> None:
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Relay a customer's text message to the assistant."""
+    """Relay a customer's text message to the assistant, personal details redacted first:
+    nothing downstream (Rasa's tracker, inbox, spool, logs) ever sees them as typed."""
     assert update.effective_message is not None
-    text = (update.effective_message.text or "").strip()
+    text = redact((update.effective_message.text or "").strip())
     if text:
         await relay(update, context, text)
 
@@ -324,10 +325,10 @@ async def on_delete_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         return
     if data.startswith("del:do:"):
         everything = data.endswith(":all")
+        key = d.key(query.from_user.id)
         async with d.chat_locks[chat_id]:
-            report = await d.db(
-                erase_customer, customer_key=d.key(query.from_user.id), everything=everything
-            )
+            report = await d.db(erase_customer, customer_key=key, everything=everything)
+            await asyncio.to_thread(erase_spooled, d.settings.data_dir / "spool", customer_key=key)
         log.info("erased a customer's data (everything=%s, rows=%d)", everything, report.total)
         done = "deleted_all" if everything else "deleted_personal"
         await query.edit_message_text(i18n.text(done, lang))

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.rasa_client import RasaClient, RasaUnavailable
 from earshot.identity import user_key
+from earshot.privacy import redact
 from earshot.settings import ConfigError, load_settings
 
 HELP = "Type a message. Numbers pick a button. /quit ends the chat."
@@ -56,6 +57,8 @@ async def chat(lines: Any = None) -> int:
                 continue
             if text.isdigit() and 1 <= int(text) <= len(payloads):
                 text = payloads[int(text) - 1]
+            else:  # typed text: personal details never reach Rasa's tracker as typed
+                text = redact(text)
             try:
                 payloads = render(await rasa.send(sender, text, meta))
             except RasaUnavailable:

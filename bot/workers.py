@@ -80,18 +80,30 @@ async def send_campaign_asks(bot: Bot, d: BotDeps, batch: int = 20) -> int:
     return sent
 
 
-async def send_notifications(bot: Bot, d: BotDeps) -> int:
-    notices = await d.db(outbox.claim_notifications, channel="telegram")
-    for n in notices:
-        try:
-            async with d.chat_locks[int(n.chat_id)]:
+async def send_notifications(bot: Bot, d: BotDeps, batch: int = 20) -> int:
+    """Tell customers about status changes, one claim at a time. When Rasa is unreachable
+    the claim is released and the batch stops, so the notice goes out once Rasa is back."""
+    sent = 0
+    for _ in range(batch):
+        notices = await d.db(outbox.claim_notifications, channel="telegram", limit=1)
+        if not notices:
+            break
+        n = notices[0]
+        async with d.chat_locks[int(n.chat_id)]:
+            try:
                 messages = await d.rasa.trigger_intent(
                     n.customer_key, "notify_status", {"ref": n.ref, "status": n.status}
                 )
+            except RasaUnavailable:
+                log.warning("Rasa unavailable; status notices wait for it")
+                await d.db(outbox.release_notification, notice_id=n.id)
+                break  # try again on a later tick
+            try:
                 await deliver(bot, d, int(n.chat_id), n.customer_key, messages)
-        except (RasaUnavailable, TelegramError):
-            log.warning("status notification failed", exc_info=True)
-    return len(notices)
+            except TelegramError:
+                log.warning("status notification failed", exc_info=True)
+        sent += 1
+    return sent
 
 
 async def run_forever(bot: Bot, d: BotDeps, interval: float = 1.0) -> None:

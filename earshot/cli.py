@@ -95,6 +95,29 @@ def cmd_purge(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_erase(args: argparse.Namespace) -> int:
+    from earshot.identity import user_key
+    from earshot.privacy import erase_customer, erase_spooled
+    from earshot.storage.db import session_scope
+
+    settings = _settings()
+    key = args.customer_key or user_key(
+        settings.earshot_secret.get_secret_value(), "telegram", args.telegram_id
+    )
+    with session_scope(settings.db_url) as session:
+        report = erase_customer(session, customer_key=key, everything=args.everything)
+    spooled = erase_spooled(settings.data_dir / "spool", customer_key=key)
+    what = "everything" if args.everything else "personal data (feedback kept, unlinked)"
+    print(f"erased {what} of customer {key}: {report.total + spooled} rows and files")
+    for name, n in sorted({**report.deleted, "spool files": spooled}.items()):
+        if n:
+            print(f"  deleted {name}: {n}")
+    for name, n in sorted(report.unlinked.items()):
+        if n:
+            print(f"  unlinked {name}: {n}")
+    return 0
+
+
 def cmd_classify(_: argparse.Namespace) -> int:
     from earshot.classify import classify_jsonl
 
@@ -126,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rasa-dir", default="rasa_project")
     p = add("purge", cmd_purge, "delete conversation data older than retention_days (cron-safe)")
     p.add_argument("--days", type=int, default=None, help="override retention_days")
+    p = add("erase", cmd_erase, "erase a customer's data on request (e.g. by e-mail)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--customer-key", help="the pseudonymous key (web chat, dashboard)")
+    who.add_argument("--telegram-id", type=int, help="the customer's Telegram user id")
+    scope = p.add_mutually_exclusive_group(required=True)
+    scope.add_argument(
+        "--personal-data",
+        action="store_false",
+        dest="everything",
+        help="delete personal data; keep their feedback, unlinked and anonymised",
+    )
+    scope.add_argument("--everything", action="store_true", help="delete their feedback items too")
     add("classify", cmd_classify, "classify JSON lines {'text': ...} from stdin")
     # Feature commands register themselves; their imports stay inside their handlers.
     from earshot.feedback_cli import register as register_feedback

@@ -123,6 +123,11 @@ def claim_notifications(session: Session, *, channel: str, limit: int = 20) -> l
     return claimed
 
 
+def release_notification(session: Session, *, notice_id: int) -> None:
+    """Nothing was sent (the assistant was unreachable): back in the queue."""
+    session.execute(update(Notification).where(Notification.id == notice_id).values(sent_at=None))
+
+
 def pending_counts(session: Session) -> dict[str, int]:
     from sqlalchemy import func
 

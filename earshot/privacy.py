@@ -330,6 +330,23 @@ def erase_customer(session: Session, *, customer_key: str, everything: bool) -> 
     return ErasureReport(everything=everything, deleted=deleted, unlinked=unlinked)
 
 
+def erase_spooled(spool_root: Path, *, customer_key: str) -> int:
+    """Delete a customer's entries from every local spool under `spool_root` (messages kept
+    while the database was down, webhook updates not yet processed); returns how many.
+
+    Every spool entry names its customer by `customer_key`, so one scan covers them all.
+    """
+    from earshot.spool import Spool
+
+    if not spool_root.is_dir():
+        return 0
+    folders = {p.parent for p in spool_root.rglob("*.json")}
+    return sum(
+        Spool(folder).remove_where(lambda e: e.get("customer_key") == customer_key)
+        for folder in sorted(folders)
+    )
+
+
 # --------------------------------------------------------------------------- retention
 
 

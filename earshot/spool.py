@@ -48,5 +48,14 @@ class Spool:
             done += 1
         return done
 
+    def remove_where(self, matches: Callable[[dict[str, Any]], bool]) -> int:
+        """Delete the entries `matches` picks (erasure on request); returns how many."""
+        removed = 0
+        for path, entry in self.entries():
+            if matches(entry):
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
     def __len__(self) -> int:
         return len(list(self.folder.glob("*.json"))) if self.folder.exists() else 0

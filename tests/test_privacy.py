@@ -71,6 +71,9 @@ from earshot.storage.models import (
         ("+1 415 555 2671", "[phone]"),
         # local formats: NL, BE, DE, GB
         ("bel 06-12345678 of 020 123 4567", "bel [phone] of [phone]"),
+        ("mijn nummer is 0612345678.", "mijn nummer is [phone]."),
+        ("bel me op +31 6 12345678 a.u.b.", "bel me op [phone] a.u.b."),
+        ("06 1234 5678", "[phone]"),
         ("(020) 1234567", "[phone]"),
         ("gsm 0470 12 34 56", "gsm [phone]"),
         ("Festnetz 030 1234567, mobil 0151 23456789", "Festnetz [phone], mobil [phone]"),
@@ -115,6 +118,7 @@ def test_redact_replaces_personal_details(text: str, expected: str) -> None:
         "ean 8712345678906",
         "1234 5678 9012",
         "[email] [phone] [iban] [card]",
+        "my email is <email>",  # other assistants' placeholders pass through
         "",
     ],
 )

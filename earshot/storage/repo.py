@@ -260,6 +260,15 @@ def claim_update(
     return session.execute(stmt).first() is not None  # no row back: it was there already
 
 
+def release_update(session: Session, *, update_id: int, bot_id: int = 0) -> None:
+    """Forget an update id, so an update whose processing was cut short runs again."""
+    session.execute(
+        delete(ProcessedUpdate).where(
+            ProcessedUpdate.bot_id == bot_id, ProcessedUpdate.update_id == update_id
+        )
+    )
+
+
 def prune_processed_updates(session: Session, *, older_than: timedelta) -> int:
     result = session.execute(
         delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < utcnow() - older_than)

@@ -37,6 +37,7 @@ from earshot import i18n, triage
 from earshot import language as lang_mod
 from earshot.export import FORMATS
 from earshot.identity import user_key
+from earshot.privacy import redact
 from earshot.settings import ConfigError, Settings
 from earshot.stats import snippet
 from earshot.storage.db import make_engine
@@ -596,6 +597,7 @@ async def chat_send(request: Request) -> Response:
     if language not in d.settings.languages:
         language = d.settings.default_language
     button = data.get("button")
+    typed = False
     if isinstance(button, str) and button:
         text = await d.db(chat.resolve_button, ref=button, customer_key=sender)
         if text is None:
@@ -609,7 +611,18 @@ async def chat_send(request: Request) -> Response:
             command = lang_mod.command_payload(text.split()[1:])
         if command == "":
             return _chat_error(i18n.text("unknown_command", language), 200)
-        text = command or text
+        # Typed text is redacted before Rasa (and so any table or log) sees it.
+        typed, text = command is None, command or redact(text)
+    if not typed and text.startswith(chat.ERASE_PREFIX):
+        replies = await d.db(
+            chat.erasure,
+            step=text,
+            customer_key=sender,
+            language=language,
+            spool_root=d.settings.data_dir / "spool",
+        )
+        refs = await d.db(chat.store_buttons, replies=replies, customer_key=sender)
+        return JSONResponse({"messages": chat.replies_json(replies, refs), "language": language})
     language = lang_mod.chosen(text, d.settings.languages) or language
     try:
         replies = await chat.relay(

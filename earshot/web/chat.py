@@ -6,14 +6,19 @@ bound to the visitor, so a visitor cannot post intents of their own making.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 from sqlalchemy.orm import Session
 
+from earshot import i18n
+from earshot.privacy import erase_customer, erase_spooled
 from earshot.storage import repo
 
 log = logging.getLogger(__name__)
@@ -28,7 +33,11 @@ COMMAND_PAYLOADS = {
     "/feedback": "/give_feedback",
     "/myfeedback": "/my_feedback",
     "/stop": "/stop_asking",
+    "/deletemydata": "erase:choose",
 }
+# Payloads of the erasure steps: answered here (as the Telegram bot does), never sent to
+# Rasa, and taken only from a command or a stored button, never from typed text.
+ERASE_PREFIX = "erase:"
 
 
 class RasaUnavailable(Exception):
@@ -109,6 +118,40 @@ async def relay(
         return parse_replies(resp.json())
     except ValueError as exc:
         raise RasaUnavailable("Rasa answered with something other than JSON") from exc
+
+
+def _plain(text: str) -> str:
+    """An i18n text written for Telegram's HTML, as the page shows it (as text)."""
+    return html.unescape(re.sub(r"</?[a-z]+>", "", text))
+
+
+def erasure(
+    session: Session, *, step: str, customer_key: str, language: str, spool_root: Path
+) -> list[Reply]:
+    """One step of /deletemydata: choose, confirm, erase; the same two choices as Telegram."""
+    t = lambda key: _plain(i18n.text(key, language))  # noqa: E731
+    cancel = Button(t("cancel_button"), ERASE_PREFIX + "cancel")
+    if step == ERASE_PREFIX + "choose":
+        return [
+            Reply(
+                t("delete_choose"),
+                [
+                    Button(t("delete_personal_button"), ERASE_PREFIX + "ask:personal"),
+                    Button(t("delete_all_button"), ERASE_PREFIX + "ask:all"),
+                    cancel,
+                ],
+            )
+        ]
+    choice = "all" if step.endswith(":all") else "personal"
+    if step.startswith(ERASE_PREFIX + "ask:"):
+        yes = Button(t("delete_yes_button"), f"{ERASE_PREFIX}do:{choice}")
+        return [Reply(t(f"delete_confirm_{choice}"), [yes, cancel])]
+    if step.startswith(ERASE_PREFIX + "do:"):
+        report = erase_customer(session, customer_key=customer_key, everything=choice == "all")
+        erase_spooled(spool_root, customer_key=customer_key)
+        log.info("web chat: erased a visitor's data (everything=%s, rows=%d)", choice, report.total)
+        return [Reply(t("deleted_all" if choice == "all" else "deleted_personal"), [])]
+    return [Reply(t("delete_cancelled"), [])]
 
 
 def store_buttons(session: Session, *, replies: list[Reply], customer_key: str) -> list[str]:

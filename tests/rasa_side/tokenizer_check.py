@@ -46,7 +46,12 @@ def main(tmp: Path) -> dict:
     featurizer.train(data)
     featurizer.process_training_data(data)
     faq = data.training_examples[0]
+    redacted = Message(data={TEXT: "my email is [email], card [card] and [IBAN]"})
+    only_label = Message(data={TEXT: "[phone]"})
+    tokenizer.process([redacted, only_label])
     return {
+        "redacted_tokens": [t.text for t in redacted.get("text_tokens")],
+        "only_label_tokens": [t.text for t in only_label.get("text_tokens")],
         "copied_answer": copied,
         "response_after": faq.get(RESPONSE),
         "tokens": [t.text for t in faq.get("text_tokens")],

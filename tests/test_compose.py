@@ -1,0 +1,24 @@
+"""docker-compose.yml keeps what the bot stored across a stop and lets work in progress end."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from earshot.settings import ROOT, Settings
+
+
+def _seconds(value: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * units[u] for n, u in re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", value))
+
+
+def test_the_bot_keeps_its_data_on_a_volume_and_stops_gracefully() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    bot = compose["services"]["bot"]
+    mounts = [v.split(":") for v in bot.get("volumes", [])]
+    named = [src for src, target, *_ in mounts if target == "/app/data"]
+    assert named and named[0] in (compose.get("volumes") or {})  # a named volume, not a layer
+    rasa_timeout = Settings.model_fields["rasa_timeout_s"].default
+    assert _seconds(str(bot.get("stop_grace_period", "10s"))) > rasa_timeout
