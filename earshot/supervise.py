@@ -51,7 +51,7 @@ def write_endpoints(
         },
         "tracker_store": {
             # Rasa's SQL store plus the indexes its per-turn queries need.
-            "type": "channels.tracker_store.IndexedSQLTrackerStore",
+            "type": "addons.tracker_store.IndexedSQLTrackerStore",
             "dialect": "sqlite" if url.startswith("sqlite") else "postgresql",
             "url": url,
         },
@@ -62,7 +62,7 @@ def write_endpoints(
         r = urlsplit(settings.redis_url)
         lock_store: dict[str, object] = {
             # Rasa's own "redis" store is unsafe with several servers (see the module).
-            "type": "channels.lock_store.AtomicRedisLockStore",
+            "type": "addons.lock_store.AtomicRedisLockStore",
             "url": r.hostname or "127.0.0.1",
             "port": r.port or 6379,
             "db": int((r.path or "/0").strip("/") or 0),

@@ -59,4 +59,4 @@ def test_rasa_is_configured_with_this_store(tmp_path: Path) -> None:
     settings = load_settings()
     path = write_endpoints(settings, tmp_path / "endpoints.yml")
     store = yaml.safe_load(path.read_text())["tracker_store"]
-    assert store["type"] == "channels.tracker_store.IndexedSQLTrackerStore"
+    assert store["type"] == "addons.tracker_store.IndexedSQLTrackerStore"

@@ -47,7 +47,7 @@ def broken(event: dict) -> list:
 
 
 def main() -> dict:
-    from channels.earshot_channel import compile_action_result_check
+    from addons.patches import compile_action_result_check
 
     schema = RemoteAction.action_response_format_spec()
     full = validators.validator_for(schema)(schema)

@@ -9,7 +9,7 @@ import sys
 import uuid
 
 import redis
-from channels.lock_store import AtomicRedisLockStore
+from addons.lock_store import AtomicRedisLockStore
 from rasa.core.lock_store import LockError, RedisLockStore
 
 PREFIX = "lockrace" + uuid.uuid4().hex[:8]
