@@ -29,9 +29,10 @@ def environ_reads(source: str) -> set[str]:
         key: ast.expr | None = None
         if isinstance(node, ast.Call) and node.args:
             f = node.func
+            base = f.value if isinstance(f, ast.Attribute) else None
+            from_environ = isinstance(base, ast.Attribute) and base.attr == "environ"
             if isinstance(f, ast.Attribute) and (
-                (f.attr == "get" and isinstance(f.value, ast.Attribute) and f.value.attr == "environ")
-                or f.attr == "getenv"
+                f.attr == "getenv" or (f.attr == "get" and from_environ)
             ):
                 key = node.args[0]
         elif isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
