@@ -123,14 +123,6 @@ def claim_notifications(session: Session, *, channel: str, limit: int = 20) -> l
     return claimed
 
 
-def pending_counts(session: Session) -> dict[str, int]:
-    from sqlalchemy import func
-
-    asks = session.scalar(select(func.count()).where(CampaignSend.status == "pending")) or 0
-    notes = session.scalar(select(func.count()).where(Notification.sent_at.is_(None))) or 0
-    return {"campaign_asks": int(asks), "notifications": int(notes)}
-
-
 @dataclass(frozen=True)
 class KeptMessage:
     id: int
