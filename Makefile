@@ -61,7 +61,7 @@ run: train ## Run the product: Rasa, actions and Telegram (or a terminal chat wi
 # are under ruff only.
 lint: $(VENV)/.stamp ## ruff (every Python file) and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy earshot bot actions bench
+	$(VENV)/bin/mypy earshot bot actions bench testkit
 	$(VENV)/bin/mypy scripts/bench.py  # apart from bench/: mypy sees two modules named bench
 	$(VENV)/bin/mypy scripts/train.py scripts/bench_export.py scripts/eval_languages.py
 	$(VENV)/bin/mypy rasa_project/addons rasa_project/components  # rasa's names typed Any

@@ -13,7 +13,7 @@ from telegram.ext import ExtBot
 from bot.app import build_application
 from bot.limits import MessageRateLimiter, answering, sends_message
 from earshot.settings import load_settings
-from tests.fakes.telegram_api import FakeBotAPI
+from testkit.telegram_api import FakeBotAPI
 
 CHAT = 4242
 

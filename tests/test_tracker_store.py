@@ -11,7 +11,7 @@ import pytest
 
 from earshot.settings import load_settings
 from earshot.supervise import write_endpoints
-from tests.pgtemp import create_pg_database, drop_pg_database, pg_available
+from testkit.pgtemp import create_pg_database, drop_pg_database, pg_available
 from tests.rasa_venv import RASA_PY, run_rasa_check
 
 

@@ -19,8 +19,8 @@ import pytest
 from earshot.settings import load_settings
 from earshot.storage.db import migrate
 from earshot.supervise import Part, build_parts, channel_part, healthy
-from tests.fakes.telegram_api import FakeBotAPI
-from tests.stack import MODEL, SECRET, stack_env
+from testkit.stack import MODEL, SECRET, stack_env
+from testkit.telegram_api import FakeBotAPI
 
 RESULTS: list[tuple[str, str, int]] = []
 

@@ -16,8 +16,8 @@ from earshot.kb import load_kb
 from earshot.settings import ROOT
 from earshot.storage.db import session_scope
 from earshot.storage.models import Customer as CustomerRow
+from testkit.stack import TEAM_USER_ID, Stack
 from tests.e2e.helpers import Customer, buttons, feedback_rows, plain, ref_in, texts
-from tests.stack import TEAM_USER_ID, Stack
 
 KB = load_kb(ROOT / "kb", languages=("en", "nl"))
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from earshot.settings import ROOT
-from tests.stack import Stack, free_port
+from testkit.stack import Stack, free_port
 
 
 def test_terminal_chat_renders_buttons_as_numbered_choices(stack: Stack) -> None:

@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 from earshot.settings import ROOT
+from testkit.stack import TEAM_USER_ID, Stack
 from tests.e2e.helpers import Customer, feedback_rows, finish, texts
-from tests.stack import TEAM_USER_ID, Stack
 
 
 def test_stats_and_export_for_the_team_only(stack: Stack, user_id: int) -> None:

@@ -20,7 +20,7 @@ validation errors Telegram returns for common bot bugs (bad HTML, over-long
 callback data, "message is not modified", ...), so tests fail here rather than
 in production.
 
-Standalone (``python -m tests.fakes.telegram_api --port 8081``) it logs bot calls
+Standalone (``python -m testkit.telegram_api --port 8081``) it logs bot calls
 and also serves a JSON control API for demos/benchmarks in other processes:
 ``POST /_control/send_text {"user_id", "text", "language_code"?}``,
 ``POST /_control/press {"user_id", "text"}`` (by button label),
