@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+TEST_CODE = {"tests", "testkit"}  # the product never needs the tests' stand-ins
 
 
 def imported(path: Path) -> set[str]:
@@ -35,9 +36,12 @@ def violations(package: str, forbidden: set[str]) -> list[str]:
 @pytest.mark.parametrize(
     ("package", "forbidden"),
     [
-        ("earshot", {"rasa", "rasa_sdk", "telegram", "bot", "actions"}),
-        ("bot", {"actions", "rasa", "rasa_sdk"}),
-        ("actions", {"bot", "telegram"}),
+        ("earshot", {"rasa", "rasa_sdk", "telegram", "bot", "actions", *TEST_CODE}),
+        ("bot", {"actions", "rasa", "rasa_sdk", *TEST_CODE}),
+        ("actions", {"bot", "telegram", *TEST_CODE}),
+        ("bench", {"tests"}),
+        ("scripts", {"tests"}),
+        ("testkit", {"tests"}),
     ],
 )
 def test_package_imports_respect_the_layers(package: str, forbidden: set[str]) -> None:
