@@ -17,6 +17,9 @@ MODEL := models/earshot.tar.gz
 CHROMIUM ?= $(or $(EARSHOT_CHROMIUM),/usr/bin/chromium)
 RASA_ARGS := --config rasa_project/config.yml --domain rasa_project/domain
 PYTEST_ARGS ?=
+# Progress lines count from when make started (earshot/progress.py reads the same variable).
+export EARSHOT_T0 := $(shell date +%s)
+PHASE = @t=$$(( $$(date +%s) - $(EARSHOT_T0) )); printf 'earshot [%d:%02d] %s\n' $$((t / 60)) $$((t % 60))
 
 .PHONY: help setup run test lint validate test-stories train eval eval-languages bench bench-export chaos clean kb browser screens
 
@@ -40,19 +43,23 @@ browser: ## Chromium for the browser tests (apt-get as root; otherwise says how)
 
 $(VENV)/.stamp: requirements/app.txt pyproject.toml
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (PATH or pyenv); install it, e.g. 'pyenv install 3.10'" >&2; exit 1; }
-	test -x $(PY) || $(PYTHON310) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip==24.0
-	$(PY) -m pip install -q -r requirements/app.txt
-	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	touch $@
+	$(PHASE) "installing the app's environment in $(VENV) (about a minute the first time)"
+	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip==24.0
+	@$(PY) -m pip install -q -r requirements/app.txt
+	@$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	@touch $@
+	$(PHASE) "$(VENV) ready"
 
 $(RASA_VENV)/.stamp: requirements/rasa.txt requirements/rasa-nodeps.txt
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (PATH or pyenv); install it, e.g. 'pyenv install 3.10'" >&2; exit 1; }
-	test -x $(RASA_VENV)/bin/python || $(PYTHON310) -m venv $(RASA_VENV)
-	$(RASA_VENV)/bin/python -m pip install -q --upgrade pip==24.0
-	$(RASA_VENV)/bin/python -m pip install -q -r requirements/rasa.txt
-	$(RASA_VENV)/bin/python -m pip install -q --no-deps -r requirements/rasa-nodeps.txt
-	touch $@
+	$(PHASE) "installing Rasa's environment in $(RASA_VENV) (a few minutes the first time: Rasa and TensorFlow)"
+	@test -x $(RASA_VENV)/bin/python || $(PYTHON310) -m venv $(RASA_VENV)
+	@$(RASA_VENV)/bin/python -m pip install -q --upgrade pip==24.0
+	@$(RASA_VENV)/bin/python -m pip install -q -r requirements/rasa.txt
+	@$(RASA_VENV)/bin/python -m pip install -q --no-deps -r requirements/rasa-nodeps.txt
+	@touch $@
+	$(PHASE) "$(RASA_VENV) ready"
 
 kb: $(VENV)/.stamp ## Validate the knowledge base and generate Rasa's FAQ files from it
 	@$(PY) -m earshot kb build
@@ -60,8 +67,8 @@ kb: $(VENV)/.stamp ## Validate the knowledge base and generate Rasa's FAQ files 
 train: setup kb ## Train the Rasa model if it is missing or out of date with the data
 	@$(PY) scripts/train.py
 
-run: train ## Run the product: Rasa, actions and Telegram (or a terminal chat without a token)
-	$(PY) -m earshot run
+run: train ## Run the product: Rasa, actions, dashboard and Telegram (or a terminal chat without a token)
+	@$(PY) -m earshot run
 
 # mypy runs in .venv, where rasa is not installed: it types rasa's names as Any
 # (ignore_missing_imports) and checks the Rasa side's own code. tests/ and scripts/eval_nlu.py
