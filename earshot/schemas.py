@@ -41,7 +41,7 @@ class Importance(str, Enum):
 
 
 # Innovation feeds the roadmap; service and reputation are how customers experience us;
-# sales is about buying. Documented in README ("Categories").
+# sales is about buying. Documented in docs/architecture.md ("Feedback categories").
 CATEGORY_BY_TYPE = {
     FeedbackType.idea: "innovation",
     FeedbackType.problem: "service",
