@@ -1296,7 +1296,7 @@ class FakeBotAPI:
         )
 
     def wait_for(
-        self, predicate: Callable[[], T], timeout: float = 10.0, *, message: str = ""
+        self, predicate: Callable[[], T | None], timeout: float = 10.0, *, message: str = ""
     ) -> T:
         """Blocks until ``predicate()`` is truthy and returns its value. Re-checked on
         every fake state change and every 50 ms (for bot-side state). Do not call
@@ -1316,7 +1316,7 @@ class FakeBotAPI:
                 self._cond.wait(min(remaining, 0.05))
 
     async def await_for(
-        self, predicate: Callable[[], T], timeout: float = 10.0, *, message: str = ""
+        self, predicate: Callable[[], T | None], timeout: float = 10.0, *, message: str = ""
     ) -> T:
         """Async ``wait_for``: wakes on fake state changes without blocking the loop."""
         loop = asyncio.get_running_loop()

@@ -27,9 +27,7 @@ def violations(package: str, forbidden: set[str]) -> list[str]:
     files = sorted((ROOT / package).rglob("*.py"))
     assert files, f"no Python files under {package}/"
     return [
-        f"{f.relative_to(ROOT)}: {name}"
-        for f in files
-        for name in sorted(imported(f) & forbidden)
+        f"{f.relative_to(ROOT)}: {name}" for f in files for name in sorted(imported(f) & forbidden)
     ]
 
 

@@ -81,6 +81,7 @@ class StubRasa:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stub.received.append(body)
                 text = body["message"]
+                replies: list[dict[str, Any]]
                 if text == "/start":
                     replies = [{"text": "Hi! I'm the Lumen Home assistant. How can I help?"}]
                 elif text.startswith("/rate"):

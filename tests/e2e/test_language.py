@@ -30,7 +30,7 @@ def example(key: str, lang: str) -> str:
     return KB.topic(key).examples[lang][0]
 
 
-def first_text(messages: list) -> str:  # type: ignore[type-arg]
+def first_text(messages: list) -> str:
     return html.unescape(messages[0].text or "").strip()
 
 

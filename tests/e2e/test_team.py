@@ -24,7 +24,7 @@ def test_stats_and_export_for_the_team_only(stack: Stack, user_id: int) -> None:
         lambda: [u for u in stack.fake.documents if str(u.chat_id) == str(TEAM_USER_ID)] or None,
         timeout=30,
     )[-1]
-    assert doc.filename.endswith(".csv")
+    assert (doc.filename or "").endswith(".csv")
     rows = list(csv.reader(io.StringIO(doc.content.decode("utf-8-sig"))))
     assert rows[0][0] == "ref" and len(rows) >= 1
 

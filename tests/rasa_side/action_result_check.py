@@ -53,7 +53,7 @@ def main() -> dict:
     full = validators.validator_for(schema)(schema)
     check = compile_action_result_check(schema)
     events = [e.as_dict() for e in EVENTS]
-    results = [{"events": events, "responses": [{"text": "hi"}]}, {"events": []}, {}]
+    results: list = [{"events": events, "responses": [{"text": "hi"}]}, {"events": []}, {}]
     results += [{"events": [e]} for e in events]
     results += [{"events": [events[0], b]} for e in events for b in broken(e)]
     results += [[], {"events": {}}, {"events": [1]}, {"responses": [1]}, {"events": None}]
