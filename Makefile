@@ -96,7 +96,7 @@ screens: setup browser ## Refresh the dashboard screenshots in reports/screens/ 
 eval: train ## NLU cross-validation and held-out evaluation -> reports/eval.md
 	bash scripts/eval.sh
 
-chaos: train ## Kill each part in turn; print fault -> outcome -> lost (must be 0)
+chaos: train ## Kill each part in turn; print fault -> outcome -> lost, duplicated (both must be 0)
 	$(PY) -m pytest -q -rN tests/chaos
 
 eval-languages: train ## One multilingual NLU model vs one per language -> reports/eval-languages.json (shown by make eval)

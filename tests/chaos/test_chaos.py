@@ -32,8 +32,15 @@ def _stored(parts: Parts, text: str) -> list[Feedback]:
 
 
 def _copies(parts: Parts, user_id: int, needle: str) -> int:
-    """How many of the bot's messages to `user_id` contain `needle`."""
-    return sum(needle in (m.text or "") for m in parts.fake.sent_messages(user_id))
+    """How many messages the bot sent `user_id` that contain `needle` (edits of a sent
+    message, such as removing its keyboard after a press, are not new messages)."""
+    return len(
+        {
+            m.message_id
+            for m in parts.fake.sent_messages(user_id)
+            if m.method.lower().startswith("send") and needle in (m.text or "")
+        }
+    )
 
 
 def _item_outcome(parts: Parts, text: str, ref: str, user_id: int, prompt: str) -> tuple[int, int]:
