@@ -122,7 +122,7 @@ class ActionFallbackOptions(Action):
         ranking = (selector.get("faq") or {}).get("ranking") or []
         lang = language(tracker)
         titles = _topic_titles(lang)
-        buttons = []
+        buttons: list[dict[str, str]] = []
         for entry in ranking:
             key = str(entry.get("intent_response_key") or "").split("/", 1)[-1]
             if key in titles and len(buttons) < 2:

@@ -16,7 +16,7 @@ import httpx
 import yaml
 
 from bench.conversations import Step
-from tests.fakes.telegram_api import FakeBotAPI, JSONDict, SentMessage
+from testkit.telegram_api import FakeBotAPI, JSONDict, SentMessage
 
 TURN_TIMEOUT_S = 60.0
 

@@ -74,7 +74,7 @@ BOT = [
     Category("asyncio event loop, thread hand-offs", ("asyncio/", "threading.py")),
 ]  # fmt: skip
 
-OURS = ("earshot/", "bot/", "actions/", "channels/")
+OURS = ("earshot/", "bot/", "actions/", "addons/")
 
 
 def read_samples(path: Path) -> list[tuple[list[str], int]]:

@@ -94,8 +94,3 @@ def to_replies(messages: list[dict[str, Any]]) -> list[Reply]:
         Reply(chunks=split_escaped(text) if text else [], image=image, buttons=buttons)
         for text, buttons, image in merged
     ]
-
-
-def plain_text(messages: list[dict[str, Any]]) -> str:
-    """Rasa messages as plain text, for transcripts and the terminal."""
-    return "\n".join(str(m.get("text") or "") for m in messages if m.get("text"))

@@ -10,6 +10,7 @@ from typing import Any
 from bot.rasa_client import RasaClient, RasaUnavailable
 from earshot.identity import user_key
 from earshot.privacy import redact
+from earshot.progress import phase
 from earshot.settings import ConfigError, load_settings
 
 HELP = "Type a message. Numbers pick a button. /quit ends the chat."
@@ -39,11 +40,12 @@ async def chat(lines: Any = None) -> int:
     rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s)
     sender = user_key(settings.earshot_secret.get_secret_value(), "terminal", getpass.getuser())
     meta = {"channel": "terminal", "language": settings.default_language, "chat_type": "private"}
-    print(f"{settings.company.name} assistant: local chat. {HELP}")
     payloads: list[str] = []
     source = lines if lines is not None else sys.stdin
     try:
-        payloads = render(await rasa.send(sender, "/start", meta))
+        greeting = await rasa.send(sender, "/start", meta)
+        phase(f"chat ready ({settings.company.name} assistant). {HELP}")
+        payloads = render(greeting)
         while True:
             print("you> ", end="", flush=True)
             line = await asyncio.to_thread(source.readline)
@@ -52,6 +54,8 @@ async def chat(lines: Any = None) -> int:
                 return 0
             text = line.strip()
             if text in ("/quit", "/exit"):
+                if not getattr(source, "isatty", lambda: False)():
+                    print()  # piped input is not echoed: end the prompt's line
                 return 0
             if not text:
                 continue

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from earshot.privacy import redact
 from earshot.schemas import FeedbackType
 from earshot.storage.models import Feedback, ServiceRating, Supporter, utcnow
 
@@ -75,14 +76,6 @@ class Digest:
     min_votes: int = 3
 
 
-def _redactor() -> Callable[[str], str]:
-    try:
-        from earshot.privacy import redact  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # the privacy module is optional in early builds
-        return lambda text: text
-    return redact  # type: ignore[no-any-return,unused-ignore]
-
-
 def _snippet(text: str, redact: Callable[[str], str], length: int = QUOTE_LENGTH) -> str:
     # Redact before cutting, so a truncated e-mail address or number cannot slip through.
     text = " ".join(redact(text or "").split())
@@ -108,7 +101,6 @@ def build_digest(
     if since.tzinfo is None or until.tzinfo is None:
         raise ValueError("since and until must be timezone-aware")
     names = dict(catalogue_names or {})
-    redact = _redactor()
 
     def product_name(key: str | None) -> str:
         return names.get(key, key) if key else "No product"

@@ -128,14 +128,6 @@ def release_notification(session: Session, *, notice_id: int) -> None:
     session.execute(update(Notification).where(Notification.id == notice_id).values(sent_at=None))
 
 
-def pending_counts(session: Session) -> dict[str, int]:
-    from sqlalchemy import func
-
-    asks = session.scalar(select(func.count()).where(CampaignSend.status == "pending")) or 0
-    notes = session.scalar(select(func.count()).where(Notification.sent_at.is_(None))) or 0
-    return {"campaign_asks": int(asks), "notifications": int(notes)}
-
-
 @dataclass(frozen=True)
 class KeptMessage:
     id: int

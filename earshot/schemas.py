@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import Enum
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class FeedbackType(str, Enum):
@@ -42,7 +41,7 @@ class Importance(str, Enum):
 
 
 # Innovation feeds the roadmap; service and reputation are how customers experience us;
-# sales is about buying. Documented in README ("Categories").
+# sales is about buying. Documented in docs/architecture.md ("Feedback categories").
 CATEGORY_BY_TYPE = {
     FeedbackType.idea: "innovation",
     FeedbackType.problem: "service",
@@ -84,34 +83,3 @@ class FeedbackIn(BaseModel):
     consent: bool = False
     consent_version: str | None = None
     contact: str | None = None
-    ref: str | None = None  # set when the ref was issued before storage (spool)
-
-    @field_validator("description")
-    @classmethod
-    def _not_blank_when_complete(cls, v: str) -> str:
-        return v
-
-
-class FeedbackOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    ref: str
-    created_at: datetime
-    channel: str
-    source: str
-    campaign_id: str | None
-    language: str
-    product: str | None
-    type: str
-    category: str
-    description: str
-    benefit: str | None
-    frequency: str | None
-    importance: str | None
-    sentiment: float | None
-    attachments: list[str]
-    complete: bool
-    consent: bool
-    status: str
-    supporters: int
-    tags: list[str]

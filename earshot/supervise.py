@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from earshot.progress import phase
 from earshot.settings import ROOT, ConfigError, Settings, load_settings
 from earshot.storage.db import migrate
 
@@ -51,7 +53,7 @@ def write_endpoints(
         },
         "tracker_store": {
             # Rasa's SQL store plus the indexes its per-turn queries need.
-            "type": "channels.tracker_store.IndexedSQLTrackerStore",
+            "type": "addons.tracker_store.IndexedSQLTrackerStore",
             "dialect": "sqlite" if url.startswith("sqlite") else "postgresql",
             "url": url,
         },
@@ -62,7 +64,7 @@ def write_endpoints(
         r = urlsplit(settings.redis_url)
         lock_store: dict[str, object] = {
             # Rasa's own "redis" store is unsafe with several servers (see the module).
-            "type": "channels.lock_store.AtomicRedisLockStore",
+            "type": "addons.lock_store.AtomicRedisLockStore",
             "url": r.hostname or "127.0.0.1",
             "port": r.port or 6379,
             "db": int((r.path or "/0").strip("/") or 0),
@@ -208,11 +210,62 @@ def channel_part(settings: Settings, log_dir: Path, base_env: dict[str, str] | N
     return Part("terminal chat", [sys.executable, "-m", "bot.terminal"], env, None, None)
 
 
+def port_in_use(host: str, port: int) -> bool:
+    """Something already listens on host:port (a port only in TIME_WAIT counts as free)."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def busy_port(settings: Settings, rasa_port: int) -> str | None:
+    """One line naming the first port a part needs that is taken, and the setting that
+    moves it; None when every port is free."""
+    wanted = [
+        ("127.0.0.1", rasa_port, "Rasa", "RASA_URL"),
+        ("127.0.0.1", settings.action_server_port, "the action server", "ACTION_SERVER_PORT"),
+        ("127.0.0.1", settings.web_port, "the dashboard", "WEB_PORT"),
+    ]
+    if settings.telegram_bot_token and settings.telegram_webhook_url:
+        wanted.append(
+            (
+                settings.telegram_webhook_listen,
+                settings.telegram_webhook_port,
+                "the Telegram webhook",
+                "TELEGRAM_WEBHOOK_PORT",
+            )
+        )
+    for host, port, what, setting in wanted:
+        if port_in_use(host, port):
+            return (
+                f"earshot: port {port} ({what}) is already in use; stop what is using it, "
+                f"or set {setting} to another port (environment or .env)"
+            )
+    return None
+
+
+def _dashboard_line(settings: Settings) -> str:
+    url = f"http://127.0.0.1:{settings.web_port}/"
+    if settings.admin_password and settings.admin_password.get_secret_value():
+        return f"dashboard ready at {url} (log in with any name and ADMIN_PASSWORD)"
+    return f"dashboard at {url} stays locked until ADMIN_PASSWORD is set (environment or .env)"
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
     except ConfigError as exc:
         print(f"earshot: {exc}", file=sys.stderr)
+        return 2
+    from urllib.parse import urlsplit
+
+    rasa_port = urlsplit(settings.rasa_url).port or 5005
+    busy = busy_port(settings, rasa_port)
+    if busy:
+        print(busy, file=sys.stderr)
         return 2
     if not MODEL.exists():
         print(f"earshot: no trained model at {MODEL}; run `make train`", file=sys.stderr)
@@ -220,11 +273,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     migrate(settings.db_url)
-    from urllib.parse import urlsplit
-
-    parts = build_parts(
-        settings, rasa_port=urlsplit(settings.rasa_url).port or 5005, log_dir=log_dir
-    )
+    parts = build_parts(settings, rasa_port=rasa_port, log_dir=log_dir)
     stopping = False
 
     def _stop(signum: int, _frame: object) -> None:
@@ -234,9 +283,17 @@ def run(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     try:
+        phase(
+            "starting the action server, Rasa (loading the model takes up to a minute) and the "
+            f"dashboard; logs in {log_dir}/"
+        )
         for part in parts:
-            print(f"earshot: starting {part.name} (log: {part.log_path})", flush=True)
             part.start()
+        ready = {
+            "action server": f"action server up on 127.0.0.1:{settings.action_server_port}",
+            "Rasa server": f"Rasa up on 127.0.0.1:{rasa_port}",
+            "dashboard": _dashboard_line(settings),
+        }
         deadline = time.monotonic() + 300
         pending = [p for p in parts if p.health_url]
         while pending and not stopping:
@@ -245,7 +302,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                     return _died(part, parts)
                 assert part.health_url is not None
                 if healthy(part.health_url):
-                    print(f"earshot: {part.name} is up", flush=True)
+                    phase(ready.get(part.name, f"{part.name} up"))
                     pending.remove(part)
             if time.monotonic() > deadline:
                 print(f"earshot: timed out waiting for {pending[0].name}", file=sys.stderr)
@@ -255,7 +312,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             return _shutdown(parts, 0)
         channel = channel_part(settings, log_dir)
         parts.append(channel)
-        print(f"earshot: starting {channel.name}", flush=True)
+        if settings.telegram_bot_token:
+            mode = "webhook" if settings.telegram_webhook_url else "polling"
+            phase(f"starting the Telegram bot ({mode}); Ctrl-C stops everything")
         channel.start()
         while not stopping:
             for part in parts:
@@ -282,6 +341,8 @@ def _died(part: Part, parts: list[Part]) -> int:
 def _shutdown(parts: list[Part], code: int) -> int:
     for part in reversed(parts):
         part.stop()
+    names = ", ".join(p.name for p in parts)
+    phase(f"stopped everything ({names})")
     return code
 
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from earshot.feedback import count_supporters
 from earshot.schemas import Status
 from earshot.storage.db import insert_ignoring_conflicts
 from earshot.storage.models import Feedback, FeedbackEvent, Notification, Supporter, utcnow
@@ -223,14 +224,6 @@ def _move_supporters(session: Session, dup: Feedback, original: Feedback) -> set
         added.add(key)
     session.execute(delete(Supporter).where(Supporter.feedback_id == dup.id))
     return added
-
-
-def count_supporters(session: Session, *, item: Feedback) -> int:
-    """The item's author plus every other customer who supports it."""
-    stmt = select(func.count()).select_from(Supporter).where(Supporter.feedback_id == item.id)
-    if item.customer_key:
-        stmt = stmt.where(Supporter.customer_key != item.customer_key)
-    return 1 + int(session.scalar(stmt) or 0)
 
 
 def recipients(session: Session, *, item: Feedback) -> set[str]:

@@ -75,7 +75,7 @@ from earshot.identity import user_key  # noqa: E402
 from earshot.settings import Settings, load_settings  # noqa: E402
 from earshot.storage.db import migrate  # noqa: E402
 from earshot.supervise import MODEL, RASA_BIN, Part, write_endpoints  # noqa: E402
-from tests.stack import SECRET, Stack, free_port, stack_env, write_config  # noqa: E402
+from testkit.stack import SECRET, Stack, free_port, stack_env, write_config  # noqa: E402
 
 REPORTS = ROOT / "reports"
 TRAIN_TIME = ROOT / "models" / "earshot-train-time.json"

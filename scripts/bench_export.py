@@ -216,7 +216,7 @@ def run_backend(
     backend: str, sizes: list[int], formats: list[str], workdir: Path
 ) -> list[dict[str, Any]]:
     from earshot.storage.db import migrate
-    from tests.pgtemp import create_pg_database, drop_pg_database
+    from testkit.pgtemp import create_pg_database, drop_pg_database
 
     results: list[dict[str, Any]] = []
     pg_url: str | None = None

@@ -14,7 +14,7 @@ case "$role" in
     .venv/bin/python -m earshot rasa-endpoints --out /tmp/endpoints.yml
     EARSHOT_SESSION_MAX_EVENTS="$(.venv/bin/python -c \
       'from earshot.settings import load_settings; print(load_settings().session_max_events)')"
-    export EARSHOT_SESSION_MAX_EVENTS  # read by our Rasa channel (config.yml: session_max_events)
+    export EARSHOT_SESSION_MAX_EVENTS  # read by rasa_project/addons/patches.py (config.yml: session_max_events)
     exec .venv-rasa/bin/rasa run --model models/earshot.tar.gz --endpoints /tmp/endpoints.yml \
       --credentials rasa_project/credentials.yml --interface 0.0.0.0 --port 5005 \
       --enable-api --auth-token "${RASA_TOKEN:?RASA_TOKEN is required}" ;;

@@ -1,7 +1,9 @@
 """Train the Rasa model only when its inputs changed (content hash, not timestamps).
 
 The hash is taken before training starts, so an edit made during a long training run
-makes the next `make train` train again.
+makes the next `make train` train again. Rasa's own output goes to data/logs/train.log;
+the terminal gets one line when training starts and one when it ends (or the log's last
+lines when it fails).
 """
 
 from __future__ import annotations
@@ -10,9 +12,13 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from earshot.progress import phase  # noqa: E402 - after the repo root is on the path
+
 MODEL = ROOT / "models" / "earshot.tar.gz"
 STAMP = MODEL.with_suffix(".inputs")
 RASA = ROOT / ".venv-rasa" / "bin" / "rasa"
@@ -23,7 +29,8 @@ def inputs() -> list[Path]:
     files = [
         p
         for p in [*project.rglob("*.yml"), *project.glob("components/*.py")]
-        if "tests" not in p.relative_to(project).parts
+        # Rasa's tests and the channels it listens on (credentials.yml) do not shape the model.
+        if "tests" not in p.relative_to(project).parts and p.name != "credentials.yml"
     ]
     files += list((ROOT / "requirements").glob("rasa*.txt"))
     return sorted(files)
@@ -65,22 +72,38 @@ def environment() -> dict[str, str]:
     }
 
 
+def log_path() -> Path:
+    """data/logs/train.log (under DATA_DIR when that is set)."""
+    return ROOT / os.environ.get("DATA_DIR", "data") / "logs" / "train.log"
+
+
 def main() -> int:
     digest = fingerprint()
     if MODEL.exists() and STAMP.exists() and STAMP.read_text().strip() == digest:
-        print(f"model is up to date ({MODEL.relative_to(ROOT)})")
+        phase(f"Rasa model up to date ({MODEL.relative_to(ROOT)})")
         return 0
     tmp_name = f"earshot-{os.getpid()}"
     cmd = command("models", tmp_name)
-    print("training the Rasa model:", " ".join(cmd[1:]), flush=True)
-    result = subprocess.run(cmd, cwd=ROOT, env=environment(), check=False)
+    log = log_path()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    shown = log.relative_to(ROOT) if log.is_relative_to(ROOT) else log
+    phase(f"training the Rasa model (a few minutes; only when its data changed); log: {shown}")
+    started = time.monotonic()
+    with log.open("wb") as out:
+        result = subprocess.run(
+            cmd, cwd=ROOT, env=environment(), stdout=out, stderr=subprocess.STDOUT, check=False
+        )
     built = ROOT / "models" / f"{tmp_name}.tar.gz"
     if result.returncode != 0 or not built.exists():
         built.unlink(missing_ok=True)
-        print("training failed", file=sys.stderr)
+        tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-30:]
+        print("\n".join(tail), file=sys.stderr)
+        print(f"earshot: training failed; the whole output is in {shown}", file=sys.stderr)
         return result.returncode or 1
     built.replace(MODEL)  # atomic: a running Rasa never sees a half-written model
     STAMP.write_text(digest + "\n")
+    took = int(time.monotonic() - started)
+    phase(f"Rasa model trained in {took // 60} min {took % 60} s ({MODEL.relative_to(ROOT)})")
     return 0
 
 

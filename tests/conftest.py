@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from earshot.storage.db import make_engine, migrate
-from tests.pgtemp import PG_ADMIN_URL, create_pg_database, drop_pg_database, pg_available
+from testkit.pgtemp import PG_ADMIN_URL, create_pg_database, drop_pg_database, pg_available
 
 __all__ = ["PG_ADMIN_URL", "_pg_available", "create_pg_database", "drop_pg_database"]
 _pg_available = pg_available  # the name other test modules import

@@ -29,7 +29,7 @@ from telegram.ext import (
     filters,
 )
 
-from tests.fakes.telegram_api import FakeBotAPI
+from testkit.telegram_api import FakeBotAPI
 
 DOC_BYTES = b"\x00report\r\n\xff bytes"
 

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from earshot import feedback as core
@@ -183,9 +183,7 @@ def test_after_service_asks_once_per_interval(session: Session) -> None:
     later = NOW + timedelta(days=13, hours=23)
     assert not core.may_ask_after_service(session, customer_key=k, interval_days=14, now=later)
     # The ask log alone also counts (e.g. a channel that never created a customers row).
-    session.execute(
-        Customer.__table__.update().where(Customer.user_key == k).values(last_asked_at=None)
-    )
+    session.execute(update(Customer).where(Customer.user_key == k).values(last_asked_at=None))
     assert not core.may_ask_after_service(session, customer_key=k, interval_days=14, now=later)
     after = NOW + timedelta(days=14)
     assert core.may_ask_after_service(session, customer_key=k, interval_days=14, now=after)
@@ -295,7 +293,7 @@ def test_campaign_status_counts(session: Session) -> None:
             core.close_ask(session, customer_key=k, outcome=outcome, now=NOW)
     # One of the open asks is two days old: ignored.
     session.execute(
-        AskLog.__table__.update()
+        update(AskLog)
         .where(AskLog.customer_key == keys[4])
         .values(asked_at=NOW - timedelta(days=2))
     )

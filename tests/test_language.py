@@ -36,7 +36,7 @@ def test_detection_only_picks_offered_languages() -> None:
 def test_precedence() -> None:
     def resolve(**kw: str | None) -> str:
         args = {"chosen": None, "reported": None, "detected": None}
-        return language.resolve(**{**args, **kw}, languages=LANGS, default="en")  # type: ignore[arg-type]
+        return language.resolve(**{**args, **kw}, languages=LANGS, default="en")
 
     assert resolve(chosen="en", reported="nl-BE", detected="nl") == "en"
     assert resolve(reported="nl-BE", detected="en") == "nl"

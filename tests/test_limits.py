@@ -13,7 +13,7 @@ from telegram.ext import ExtBot
 from bot.app import build_application
 from bot.limits import MessageRateLimiter, answering, sends_message
 from earshot.settings import load_settings
-from tests.fakes.telegram_api import FakeBotAPI
+from testkit.telegram_api import FakeBotAPI
 
 CHAT = 4242
 
@@ -52,7 +52,7 @@ async def test_an_exhausted_send_bucket_holds_sends_but_not_edits(fake: FakeBotA
     assert len(fake.calls_to("sendMessage")) == 1
 
 
-def _paying_bot(fake: FakeBotAPI, period_s: float) -> tuple[MessageRateLimiter, ExtBot[None]]:
+def _paying_bot(fake: FakeBotAPI, period_s: float) -> tuple[MessageRateLimiter, ExtBot[int]]:
     """A bot with paid overflow and one free message per ``period_s``."""
     limiter = MessageRateLimiter(
         overall_max_rate=1, overall_time_period=period_s, paid_overflow=True, max_retries=1

@@ -294,12 +294,12 @@ def test_search_everywhere_finds_every_trace_before_erasure(rasa: Session) -> No
     # The accent is stored \u-escaped in Rasa's JSON; the search decodes it.
     hits = search_everywhere(rasa.connection(), [c.question.upper()])
     assert {("events", "data"), ("inbox", "text"), ("inbox", "meta")} <= set(hits)
-    hits = set(search_everywhere(rasa.connection(), [c.key]))
+    by_key = set(search_everywhere(rasa.connection(), [c.key]))
     assert {
         ("customers", "user_key"),
         ("events", "sender_id"),
         ("feedback", "customer_key"),
-    } <= hits
+    } <= by_key
 
 
 def test_erase_personal_data_keeps_feedback_unlinked(rasa: Session) -> None:

@@ -1,4 +1,4 @@
-"""Earshot's adaptations of Rasa internals (channels.earshot_channel) that exist for speed
+"""Earshot's adaptations of Rasa internals (addons.patches) that exist for speed
 must not change a result: run in the Rasa venv, each check compares with Rasa's own way."""
 
 from __future__ import annotations
@@ -40,3 +40,10 @@ def test_action_server_calls_reuse_one_connection_with_the_same_answers() -> Non
     assert result["ours_connections"] == 1  # the endpoint's copy reused it too
     assert result["copy_answer"] == {"echo": 99, "token": "s3cret"}
     assert result["pooled_open"] == 1 and result["closed_on_shutdown"]
+
+
+def test_install_replaces_exactly_the_listed_rasa_methods() -> None:
+    # addons.patches.PATCHES names each replacement and the test that proves it.
+    result = _run("patches_check.py")
+    assert len(result["listed"]) == 7
+    assert result["changed"] == result["listed"]

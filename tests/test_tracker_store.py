@@ -11,7 +11,7 @@ import pytest
 
 from earshot.settings import load_settings
 from earshot.supervise import write_endpoints
-from tests.pgtemp import create_pg_database, drop_pg_database, pg_available
+from testkit.pgtemp import create_pg_database, drop_pg_database, pg_available
 from tests.rasa_venv import RASA_PY, run_rasa_check
 
 
@@ -59,4 +59,4 @@ def test_rasa_is_configured_with_this_store(tmp_path: Path) -> None:
     settings = load_settings()
     path = write_endpoints(settings, tmp_path / "endpoints.yml")
     store = yaml.safe_load(path.read_text())["tracker_store"]
-    assert store["type"] == "channels.tracker_store.IndexedSQLTrackerStore"
+    assert store["type"] == "addons.tracker_store.IndexedSQLTrackerStore"

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from earshot import language as lang
@@ -102,15 +102,11 @@ def get_customer(session: Session, *, user_key: str) -> Customer | None:
 
 
 def create_feedback(session: Session, *, item: FeedbackIn, ref_prefix: str) -> Feedback:
-    """Store a feedback item under a fresh (or pre-issued) unique reference code."""
+    """Store a feedback item under a fresh unique reference code."""
     for _ in range(20):
-        ref = item.ref or new_ref(ref_prefix)
+        ref = new_ref(ref_prefix)
         if session.scalar(select(Feedback.id).where(Feedback.ref == ref)) is None:
             break
-        if item.ref:  # a replayed spool entry: already stored
-            existing = session.scalar(select(Feedback).where(Feedback.ref == ref))
-            assert existing is not None
-            return existing
     else:  # pragma: no cover - 31^4 codes; twenty collisions in a row means a bug
         raise RuntimeError("could not allocate a reference code")
     row = Feedback(
@@ -193,18 +189,6 @@ def log_ask(
     return row
 
 
-def close_ask(session: Session, *, customer_key: str, outcome: str) -> None:
-    """Mark the customer's open ask answered or declined."""
-    row = session.scalar(
-        select(AskLog)
-        .where(AskLog.customer_key == customer_key, AskLog.outcome == "asked")
-        .order_by(AskLog.asked_at.desc(), AskLog.id.desc())
-    )
-    if row is not None:
-        row.outcome = outcome
-        row.answered_at = utcnow()
-
-
 def may_ask(
     session: Session, *, customer_key: str, interval_days: int, now: datetime | None = None
 ) -> bool:
@@ -268,9 +252,3 @@ def release_update(session: Session, *, update_id: int, bot_id: int = 0) -> None
         )
     )
 
-
-def prune_processed_updates(session: Session, *, older_than: timedelta) -> int:
-    result = session.execute(
-        delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < utcnow() - older_than)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -174,10 +174,10 @@ class FlatIntentClassifier(LogisticRegressionClassifier):
                     intents[retrieval] += float(p)
                 else:
                     intents[label] += float(p)
-            ranking = sorted(
-                ({"name": k, "confidence": v} for k, v in intents.items()),
-                key=lambda e: -e["confidence"],
-            )
+            ranking = [
+                {"name": k, "confidence": v}
+                for k, v in sorted(intents.items(), key=lambda kv: -kv[1])
+            ]
             message.set("intent", ranking[0], add_to_output=True)
             length = self.config["ranking_length"]
             message.set(

@@ -1,8 +1,9 @@
 """The dashboard in a real headless Chromium (Playwright), served by uvicorn.
 
-Uses Debian's /usr/bin/chromium (`apt-get install -y chromium`), never a downloaded
+Uses Debian's /usr/bin/chromium (`make browser` installs it as root), never a downloaded
 browser. Skips when Playwright or Chromium is missing, except in CI (env CI), where that
-is a failure. Screenshots of each page go to reports/screens/.
+is a failure. Screenshots of each page go to a temporary folder, or to EARSHOT_SCREENS
+(`make screens` refreshes the committed ones in reports/screens/).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -40,7 +42,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENS = Path(__file__).resolve().parents[2] / "reports" / "screens"
+# Not over the committed screenshots: `make test` leaves the work tree as it was.
+SCREENS = Path(os.environ.get("EARSHOT_SCREENS") or Path(tempfile.gettempdir(), "earshot-screens"))
 PASSWORD = "browser-test-password"
 SECRET = "browser-test-secret-0123456789"
 VIEWPORT = {"width": 1366, "height": 900}
@@ -57,7 +60,10 @@ try:
 except ImportError:  # pragma: no cover - depends on the machine
     _unavailable("the playwright package is not installed (pip install playwright)")
 if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)) and not shutil.which(CHROMIUM):
-    _unavailable(f"{CHROMIUM} not found (apt-get install -y chromium)")
+    _unavailable(
+        f"no Chromium at {CHROMIUM}: run `make browser` as root (apt-get install chromium)"
+        " or set EARSHOT_CHROMIUM to a Chromium binary"
+    )
 
 
 # --- a stub Rasa ----------------------------------------------------------------------------
@@ -75,6 +81,7 @@ class StubRasa:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 stub.received.append(body)
                 text = body["message"]
+                replies: list[dict[str, Any]]
                 if text == "/start":
                     replies = [{"text": "Hi! I'm the Lumen Home assistant. How can I help?"}]
                 elif text.startswith("/rate"):

@@ -1,6 +1,7 @@
 """Fault injection against the real processes, run separately so each part can die alone.
 
-`make chaos` runs these and prints a table: fault -> outcome -> lost (must be 0).
+`make chaos` runs these and prints a table: fault -> outcome -> lost -> duplicated
+(both must be 0: nothing a customer sends is dropped, nothing is stored or sent twice).
 The same tests run in `make test`.
 """
 
@@ -19,10 +20,10 @@ import pytest
 from earshot.settings import load_settings
 from earshot.storage.db import migrate
 from earshot.supervise import Part, build_parts, channel_part, healthy
-from tests.fakes.telegram_api import FakeBotAPI
-from tests.stack import MODEL, SECRET, stack_env
+from testkit.stack import MODEL, SECRET, stack_env
+from testkit.telegram_api import FakeBotAPI
 
-RESULTS: list[tuple[str, str, int]] = []
+RESULTS: list[tuple[str, str, int, int]] = []
 
 
 @dataclass
@@ -117,8 +118,8 @@ def parts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Parts]:
 
 
 @pytest.fixture
-def record() -> Iterator[list[tuple[str, str, int]]]:
-    rows: list[tuple[str, str, int]] = []
+def record() -> Iterator[list[tuple[str, str, int, int]]]:
+    rows: list[tuple[str, str, int, int]] = []
     yield rows
     RESULTS.extend(rows)
 
@@ -129,9 +130,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     w = max(len(r[0]) for r in RESULTS)
     o = max(len(r[1]) for r in RESULTS)
     terminalreporter.write_line("")
-    terminalreporter.write_line(f"{'input or fault':<{w}} | {'outcome':<{o}} | lost")
-    terminalreporter.write_line(f"{'-' * w}-+-{'-' * o}-+-----")
-    for fault, outcome, lost in RESULTS:
-        terminalreporter.write_line(f"{fault:<{w}} | {outcome:<{o}} | {lost}")
-    total = sum(r[2] for r in RESULTS)
-    terminalreporter.write_line(f"total lost: {total}")
+    terminalreporter.write_line(f"{'input or fault':<{w}} | {'outcome':<{o}} | lost | duplicated")
+    terminalreporter.write_line(f"{'-' * w}-+-{'-' * o}-+------+-----------")
+    for fault, outcome, lost, duplicated in RESULTS:
+        terminalreporter.write_line(f"{fault:<{w}} | {outcome:<{o}} | {lost:>4} | {duplicated:>10}")
+    lost_total = sum(r[2] for r in RESULTS)
+    duplicated_total = sum(r[3] for r in RESULTS)
+    terminalreporter.write_line(f"total lost: {lost_total}, total duplicated: {duplicated_total}")

@@ -31,6 +31,28 @@ def _stored(parts: Parts, text: str) -> list[Feedback]:
         return list(session.scalars(select(Feedback).where(Feedback.description == text)).all())
 
 
+def _copies(parts: Parts, user_id: int, needle: str) -> int:
+    """How many messages the bot sent `user_id` that contain `needle` (edits of a sent
+    message, such as removing its keyboard after a press, are not new messages)."""
+    return len(
+        {
+            m.message_id
+            for m in parts.fake.sent_messages(user_id)
+            if m.method.lower().startswith("send") and needle in (m.text or "")
+        }
+    )
+
+
+def _item_outcome(parts: Parts, text: str, ref: str, user_id: int, prompt: str) -> tuple[int, int]:
+    """(lost, duplicated) of a feedback flow interrupted by a fault: the item is stored
+    once under the reference the customer got, and the prompt after the replayed message
+    reached the customer once."""
+    refs = [r.ref for r in _stored(parts, text)]
+    lost = 0 if ref in refs else 1
+    duplicated = max(0, len(refs) - 1) + max(0, _copies(parts, user_id, prompt) - 1)
+    return lost, duplicated
+
+
 def _down_mid_flow(parts: Parts, record: list, part: str, fault: str) -> None:
     """Start a feedback flow, take `part` down, press on, bring it back: the kept message
     is replayed, the flow continues where it was, and the item is stored."""
@@ -46,9 +68,9 @@ def _down_mid_flow(parts: Parts, record: list, part: str, fault: str) -> None:
     me.say(text)
     me.press("Skip")  # importance
     ref = finish(me, consent="No")
-    lost = 0 if [r.ref for r in _stored(parts, text)] == [ref] else 1
-    record.append((fault, "kept, replayed, flow continued", lost))
-    assert lost == 0
+    lost, duplicated = _item_outcome(parts, text, ref, me.user_id, "What kind of feedback")
+    record.append((fault, "kept, replayed, flow continued", lost, duplicated))
+    assert (lost, duplicated) == (0, 0)
 
 
 def test_rasa_killed_mid_flow(parts: Parts, record: list) -> None:
@@ -65,10 +87,11 @@ def test_telegram_429s_are_retried_and_delivered_once(parts: Parts, record: list
     parts.fake.send_text(user, "/help")
     _wait_text(parts, user, "/privacy")
     time.sleep(1.5)
-    helps = [m for m in parts.fake.sent_messages(user) if "/privacy" in (m.text or "")]
-    lost = 0 if len(helps) == 1 else 1
-    record.append(("429 Too Many Requests x2", f"retried, delivered {len(helps)}x", lost))
-    assert len(helps) == 1
+    helps = _copies(parts, user, "/privacy")
+    record.append(
+        ("429 Too Many Requests x2", f"retried, delivered {helps}x", int(helps == 0), helps - 1)
+    )
+    assert helps == 1
 
 
 def test_redelivered_update_processed_once(parts: Parts, record: list) -> None:
@@ -77,9 +100,9 @@ def test_redelivered_update_processed_once(parts: Parts, record: list) -> None:
     _wait_text(parts, user, "/privacy")
     parts.fake.redeliver(update_id)
     time.sleep(2)
-    helps = [m for m in parts.fake.sent_messages(user) if "/privacy" in (m.text or "")]
-    record.append(("update redelivered", f"processed {len(helps)}x", 0 if len(helps) == 1 else 1))
-    assert len(helps) == 1
+    helps = _copies(parts, user, "/privacy")
+    record.append(("update redelivered", f"processed {helps}x", int(helps == 0), helps - 1))
+    assert helps == 1
 
 
 def test_bot_restarted_mid_flow_resumes(parts: Parts, record: list) -> None:
@@ -94,9 +117,9 @@ def test_bot_restarted_mid_flow_resumes(parts: Parts, record: list) -> None:
     me.say(text)
     me.press("Skip")
     ref = finish(me, consent="No")
-    lost = 0 if [r.ref for r in _stored(parts, text)] == [ref] else 1
-    record.append(("restart the bot mid-flow", "resumed where it was", lost))
-    assert lost == 0
+    lost, duplicated = _item_outcome(parts, text, ref, me.user_id, "What kind of feedback")
+    record.append(("restart the bot mid-flow", "resumed where it was", lost, duplicated))
+    assert (lost, duplicated) == (0, 0)
 
 
 def test_campaign_to_200_customers_survives_a_bot_crash(parts: Parts, record: list) -> None:
@@ -140,10 +163,13 @@ def test_campaign_to_200_customers_survives_a_bot_crash(parts: Parts, record: li
     counts = [asked(u) for u in users]
     twice = sum(c > 1 for c in counts)
     missed = sum(c == 0 for c in counts)
+    # Customers sent nothing here, so nothing of theirs can be lost; an ask in flight
+    # when the bot was killed may go unsent (at most one, asserted below).
     record.append(
         (
             "campaign to 200, bot killed mid-send",
             f"asked twice: {twice}, in flight at crash: {missed}",
+            0,
             twice,
         )
     )
@@ -156,7 +182,11 @@ def test_network_errors_to_telegram_are_retried(parts: Parts, record: list) -> N
     parts.fake.inject_disconnect("sendMessage", count=2)
     parts.fake.send_text(user, "/help")
     _wait_text(parts, user, "/privacy")
-    record.append(("network error x2 on sendMessage", "retried, delivered", 0))
+    time.sleep(1.5)  # a retried send that had in fact arrived would show up as a copy
+    helps = _copies(parts, user, "/privacy")
+    record.append(("network error x2 on sendMessage", f"retried, delivered {helps}x", 0, helps - 1))
+    assert helps == 1
+
 
 
 def test_status_notices_survive_a_rasa_restart(parts: Parts, record: list) -> None:
@@ -215,8 +245,9 @@ def test_status_notices_survive_a_rasa_restart(parts: Parts, record: list) -> No
     record.append(
         (
             "100 status notices, Rasa killed half-way",
-            f"told before the kill: {before_restart}, lost: {lost}, duplicated: {duplicated}",
-            lost + duplicated,
+            f"told before the kill: {before_restart}, each customer once",
+            lost,
+            duplicated,
         )
     )
     assert before_restart < len(users)  # the kill did land half-way

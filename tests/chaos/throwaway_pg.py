@@ -10,7 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.stack import free_port
+from testkit.stack import free_port
 
 
 def _bin() -> Path | None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.stack import Stack, running_stack
+from testkit.stack import Stack, running_stack
 
 _user_ids = itertools.count(100_001)
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from earshot.storage.db import session_scope
 from earshot.storage.models import Feedback
-from tests.fakes.telegram_api import SentMessage
-from tests.stack import Stack
+from testkit.stack import Stack
+from testkit.telegram_api import SentMessage
 
 REF = re.compile(r"\bLH-[2-9A-HJ-NP-Z]{4}\b")
 

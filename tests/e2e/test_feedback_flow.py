@@ -9,6 +9,8 @@ from earshot import feedback as core
 from earshot.storage.db import session_scope
 from earshot.storage.models import AskLog, CampaignSend, Feedback, Supporter
 from earshot.storage.models import Customer as CustomerRow
+from testkit.stack import Stack
+from testkit.telegram_api import SentMessage
 from tests.e2e.helpers import (
     REF,
     Customer,
@@ -20,8 +22,6 @@ from tests.e2e.helpers import (
     ref_in,
     texts,
 )
-from tests.fakes.telegram_api import SentMessage
-from tests.stack import Stack
 
 TYPE_BUTTONS = {"Problem", "Idea", "Complaint", "Praise", "Other", "Cancel"}
 

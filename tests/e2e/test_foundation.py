@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from testkit.stack import Stack
 from tests.e2e.helpers import Customer, buttons, feedback_rows, finish, texts
-from tests.stack import Stack
 
 
 def test_start_greets_and_points_to_privacy(stack: Stack, user_id: int) -> None:

@@ -16,8 +16,8 @@ from earshot.kb import load_kb
 from earshot.settings import ROOT
 from earshot.storage.db import session_scope
 from earshot.storage.models import Customer as CustomerRow
+from testkit.stack import TEAM_USER_ID, Stack
 from tests.e2e.helpers import Customer, buttons, feedback_rows, plain, ref_in, texts
-from tests.stack import TEAM_USER_ID, Stack
 
 KB = load_kb(ROOT / "kb", languages=("en", "nl"))
 
@@ -30,7 +30,7 @@ def example(key: str, lang: str) -> str:
     return KB.topic(key).examples[lang][0]
 
 
-def first_text(messages: list) -> str:  # type: ignore[type-arg]
+def first_text(messages: list) -> str:
     return html.unescape(messages[0].text or "").strip()
 
 

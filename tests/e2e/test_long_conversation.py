@@ -1,6 +1,6 @@
 """A long conversation rolls over into new Rasa sessions without the customer noticing.
 
-The stack runs with session_max_events 60 (tests/stack.py), so every end-to-end
+The stack runs with session_max_events 60 (testkit/stack.py), so every end-to-end
 flow also crosses session rollovers; this test checks one on purpose.
 """
 
@@ -14,8 +14,8 @@ from sqlalchemy import text
 from earshot.kb import load_kb
 from earshot.settings import ROOT
 from earshot.storage.db import session_scope
+from testkit.stack import Stack
 from tests.e2e.helpers import Customer, buttons, feedback_rows, give_feedback, texts
-from tests.stack import Stack
 
 KB = load_kb(ROOT / "kb")
 TOPICS = [t.key for t in KB.topics][:10]

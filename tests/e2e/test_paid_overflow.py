@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from testkit.stack import Stack, running_stack
 from tests.e2e.helpers import Customer, texts
-from tests.stack import Stack, running_stack
 
 
 @pytest.fixture(scope="module")

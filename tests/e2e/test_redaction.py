@@ -17,8 +17,8 @@ from earshot.privacy import search_everywhere
 from earshot.settings import ROOT
 from earshot.storage.db import make_engine
 from tests.e2e.helpers import Customer, give_feedback, texts
-from tests.pgtemp import create_pg_database, drop_pg_database
-from tests.stack import SUPPORT_CHAT_ID, Stack, running_stack
+from testkit.pgtemp import create_pg_database, drop_pg_database
+from testkit.stack import SUPPORT_CHAT_ID, Stack, running_stack
 
 KB = load_kb(ROOT / "kb")
 

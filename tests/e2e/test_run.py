@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -10,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from earshot.settings import ROOT
-from tests.stack import Stack, free_port
+from testkit.stack import Stack, free_port
 
 
 def test_terminal_chat_renders_buttons_as_numbered_choices(stack: Stack) -> None:
@@ -45,18 +48,108 @@ def _run(env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProce
     )
 
 
-def test_a_dead_part_stops_everything_with_a_reason(stack: Stack, tmp_path: Path) -> None:
-    # The action server cannot bind a port that the running stack's action server holds.
-    env = {
-        **stack.env,
+def _own_ports(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """An environment for a second `earshot run` of its own: own data, database and ports."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "RASA_"))}
+    return {
+        **env,
+        "TELEGRAM_BOT_TOKEN": "",
+        "ADMIN_PASSWORD": "",
         "DATA_DIR": str(tmp_path / "data"),
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'own.db'}",
         "RASA_URL": f"http://127.0.0.1:{free_port()}",
+        "ACTION_SERVER_PORT": str(free_port()),
         "WEB_PORT": str(free_port()),
+        **extra,
     }
-    result = _run(env)
-    assert result.returncode != 0
-    assert "action server died" in result.stderr
+
+
+def test_quit_in_the_chat_stops_everything_and_says_so(tmp_path: Path) -> None:
+    env = _own_ports(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "earshot", "run"],
+        input="/quit\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    web = env["WEB_PORT"]
+    lines = out.stdout.splitlines()
+    # One line per phase, each with the time since the start, in this order.
+    wanted = [
+        "starting the action server, Rasa",
+        f"dashboard at http://127.0.0.1:{web}/ stays locked until ADMIN_PASSWORD is set",
+        "chat ready",
+        "stopped everything (action server, Rasa server, dashboard, terminal chat)",
+    ]
+    found = [next(i for i, line in enumerate(lines) if w in line) for w in wanted]
+    assert found == sorted(found), out.stdout
+    assert all(re.match(r"earshot \[\d+:\d\d\] ", lines[i]) for i in found)
+    assert "1. Ask a question" in out.stdout  # the greeting's buttons, before /quit
+    for port in (env["ACTION_SERVER_PORT"], env["RASA_URL"].rsplit(":", 1)[1], web):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("127.0.0.1", int(port)))  # free again: nothing is left listening
+
+
+@pytest.mark.parametrize(
+    ("setting", "part"),
+    [
+        ("RASA_URL", "Rasa"),
+        ("ACTION_SERVER_PORT", "the action server"),
+        ("WEB_PORT", "the dashboard"),
+    ],
+)
+def test_a_port_in_use_gives_one_line_naming_the_setting(
+    tmp_path: Path, setting: str, part: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        value = f"http://127.0.0.1:{port}" if setting == "RASA_URL" else str(port)
+        result = _run(_own_ports(tmp_path, **{setting: value}), timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"earshot: port {port} ({part}) is already in use; stop what is using it, "
+        f"or set {setting} to another port (environment or .env)"
+    ]
+    assert not (tmp_path / "data" / "logs").exists()  # nothing was started
+
+
+def test_a_dead_part_stops_everything_with_a_reason(tmp_path: Path) -> None:
+    env = _own_ports(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "earshot", "run"],
+        env=env,
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    log = tmp_path / "data" / "logs" / "rasa.log"
+    while not (log.exists() and "Starting Rasa server" in log.read_text(errors="replace")):
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    # Only Rasa's command line names this test's folder (its endpoints.yml is under it).
+    rasa = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    pids = [int(p) for p in rasa.stdout.split()]
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "Rasa server died (exit code -9); stopping everything." in err
+    assert f"last lines of {log}" in err  # what it said before it died
+    assert "stopped everything" in out
+    left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
+    assert left.stdout.strip() == ""
 
 
 def test_invalid_configuration_names_the_key(tmp_path: Path) -> None:

@@ -29,10 +29,10 @@ from earshot.settings import Settings, load_settings
 from earshot.storage.db import engine_for, migrate, session_scope
 from earshot.storage.models import Feedback
 from earshot.supervise import Part, build_parts, wait_healthy
+from testkit.stack import MODEL, stack_env
+from testkit.telegram_api import FakeBotAPI
 from tests.conftest import _pg_available, create_pg_database, drop_pg_database
 from tests.e2e.helpers import REF
-from tests.fakes.telegram_api import FakeBotAPI
-from tests.stack import MODEL, stack_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 

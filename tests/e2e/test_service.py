@@ -12,8 +12,8 @@ from earshot.kb import load_kb
 from earshot.settings import ROOT
 from earshot.storage.db import session_scope
 from earshot.storage.models import ServiceRating
+from testkit.stack import SUPPORT_CHAT_ID, Stack
 from tests.e2e.helpers import Customer, buttons, texts
-from tests.stack import SUPPORT_CHAT_ID, Stack
 
 KB = load_kb(ROOT / "kb")
 TOPICS = [t.key for t in KB.topics]

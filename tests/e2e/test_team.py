@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 from earshot.settings import ROOT
+from testkit.stack import TEAM_USER_ID, Stack
 from tests.e2e.helpers import Customer, feedback_rows, finish, texts
-from tests.stack import TEAM_USER_ID, Stack
 
 
 def test_stats_and_export_for_the_team_only(stack: Stack, user_id: int) -> None:
@@ -24,7 +24,7 @@ def test_stats_and_export_for_the_team_only(stack: Stack, user_id: int) -> None:
         lambda: [u for u in stack.fake.documents if str(u.chat_id) == str(TEAM_USER_ID)] or None,
         timeout=30,
     )[-1]
-    assert doc.filename.endswith(".csv")
+    assert (doc.filename or "").endswith(".csv")
     rows = list(csv.reader(io.StringIO(doc.content.decode("utf-8-sig"))))
     assert rows[0][0] == "ref" and len(rows) >= 1
 

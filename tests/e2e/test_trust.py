@@ -6,8 +6,8 @@ import time
 
 from earshot.privacy import search_everywhere
 from earshot.storage.db import make_engine
+from testkit.stack import Stack
 from tests.e2e.helpers import Customer, feedback_rows, give_feedback, texts
-from tests.stack import Stack
 
 
 def _delete(stack: Stack, me: Customer, choice: str) -> str:

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from earshot.settings import ROOT
-from tests.fakes.telegram_api import FakeBotAPI
-from tests.stack import Stack, free_port
+from testkit.stack import Stack, free_port
+from testkit.telegram_api import FakeBotAPI
 
 SECRET = "webhook-secret-for-tests"
 

@@ -47,13 +47,13 @@ def broken(event: dict) -> list:
 
 
 def main() -> dict:
-    from channels.earshot_channel import compile_action_result_check
+    from addons.patches import compile_action_result_check
 
     schema = RemoteAction.action_response_format_spec()
     full = validators.validator_for(schema)(schema)
     check = compile_action_result_check(schema)
     events = [e.as_dict() for e in EVENTS]
-    results = [{"events": events, "responses": [{"text": "hi"}]}, {"events": []}, {}]
+    results: list = [{"events": events, "responses": [{"text": "hi"}]}, {"events": []}, {}]
     results += [{"events": [e]} for e in events]
     results += [{"events": [events[0], b]} for e in events for b in broken(e)]
     results += [[], {"events": {}}, {"events": [1]}, {"responses": [1]}, {"events": None}]

@@ -34,7 +34,7 @@ async def main() -> dict:
     rasa_answers = await calls()
     rasa_peers, peers[:] = list(peers), []
 
-    from channels.earshot_channel import _POOLED, close_pooled_sessions, install_patches
+    from addons.patches import _POOLED, close_pooled_sessions, install_patches
 
     install_patches()
     ours_answers = await calls()

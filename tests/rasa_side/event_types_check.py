@@ -15,7 +15,7 @@ def rasa_answer(name: str) -> str:
 
 
 def main() -> dict:
-    from channels.earshot_channel import install_patches
+    from addons.patches import install_patches
 
     install_patches()
     names = sorted({cls.type_name for cls in rasa.shared.utils.common.all_subclasses(Event)})

@@ -9,7 +9,7 @@ import sys
 import uuid
 
 import redis
-from channels.lock_store import AtomicRedisLockStore
+from addons.lock_store import AtomicRedisLockStore
 from rasa.core.lock_store import LockError, RedisLockStore
 
 PREFIX = "lockrace" + uuid.uuid4().hex[:8]
@@ -26,7 +26,7 @@ def worker(url: str, cid: str, n: int, stock: bool, out: "mp.Queue[dict[str, int
 
             async def turn() -> None:
                 async with store.lock(cid, lock_lifetime=60, wait_time_in_seconds=0.02):
-                    if r.incr(PREFIX + "inside") > 1:
+                    if int(r.incr(PREFIX + "inside")) > 1:  # type: ignore[arg-type]
                         stats["overlap"] += 1
                     await asyncio.sleep(0.005)
                     r.decr(PREFIX + "inside")

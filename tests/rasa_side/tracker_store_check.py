@@ -9,7 +9,7 @@ import sys
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from channels.tracker_store import INDEXES, IndexedSQLTrackerStore
+from addons.tracker_store import INDEXES, IndexedSQLTrackerStore
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker

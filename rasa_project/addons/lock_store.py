@@ -8,18 +8,19 @@ emptied lock is re-saved and its waiter never gets a turn (RasaHQ/rasa#9213; the
 fix #11256 was reverted in #11428). Here each change is one Redis transaction
 (WATCH/MULTI/EXEC, retried on conflict), and an empty lock is deleted.
 
-endpoints.yml: `lock_store: {type: channels.lock_store.AtomicRedisLockStore, url: ...}`
+endpoints.yml: `lock_store: {type: addons.lock_store.AtomicRedisLockStore, url: ...}`
 (written by `earshot.supervise.write_endpoints` when REDIS_URL is set).
 """
 
 import json
-from typing import Any, Callable, Optional, Text, Tuple
+from collections.abc import Callable
+from typing import Any
 
 import redis
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import LOCK_LIFETIME, LockError, RedisLockStore
 
-Change = Callable[[Optional[TicketLock]], Tuple[Optional[TicketLock], Any]]
+Change = Callable[[TicketLock | None], tuple[TicketLock | None, Any]]
 
 
 class AtomicRedisLockStore(RedisLockStore):
@@ -30,7 +31,7 @@ class AtomicRedisLockStore(RedisLockStore):
             kwargs = {"host": endpoint_config.url, **endpoint_config.kwargs}
         super().__init__(**kwargs)
 
-    def _atomic(self, conversation_id: Text, change: Change) -> Any:
+    def _atomic(self, conversation_id: str, change: Change) -> Any:
         key = self.key_prefix + conversation_id
         with self.red.pipeline() as pipe:
             while True:
@@ -49,31 +50,31 @@ class AtomicRedisLockStore(RedisLockStore):
                 except redis.WatchError:
                     continue  # another server changed the lock meanwhile: redo on its state
 
-    def issue_ticket(self, conversation_id: Text, lock_lifetime: float = LOCK_LIFETIME) -> int:
-        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], Any]:
+    def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
+        def change(lock: TicketLock | None) -> tuple[TicketLock | None, Any]:
             lock = lock or self.create_lock(conversation_id)
             return lock, lock.issue_ticket(lock_lifetime)
 
         try:
             return int(self._atomic(conversation_id, change))
         except Exception as e:
-            raise LockError(f"Error while acquiring lock. Error:\n{e}")
+            raise LockError(f"Error while acquiring lock. Error:\n{e}") from e
 
-    def update_lock(self, conversation_id: Text) -> None:
-        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], Any]:
+    def update_lock(self, conversation_id: str) -> None:
+        def change(lock: TicketLock | None) -> tuple[TicketLock | None, Any]:
             if lock:
                 lock.remove_expired_tickets()
             return lock, None
 
         self._atomic(conversation_id, change)
 
-    def finish_serving(self, conversation_id: Text, ticket_number: int) -> None:
-        def change(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], Any]:
+    def finish_serving(self, conversation_id: str, ticket_number: int) -> None:
+        def change(lock: TicketLock | None) -> tuple[TicketLock | None, Any]:
             if lock:
                 lock.remove_ticket_for(ticket_number)
             return lock, None
 
         self._atomic(conversation_id, change)
 
-    def cleanup(self, conversation_id: Text, ticket_number: int) -> None:
+    def cleanup(self, conversation_id: str, ticket_number: int) -> None:
         self.finish_serving(conversation_id, ticket_number)  # deletes the lock when empty

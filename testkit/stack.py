@@ -22,7 +22,7 @@ import yaml
 
 from earshot.identity import user_key
 from earshot.settings import ROOT
-from tests.fakes.telegram_api import FakeBotAPI
+from testkit.telegram_api import FakeBotAPI
 
 MODEL = ROOT / "models" / "earshot.tar.gz"
 SECRET = "test-secret-0123456789abcdef"

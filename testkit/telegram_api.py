@@ -20,7 +20,7 @@ validation errors Telegram returns for common bot bugs (bad HTML, over-long
 callback data, "message is not modified", ...), so tests fail here rather than
 in production.
 
-Standalone (``python -m tests.fakes.telegram_api --port 8081``) it logs bot calls
+Standalone (``python -m testkit.telegram_api --port 8081``) it logs bot calls
 and also serves a JSON control API for demos/benchmarks in other processes:
 ``POST /_control/send_text {"user_id", "text", "language_code"?}``,
 ``POST /_control/press {"user_id", "text"}`` (by button label),
@@ -1296,7 +1296,7 @@ class FakeBotAPI:
         )
 
     def wait_for(
-        self, predicate: Callable[[], T], timeout: float = 10.0, *, message: str = ""
+        self, predicate: Callable[[], T | None], timeout: float = 10.0, *, message: str = ""
     ) -> T:
         """Blocks until ``predicate()`` is truthy and returns its value. Re-checked on
         every fake state change and every 50 ms (for bot-side state). Do not call
@@ -1316,7 +1316,7 @@ class FakeBotAPI:
                 self._cond.wait(min(remaining, 0.05))
 
     async def await_for(
-        self, predicate: Callable[[], T], timeout: float = 10.0, *, message: str = ""
+        self, predicate: Callable[[], T | None], timeout: float = 10.0, *, message: str = ""
     ) -> T:
         """Async ``wait_for``: wakes on fake state changes without blocking the loop."""
         loop = asyncio.get_running_loop()

@@ -18,14 +18,15 @@ ORM objects of every column, and the count before a save is a plain `count(*)` r
 than a count over a subquery of every column: the same rows, the same order, the same
 number.
 
-endpoints.yml: `tracker_store: {type: channels.tracker_store.IndexedSQLTrackerStore, ...}`
+endpoints.yml: `tracker_store: {type: addons.tracker_store.IndexedSQLTrackerStore, ...}`
 (written by `earshot.supervise.write_endpoints`).
 """
 
 import itertools
 import json
 import logging
-from typing import Any, Iterator, Optional, Text
+from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 from rasa.core.tracker_store import SQLTrackerStore
@@ -43,6 +44,8 @@ INDEXES = {
 
 class IndexedSQLTrackerStore(SQLTrackerStore):
     """`SQLTrackerStore` whose session queries use an index instead of a scan."""
+
+    engine: sa.engine.Engine  # set by SQLTrackerStore.__init__
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -62,8 +65,8 @@ class IndexedSQLTrackerStore(SQLTrackerStore):
         self._create_indexes()
 
     async def _retrieve(
-        self, sender_id: Text, fetch_events_from_all_sessions: bool
-    ) -> Optional[DialogueStateTracker]:
+        self, sender_id: str, fetch_events_from_all_sessions: bool
+    ) -> DialogueStateTracker | None:
         with self.session_scope() as session:
             query = self._event_query(
                 session, sender_id, fetch_events_from_all_sessions=fetch_events_from_all_sessions

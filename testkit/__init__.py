@@ -1,0 +1,8 @@
+"""Local stand-ins and launchers shared by the tests, the benchmarks and manual trials.
+
+Not a test folder, so `bench/` and `scripts/` can use it without importing tests:
+- `telegram_api`: a fake Telegram Bot API server (`python -m testkit.telegram_api`);
+- `stack`: starts Rasa, the action server and the bot against that fake;
+- `pgtemp`: throwaway PostgreSQL databases with random names.
+Nothing in the product (earshot, bot, actions) imports it.
+"""
