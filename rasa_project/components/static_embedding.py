@@ -73,13 +73,20 @@ class StaticEmbeddingFeaturizer(DenseFeaturizer, GraphComponent):
             return
         model = embedder()
         sentences = model.embed([str(m.get(TEXT)) for m in todo], normalise=True) * self.scale
-        for message, sentence in zip(todo, sentences, strict=True):
-            tokens = message.get(TOKENS_NAMES[TEXT]) or []
-            words = [t.text for t in tokens] or [str(message.get(TEXT))]
-            sequence = model.embed(words, normalise=True) * self.scale
+        # Every message's tokens in one batch: one tokenizer call instead of one per message.
+        words = [
+            [t.text for t in m.get(TOKENS_NAMES[TEXT]) or []] or [str(m.get(TEXT))] for m in todo
+        ]
+        vectors = model.embed([w for ws in words for w in ws], normalise=True) * self.scale
+        start = 0
+        for message, sentence, ws in zip(todo, sentences, words, strict=True):
             self.add_features_to_message(
-                sequence=sequence, sentence=sentence[np.newaxis, :], attribute=TEXT, message=message
+                sequence=vectors[start : start + len(ws)],
+                sentence=sentence[np.newaxis, :],
+                attribute=TEXT,
+                message=message,
             )
+            start += len(ws)
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
         """Featurize every training example's text."""

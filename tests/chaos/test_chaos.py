@@ -188,7 +188,6 @@ def test_network_errors_to_telegram_are_retried(parts: Parts, record: list) -> N
     assert helps == 1
 
 
-
 def test_status_notices_survive_a_rasa_restart(parts: Parts, record: list) -> None:
     """100 status changes, Rasa killed half-way and restarted: everyone told exactly once."""
     from earshot.storage.models import Customer, Notification

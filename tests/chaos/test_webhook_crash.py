@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 
 from earshot.settings import ROOT
-from tests.chaos.conftest import Parts
-from testkit.telegram_api import FakeBotAPI
 from testkit.stack import free_port
+from testkit.telegram_api import FakeBotAPI
+from tests.chaos.conftest import Parts
 
 SECRET = "webhook-secret-for-crash-tests"
 

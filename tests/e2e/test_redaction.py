@@ -16,9 +16,9 @@ from earshot.kb import load_kb
 from earshot.privacy import search_everywhere
 from earshot.settings import ROOT
 from earshot.storage.db import make_engine
-from tests.e2e.helpers import Customer, give_feedback, texts
 from testkit.pgtemp import create_pg_database, drop_pg_database
 from testkit.stack import SUPPORT_CHAT_ID, Stack, running_stack
+from tests.e2e.helpers import Customer, give_feedback, texts
 
 KB = load_kb(ROOT / "kb")
 
