@@ -46,3 +46,24 @@ def test_the_loaded_model_predicts_as_the_trained_one_without_pickle_or_skops(
     assert result["loaded_as_trained"]
     assert result["saved_files"] == ["responses.json", "weights.npz"]
     assert result["old_format_as_trained"]  # models saved in Rasa's skops format still load
+
+
+def test_without_a_response_selector_it_picks_the_topic_itself(result: dict) -> None:
+    """`utter_faq` reads Rasa's selector output, which the classifier now writes alone."""
+    alone = result["alone"]
+    assert result["alone_intent"] == "faq"
+    assert alone["all_retrieval_intents"] == ["faq"]
+    response = alone["faq"]["response"]
+    assert response["intent_response_key"] == "faq/order_track"
+    assert response["utter_action"] == "utter_faq/order_track"
+    assert response["responses"] == [{"text": "Track it here."}]
+    assert response["confidence"] > 0.9
+
+
+def test_close_topics_go_to_the_fallback_which_offers_both(result: dict) -> None:
+    """A question back beats a confident wrong answer: the fallback shows the top two."""
+    assert result["close_intent"]["name"] == "nlu_fallback"
+    assert result["close_first_intents"] == ["nlu_fallback", "faq"]
+    topics = {r["intent_response_key"] for r in result["close_ranking"][:2]}
+    assert topics == {"faq/order_track", "faq/refund_status"}
+    assert result["clear_with_margin"] == "faq"  # a clear question is still answered

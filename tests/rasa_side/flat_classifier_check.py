@@ -93,6 +93,20 @@ def main(tmp: Path) -> None:
     old_as_trained = bool(np.array_equal(fast, old_loaded.clf.predict_proba(X)))
     clf._column_major()
     clf.process([msg, complaint])
+
+    # No ResponseSelector in the pipeline: the classifier writes the selector's output.
+    alone = message("where is my parcel", 0)
+    clf.process([alone])
+    # Close topics: with a margin set, the message goes to the fallback, topics kept.
+    both = message("parcel refund", 0)
+    row = np.zeros((1, DIM))
+    row[0, 0] = row[0, 1] = 1.0
+    both.features = [Features(coo_matrix(row), "sentence", TEXT, "test")]
+    clear = message("where is my parcel", 0)
+    careful = FlatIntentClassifier.load(
+        {**config, "topic_margin": 0.3}, storage, resource, context
+    )
+    careful.process([both, clear])
     print(
         json.dumps(
             {
@@ -107,6 +121,12 @@ def main(tmp: Path) -> None:
                 "loaded_as_trained": as_trained,
                 "old_format_as_trained": old_as_trained,
                 "saved_files": saved_files,
+                "alone": alone.get("response_selector"),
+                "alone_intent": alone.get("intent")["name"],
+                "close_intent": both.get("intent"),
+                "close_ranking": both.get("response_selector")["faq"]["ranking"],
+                "close_first_intents": [e["name"] for e in both.get("intent_ranking")[:2]],
+                "clear_with_margin": clear.get("intent")["name"],
             }
         )
     )
