@@ -74,6 +74,8 @@ LEAVE_INTENTS = frozenset(
 CONTENTLESS_INTENTS = frozenset({"affirm", "deny", "skip", "dont_know"})
 # Up to this many words such a reply is only a reply; longer, it may carry content.
 SHORT_REPLY_WORDS = 6
+# Up to this many words, a message naming the Cancel or Skip button means pressing it.
+CONTROL_WORDS = 3
 # At the photo question a "no, but ..." this long still skips, and its words are kept.
 DETAIL_WORDS = 7
 
@@ -161,12 +163,14 @@ def _words(text: str) -> list[str]:
 
 def carries_content(text: str, intent: str, prompts: Iterable[str]) -> bool:
     """Whether a typed answer says anything about the matter: not a bare yes/no/skip/
-    "I don't know" (by its NLU intent), not only symbols or emoji, not the question
-    repeated (all its words are words of the question)."""
+    "I don't know" (by its NLU intent), not one off-topic word ("hmm"), not only symbols
+    or emoji, not the question repeated (all its words are words of the question)."""
     words = _words(text)
     if not any(ch.isalnum() for ch in text) or not words:
         return False
     if intent in CONTENTLESS_INTENTS and len(words) <= SHORT_REPLY_WORDS:
+        return False
+    if intent == "out_of_scope" and len(words) == 1:  # "hmm", "test", "bla"
         return False
     return not any(set(words) <= set(_words(p)) for p in prompts)
 
@@ -216,7 +220,7 @@ def read_answer(
         return Reading("ignore", hint="utter_feedback_pick_button")  # an older keyboard
     if msg.intent == "campaign_ask":  # a campaign question arriving mid-form: not now
         return Reading("ignore")
-    pressed = options.get(norm) if not msg.is_payload else None
+    pressed = None if msg.is_payload else options.get(norm) or _control_title(norm, options)
     if msg.intent == "cancel" or pressed == "cancel":
         return Reading("cancel")
     if msg.intent == "skip" or pressed == "skip":
@@ -244,6 +248,16 @@ def read_answer(
     if msg.intent in LEAVE_INTENTS and msg.confidence >= LEAVE_CONFIDENCE:
         return Reading("leave")
     return Reading("answer", msg.text)  # no option: validation asks again
+
+
+def _control_title(norm: str, options: dict[str, str]) -> str | None:
+    """ "annuleren aub", "skip please": a short message naming the Cancel or Skip button."""
+    words = norm.split()
+    if len(words) > CONTROL_WORDS:
+        return None
+    return next(
+        (v for t, v in options.items() if v in ("cancel", "skip") and _has(norm, [t])), None
+    )
 
 
 def _told_ahead(slot: str, msg: Message, slots: dict[str, Any]) -> bool:

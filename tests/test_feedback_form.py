@@ -115,6 +115,7 @@ def run(t: Tracker) -> tuple[dict[str, Any], list[str]]:
         ("?", "nlu_fallback"),
         ("👍", "nlu_fallback"),
         ("...", "out_of_scope"),
+        ("hmm", "out_of_scope"),
         ("What happened?", "faq"),
         ("wat is er gebeurd", "feedback_problem"),
     ],
@@ -212,7 +213,10 @@ def test_skip_and_no_in_both_languages_skip_a_question(
     assert done["requested_slot"] == "feedback_consent" and said == []
 
 
-@pytest.mark.parametrize(("text", "intent"), [("cancel", "cancel"), ("stoppen", "cancel")])
+@pytest.mark.parametrize(
+    ("text", "intent"),
+    [("cancel", "cancel"), ("stoppen", "cancel"), ("annuleren aub", "faq")],  # the button
+)
 @pytest.mark.parametrize("asked", ["feedback_text", "feedback_frequency", "feedback_consent"])
 def test_cancel_in_both_languages_ends_the_form(text: str, intent: str, asked: str) -> None:
     slots = {"feedback_product": "app", "feedback_type": "problem"}
