@@ -17,6 +17,8 @@ from earshot.schemas import FeedbackIn, FeedbackType, Importance, Source
 FORM = "feedback_form"
 SKIPPED = "skipped"
 NO_PRODUCT = "none"
+# The question asked again because its answer carried nothing (see feedback_form).
+REASKED = "feedback_reasked"
 
 # Slots of one pass through the form; every way in clears them first.
 FLOW_SLOTS = (
@@ -37,6 +39,7 @@ FLOW_SLOTS = (
     "feedback_consent",
     "feedback_confirm",
     "feedback_outcome",
+    REASKED,
 )
 
 # Kinds of feedback the form offers (labels per language in earshot.i18n).
