@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from earshot.settings import ROOT, ConfigError, Settings, load_settings
+from earshot.settings import ROOT, ConfigError, Settings, check_exposed_secret, load_settings
 from earshot.storage.db import migrate
 
 RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
@@ -211,6 +211,8 @@ def channel_part(settings: Settings, log_dir: Path, base_env: dict[str, str] | N
 def run(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
+        migrate(settings.db_url)
+        check_exposed_secret(settings, listen_host="127.0.0.1", users_exist=_users(settings))
     except ConfigError as exc:
         print(f"earshot: {exc}", file=sys.stderr)
         return 2
@@ -219,7 +221,6 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 2
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    migrate(settings.db_url)
     from urllib.parse import urlsplit
 
     parts = build_parts(
@@ -268,6 +269,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     finally:
         for part in parts:
             part.stop()
+
+
+def _users(settings: Settings) -> bool:
+    from earshot.accounts import users_exist
+    from earshot.storage.db import session_scope
+
+    with session_scope(settings.db_url) as session:
+        return users_exist(session)
 
 
 def _died(part: Part, parts: list[Part]) -> int:
