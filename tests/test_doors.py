@@ -34,7 +34,7 @@ def _chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:
 # --- 1. request bodies ----------------------------------------------------------------------
 
 
-def test_big_bodies_get_413_before_parsing_even_chunked(web: Web) -> None:
+def test_big_bodies_get_413_before_parsing_even_chunked(web: Web) -> None:  # noqa: F811 - the fixture
     token = web.csrf("/login")
     big = {"csrf": token, "user": "admin", "password": "x" * 20_000}
     r = web.client.post("/login", data=big)  # with Content-Length
@@ -52,7 +52,7 @@ def test_big_bodies_get_413_before_parsing_even_chunked(web: Web) -> None:
     assert web.client.get("/", follow_redirects=False).status_code == 200
 
 
-def test_the_cap_is_a_setting(web_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cap_is_a_setting(web_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811 - the fixture
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EARSHOT_CONFIG", str(tmp_path / "none.yml"))
     app = create_app(make_settings(web_db, max_request_body_bytes=64 * 1024))
@@ -65,7 +65,7 @@ def test_the_cap_is_a_setting(web_db: str, tmp_path: Path, monkeypatch: pytest.M
 # --- 2. accounts ------------------------------------------------------------------------------
 
 
-def test_roles_are_enforced_on_every_route(web: Web) -> None:
+def test_roles_are_enforced_on_every_route(web: Web) -> None:  # noqa: F811 - the fixture
     ref = web.add()
     web.login("vera", role="viewer")
     assert web.client.get("/", follow_redirects=False).status_code == 200
@@ -101,14 +101,14 @@ def test_roles_are_enforced_on_every_route(web: Web) -> None:
     assert r.status_code == 200 and "vera" in r.text and "viewer" in r.text
 
 
-def test_typed_name_without_account_cannot_use_admin_password(web: Web) -> None:
+def test_typed_name_without_account_cannot_use_admin_password(web: Web) -> None:  # noqa: F811 - the fixture
     token = web.csrf("/login")
     r = web.client.post("/login", data={"csrf": token, "user": "mallory", "password": PASSWORD})
     assert r.status_code == 401
     assert web.client.get("/", follow_redirects=False).status_code == 303
 
 
-def test_logout_and_password_change_end_sessions_on_the_server(web: Web) -> None:
+def test_logout_and_password_change_end_sessions_on_the_server(web: Web) -> None:  # noqa: F811 - the fixture
     web.login("sam", role="triager")
     stolen = dict(web.client.cookies)
     token = web.csrf("/")
@@ -135,7 +135,7 @@ def test_logout_and_password_change_end_sessions_on_the_server(web: Web) -> None
     assert web.client.get("/", follow_redirects=False).status_code == 200
 
 
-def test_guessing_from_one_address_does_not_lock_out_the_owner(web: Web) -> None:
+def test_guessing_from_one_address_does_not_lock_out_the_owner(web: Web) -> None:  # noqa: F811 - the fixture
     web.login("owen", role="viewer")
     web.client.cookies.clear()
     app = web.client.app
@@ -221,7 +221,7 @@ def test_users_cli_reads_passwords_from_stdin_never_argv(tmp_path: Path) -> None
     assert "no users" in _earshot(["users", "list"], "", env, tmp_path).stdout
 
 
-def test_accounts_and_sessions_on_both_databases(web_db: str) -> None:
+def test_accounts_and_sessions_on_both_databases(web_db: str) -> None:  # noqa: F811 - the fixture
     with session_scope(web_db) as s:
         accounts.add_user(s, name="dbcheck", role="admin", password=PASSWORD, telegram_id=777)
         with pytest.raises(accounts.AccountError, match="already exists"):
@@ -270,3 +270,119 @@ def test_earshot_web_refuses_to_listen_outside_with_the_default_secret(tmp_path:
     assert r.returncode == 2 and "EARSHOT_SECRET" in r.stderr and "0.0.0.0" in r.stderr
     r = _earshot(["run"], "", {**env, "ADMIN_PASSWORD": "p" * 16}, tmp_path)
     assert r.returncode == 2 and "ADMIN_PASSWORD is set" in r.stderr
+
+
+# --- 3. only the front doors are open -------------------------------------------------------
+
+
+def test_endpoints_file_is_private_and_carries_the_action_secret(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    import yaml
+
+    from earshot.supervise import write_endpoints
+
+    path = tmp_path / "endpoints.yml"
+    path.write_text("old")
+    path.chmod(0o644)
+    settings = load_settings(rasa_token="t" * 20, database_url=f"sqlite:///{tmp_path}/x.db")
+    write_endpoints(settings, path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    action = yaml.safe_load(path.read_text())["action_endpoint"]
+    assert action["headers"] == {"X-Earshot-Token": "t" * 20}
+    assert "token" not in action  # Rasa would append ?token= to the URL
+
+
+def test_rasa_gets_its_token_from_the_environment_not_the_command_line(tmp_path: Path) -> None:
+    from earshot.supervise import build_parts
+
+    settings = load_settings(
+        rasa_token="secret-token-123456",
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path}/x.db",
+    )
+    parts = build_parts(settings, log_dir=tmp_path, base_env={})
+    for part in parts:
+        assert not any("secret-token-123456" in a for a in part.argv), part.name
+        assert "--auth-token" not in part.argv
+    actions, rasa, _ = parts
+    assert rasa.env["RASA_TOKEN"] == actions.env["RASA_TOKEN"] == "secret-token-123456"
+    credentials = (ROOT / "rasa_project" / "credentials.yml").read_text()
+    assert "rest:" not in credentials  # Rasa's REST channel takes messages without a secret
+
+
+def test_compose_publishes_only_the_front_doors() -> None:
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    published = {name for name, svc in services.items() if svc.get("ports")}
+    assert published == {"bot", "web"}
+    assert compose["networks"]["internal"]["internal"] is True
+    for name in ("postgres", "redis", "rasa", "actions", "migrate"):
+        assert services[name]["networks"] == ["internal"], name
+    for name in ("rasa", "actions", "bot", "web"):
+        env = services[name].get("environment") or compose["x-earshot"]["environment"]
+        assert "${REDIS_PASSWORD" in env["REDIS_URL"], name
+    assert "requirepass" in " ".join(services["redis"]["command"])
+    assert "${REDIS_PASSWORD:?" in services["redis"]["environment"]["REDIS_PASSWORD"]
+
+
+def test_action_server_wants_the_shared_secret(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "ACTION_SERVER_PORT": str(port),
+        "RASA_TOKEN": "action-secret-42",
+        "EARSHOT_CONFIG": str(tmp_path / "none.yml"),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/a.db",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "actions"], cwd=ROOT, env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the action server did not start")
+        body = {"next_action": "action_listen", "sender_id": "x", "tracker": {}, "domain": {}}
+        assert httpx.get(base + "/actions").status_code == 401
+        assert httpx.post(base + "/webhook", json=body).status_code == 401
+        wrong = {"X-Earshot-Token": "guess"}
+        assert httpx.post(base + "/webhook", json=body, headers=wrong).status_code == 401
+        right = {"X-Earshot-Token": "action-secret-42"}
+        r = httpx.get(base + "/actions", headers=right)
+        assert r.status_code == 200 and any(a["name"] == "action_ask_helpful" for a in r.json())
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# --- 5. floods --------------------------------------------------------------------------------
+
+
+def test_inbound_limit_notices_once_then_is_silent_until_the_window_passes() -> None:
+    from bot.inbound import InboundLimit, Verdict
+
+    limit = InboundLimit(3, window=60)
+    assert [limit.hit(1, now=t) for t in (0, 1, 2)] == [Verdict.OK] * 3
+    assert limit.hit(1, now=3) is Verdict.NOTICE
+    assert limit.hit(1, now=4) is Verdict.DROP
+    assert limit.hit(2, now=4) is Verdict.OK  # another customer is not affected
+    assert limit.hit(1, now=30) is Verdict.DROP
+    assert limit.hit(1, now=60.5) is Verdict.OK  # the first message left the window
+    assert limit.hit(1, now=61) is Verdict.NOTICE  # told again, once, on the next flood
+    assert InboundLimit(0).hit(1) is Verdict.OK  # 0: no limit

@@ -674,6 +674,7 @@ async def chat_send(request: Request) -> Response:
             text=text,
             language=language,
             timeout=d.settings.rasa_timeout_s,
+            token=d.settings.rasa_token.get_secret_value(),
             transport=getattr(request.app.state, "rasa_transport", None) or d.rasa_transport,
         )
     except chat.RasaUnavailable as exc:

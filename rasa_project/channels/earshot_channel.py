@@ -32,6 +32,9 @@ It also installs small adaptations of Rasa internals (see `install_patches`):
 - an event's class is looked up by its type name once: Rasa walks every subclass of
   `Event` (with an `inspect.isabstract` each) for every event it loads, so reading the
   session back cost about 5% of a turn's CPU;
+- Rasa's HTTP API takes its token in the `X-Earshot-Token` header (from the RASA_TOKEN
+  environment variable), not in a `?token=` query string (which lands in access logs) or
+  an `--auth-token` process argument (which any local user can read);
 - calls to the action server (and other endpoints) reuse pooled keep-alive connections:
   Rasa's `EndpointConfig.request` opens a new aiohttp session, and so a new TCP
   connection, for every custom action and every form validation, one to three per turn.
@@ -40,6 +43,8 @@ It also installs small adaptations of Rasa internals (see `install_patches`):
 import asyncio
 import contextvars
 import functools
+import hmac
+import inspect
 import logging
 import os
 import time
@@ -56,6 +61,40 @@ from sanic.response import HTTPResponse
 logger = logging.getLogger(__name__)
 
 HEALTH_TTL_S = 0.5
+# The shared secret of Earshot's internal services (front ends -> Rasa -> action server).
+TOKEN_HEADER = "X-Earshot-Token"
+DEFAULT_TOKEN = "dev-only-rasa-token"  # earshot.settings' default; refused in production
+
+
+def token_ok(request: Request) -> bool:
+    """The request carries the shared secret (RASA_TOKEN) in the X-Earshot-Token header."""
+    expected = os.environ.get("RASA_TOKEN") or DEFAULT_TOKEN
+    given = request.headers.get(TOKEN_HEADER, "")
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _unauthorized() -> HTTPResponse:
+    return response.json(
+        {"status": "failure", "reason": "NotAuthenticated", "code": 401,
+         "message": f"missing or wrong {TOKEN_HEADER} header"},
+        status=401,
+    )  # fmt: skip
+
+
+def requires_header_auth(app: Any, token: Optional[Text] = None) -> Callable[[Any], Any]:
+    """Replaces `rasa.server.requires_auth`: the token travels in a header only."""
+
+    def decorator(f: Any) -> Any:
+        @functools.wraps(f)
+        async def decorated(request: Request, *args: Any, **kwargs: Any) -> Any:
+            if not token_ok(request):
+                return _unauthorized()
+            result = f(request, *args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+        return decorated
+
+    return decorator
 LANGUAGE_ENTITY = "language"
 SESSION_MAX_EVENTS_DEFAULT = 200
 
@@ -205,6 +244,7 @@ def install_patches() -> None:
         RemoteAction,
     )
     from rasa.shared.core.events import Event, SlotSet
+    import rasa.server
     from rasa.core.processor import MessageProcessor
     from rasa.utils.endpoints import EndpointConfig
 
@@ -285,6 +325,8 @@ def install_patches() -> None:
     MessageProcessor._has_session_expired = has_session_expired  # type: ignore[assignment]
     RemoteAction.run = run  # type: ignore[assignment]
     MessageProcessor.parse_message = parse_message  # type: ignore[assignment]
+    # Channels are created before the API's routes, so this decorates every API route.
+    rasa.server.requires_auth = requires_header_auth
     _ORIGINAL_SESSION = EndpointConfig.session
     EndpointConfig.session = pooled_session  # type: ignore[assignment]
     _PATCHED = True
@@ -368,6 +410,8 @@ class EarshotInput(RestInput):
 
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            if not token_ok(request):
+                return _unauthorized()
             sender_id = await self._extract_sender(request)
             text = self._extract_message(request)
             if not sender_id or text is None:
