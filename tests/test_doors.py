@@ -384,5 +384,6 @@ def test_inbound_limit_notices_once_then_is_silent_until_the_window_passes() -> 
     assert limit.hit(2, now=4) is Verdict.OK  # another customer is not affected
     assert limit.hit(1, now=30) is Verdict.DROP
     assert limit.hit(1, now=60.5) is Verdict.OK  # the first message left the window
-    assert limit.hit(1, now=61) is Verdict.NOTICE  # told again, once, on the next flood
+    assert limit.hit(1, now=61) is Verdict.OK  # and the second one
+    assert limit.hit(1, now=61.5) is Verdict.NOTICE  # told again, once, on the next flood
     assert InboundLimit(0).hit(1) is Verdict.OK  # 0: no limit
