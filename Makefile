@@ -18,7 +18,7 @@ CHROMIUM := /usr/bin/chromium
 RASA_ARGS := --config rasa_project/config.yml --domain rasa_project/domain
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint validate test-stories train eval eval-languages bench bench-export chaos clean kb
+.PHONY: help setup run test lint audit validate test-stories train eval eval-languages bench bench-export chaos clean kb
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -69,7 +69,11 @@ validate: train ## rasa data validate
 test-stories: train ## Rasa test stories, failing on any prediction error
 	$(RASA) test core --model $(MODEL) --stories rasa_project/tests --fail-on-prediction-errors --out reports/rasa-core-test >/dev/null
 
-test: train lint validate test-stories ## Everything: lint, Rasa checks, unit, storage and end-to-end tests
+# Skips with a message only where PyPI's JSON API is unreachable (see scripts/audit.py).
+audit: $(VENV)/.stamp ## pip-audit: fail on any known vulnerability in the app venv
+	$(PY) scripts/audit.py
+
+test: train lint audit validate test-stories ## Everything: lint, audit, Rasa checks, unit, storage and end-to-end tests
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 eval: train ## NLU cross-validation and held-out evaluation -> reports/eval.md

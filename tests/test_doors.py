@@ -387,3 +387,50 @@ def test_inbound_limit_notices_once_then_is_silent_until_the_window_passes() -> 
     assert limit.hit(1, now=61) is Verdict.OK  # and the second one
     assert limit.hit(1, now=61.5) is Verdict.NOTICE  # told again, once, on the next flood
     assert InboundLimit(0).hit(1) is Verdict.OK  # 0: no limit
+
+
+# --- 6. known vulnerabilities ------------------------------------------------------------------
+
+
+def _advisory_db(tmp_path: Path, package: str, versions: list[str]) -> Path:
+    import yaml
+
+    folder = tmp_path / "vulns" / package
+    folder.mkdir(parents=True)
+    record = {
+        "id": "CVE-2025-62727",
+        "summary": "Range header parsing in FileResponse takes quadratic time",
+        "affected": [
+            {
+                "package": {"name": package, "ecosystem": "PyPI"},
+                "ranges": [
+                    {"type": "ECOSYSTEM", "events": [{"introduced": "0.39.0"}, {"fixed": "0.49.1"}]}
+                ],
+                "versions": versions,
+            }
+        ],
+    }
+    (folder / "CVE-2025-62727.yaml").write_text(yaml.safe_dump(record))
+    return tmp_path
+
+
+def _audit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "audit.py"), *args],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+
+
+def test_audit_fails_on_a_known_vulnerability_and_starlette_is_fixed(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    installed = version("starlette")
+    # The starlette advisory of the issue: the installed version is no longer affected.
+    db = _advisory_db(tmp_path / "real", "starlette", ["0.47.3", "0.48.0", "0.49.0"])
+    r = _audit("--advisory-db", str(db))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "No known vulnerabilities found" in r.stderr
+    # The same advisory said of the installed version: the audit fails and names it.
+    db = _advisory_db(tmp_path / "fake", "starlette", [installed])
+    r = _audit("--advisory-db", str(db))
+    assert r.returncode == 1 and "CVE-2025-62727" in r.stdout and installed in r.stdout
