@@ -18,7 +18,7 @@ CHROMIUM := /usr/bin/chromium
 RASA_ARGS := --config rasa_project/config.yml --domain rasa_project/domain
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint audit validate test-stories train eval eval-languages bench bench-export chaos clean kb
+.PHONY: help setup run test lint audit audit-rasa validate test-stories train eval eval-languages bench bench-export chaos clean kb
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -72,6 +72,9 @@ test-stories: train ## Rasa test stories, failing on any prediction error
 # Skips with a message only where PyPI's JSON API is unreachable (see scripts/audit.py).
 audit: $(VENV)/.stamp ## pip-audit: fail on any known vulnerability in the app venv
 	$(PY) scripts/audit.py
+
+audit-rasa: $(VENV)/.stamp $(RASA_VENV)/.stamp ## pip-audit on the Rasa venv (what it lists: docs/security.md)
+	$(PY) scripts/audit.py --path $(RASA_VENV)
 
 test: train lint audit validate test-stories ## Everything: lint, audit, Rasa checks, unit, storage and end-to-end tests
 	$(PY) -m pytest -q $(PYTEST_ARGS)
