@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 export EARSHOT_T0 := $(shell date +%s)
 PHASE = @t=$$(( $$(date +%s) - $(EARSHOT_T0) )); printf 'earshot [%d:%02d] %s\n' $$((t / 60)) $$((t % 60))
 
-.PHONY: help setup run test lint validate test-stories train eval eval-languages bench bench-export chaos clean kb browser screens
+.PHONY: help setup run test lint audit audit-rasa validate test-stories train eval eval-languages bench bench-export chaos clean kb browser screens
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -87,7 +87,14 @@ validate: train ## rasa data validate
 test-stories: train ## Rasa test stories, failing on any prediction error
 	$(RASA) test core --model $(MODEL) --stories rasa_project/tests --fail-on-prediction-errors --out reports/rasa-core-test >/dev/null
 
-test: train lint validate test-stories browser ## Everything: lint, Rasa checks, unit, storage, end-to-end and browser tests
+# Skips with a message only where PyPI's JSON API is unreachable (see scripts/audit.py).
+audit: $(VENV)/.stamp ## pip-audit: fail on any known vulnerability in the app venv
+	$(PY) scripts/audit.py
+
+audit-rasa: $(VENV)/.stamp $(RASA_VENV)/.stamp ## pip-audit on the Rasa venv (what it lists: docs/security.md)
+	$(PY) scripts/audit.py --path $(RASA_VENV)
+
+test: train lint audit validate test-stories browser ## Everything: lint, audit, Rasa checks, unit, storage, end-to-end and browser tests
 	EARSHOT_CHROMIUM=$(CHROMIUM) $(PY) -m pytest -q $(PYTEST_ARGS)
 
 screens: setup browser ## Refresh the dashboard screenshots in reports/screens/ (make test writes them to a temp dir)

@@ -10,13 +10,14 @@ from telegram import Update
 
 from bot.app import build_application
 from bot.webhook import serve
-from earshot.settings import ConfigError, load_settings
+from earshot.settings import ConfigError, check_exposed_secret, load_settings
 from earshot.storage.db import migrate
 
 
 def main() -> int:
     try:
         settings = load_settings()
+        check_exposed_secret(settings)  # a webhook makes the bot reachable from outside
     except ConfigError as exc:
         print(f"earshot: {exc}", file=sys.stderr)
         return 2

@@ -27,6 +27,7 @@ from telegram.ext import (
 
 from bot import team, workers
 from bot.delivery import BotDeps, deliver
+from bot.inbound import GroupPointers, InboundLimit, Verdict
 from bot.limits import MessageRateLimiter, answering
 from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.render import escape
@@ -348,12 +349,36 @@ async def on_edited(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def on_group(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Point group members to a private chat instead of answering in the group."""
-    message = update.effective_message
-    if message is not None and message.text and message.text.startswith("/"):
+    """Stay silent in groups, but for one pointer to a private chat per group."""
+    message, chat = update.effective_message, update.effective_chat
+    pointers: GroupPointers = context.application.bot_data["group_pointers"]
+    if (
+        message is not None
+        and chat is not None
+        and message.text
+        and message.text.startswith("/")
+        and pointers.first_time(chat.id)
+    ):
         user = update.effective_user
         lang = language.normalise(user.language_code if user else None)
         await message.reply_text(i18n.text("private_only", lang))
+    raise ApplicationHandlerStop
+
+
+async def inbound_limit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Over the per-customer limit: one polite notice, then silence until it passes."""
+    user, chat = update.effective_user, update.effective_chat
+    if user is None or chat is None or chat.type != "private":
+        return
+    limit: InboundLimit = context.application.bot_data["inbound_limit"]
+    verdict = limit.hit(user.id)
+    if verdict is Verdict.OK:
+        return
+    if verdict is Verdict.NOTICE:
+        log.info("a customer is over the inbound limit; further messages ignored for now")
+        await context.bot.send_message(
+            chat.id, i18n.text("too_fast", await _language(deps(context), update))
+        )
     raise ApplicationHandlerStop
 
 
@@ -443,6 +468,8 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         .build()
     )
     application.bot_data["settings"] = settings
+    application.bot_data["inbound_limit"] = InboundLimit(settings.customer_messages_per_minute)
+    application.bot_data["group_pointers"] = GroupPointers()
     private = filters.ChatType.PRIVATE
     new_message = filters.UpdateType.MESSAGE
     application.add_handler(TypeHandler(Update, dedupe), group=-2)
@@ -450,6 +477,7 @@ def build_application(settings: Settings) -> Application[Any, Any, Any, Any, Any
         MessageHandler(filters.ChatType.GROUPS | filters.UpdateType.CHANNEL_POSTS, on_group),
         group=-1,
     )
+    application.add_handler(TypeHandler(Update, inbound_limit), group=-1)
     application.add_handler(CommandHandler(list(COMMAND_PAYLOADS), on_command, filters=private))
     application.add_handler(CommandHandler("deletemydata", on_delete_my_data, filters=private))
     application.add_handler(CommandHandler("stats", team.on_stats, filters=private))

@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+TOKEN_HEADER = "X-Earshot-Token"  # noqa: S105 - a header name
+
 
 class RasaUnavailable(Exception):
     """Rasa did not answer (down, restarting, or timed out)."""
@@ -16,12 +18,15 @@ class RasaClient:
 
     def __init__(self, base_url: str, timeout: float = 20.0, token: str | None = None) -> None:
         self._token = token
+        # Rasa's channel and API check the shared secret in this header (never ?token=).
+        headers = {TOKEN_HEADER: token} if token else {}
         self._url = base_url.rstrip("/") + "/webhooks/earshot/webhook"
         self._base = base_url.rstrip("/")
         # One pooled client: connection reuse saves a TCP handshake per turn.
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=3.0),
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            headers=headers,
         )
 
     async def send(self, sender: str, text: str, metadata: dict[str, Any]) -> list[dict[str, Any]]:
@@ -41,11 +46,8 @@ class RasaClient:
     ) -> list[dict[str, Any]]:
         """Trigger an intent in a conversation (proactive messages); returns its messages."""
         url = f"{self._base}/conversations/{sender}/trigger_intent"
-        params = {"token": self._token} if self._token else {}
         try:
-            resp = await self._http.post(
-                url, params=params, json={"name": intent, "entities": entities}
-            )
+            resp = await self._http.post(url, json={"name": intent, "entities": entities})
         except httpx.HTTPError as exc:
             raise RasaUnavailable(str(exc) or type(exc).__name__) from exc
         if resp.status_code >= 500:

@@ -1,4 +1,8 @@
-"""Team commands in Telegram: /stats and /export, for user ids in the `team` allowlist."""
+"""Team commands in Telegram: /stats (viewer) and /export (triager) for the team.
+
+The team is the dashboard's users (earshot.accounts): a user with a `telegram_id` may use
+these commands as far as their role allows; ids in config.yml's `team` count as triagers.
+"""
 
 from __future__ import annotations
 
@@ -18,13 +22,19 @@ NOT_AVAILABLE = "Sorry, that's not available."
 FORMATS = ("csv", "xlsx")
 
 
-def _allowed(update: Update, d: BotDeps, command: str) -> bool:
+async def _allowed(update: Update, d: BotDeps, command: str) -> bool:
+    from earshot.accounts import role_at_least, telegram_role
+
     user = update.effective_user
-    if user is not None and user.id in d.settings.team:
-        log.info("team command /%s by an allowlisted user", command)
+    needed = "triager" if command == "export" else "viewer"
+    role = None
+    if user is not None:
+        role = await d.db(telegram_role, telegram_id=user.id, team=d.settings.team)
+    if role_at_least(role, needed):
+        log.info("team command /%s by a %s", command, role)
         return True
     # Logged without the user id in clear: the attempt matters, not who.
-    log.warning("refused /%s for a user outside the team allowlist", command)
+    log.warning("refused /%s for a user without the %s role", command, needed)
     return False
 
 
@@ -32,7 +42,7 @@ async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Send counts by type, product and status, and the top ideas."""
     d: BotDeps = context.application.bot_data["deps"]
     assert update.effective_chat is not None
-    if not _allowed(update, d, "stats"):
+    if not await _allowed(update, d, "stats"):
         await context.bot.send_message(update.effective_chat.id, NOT_AVAILABLE)
         return
     from earshot.stats import format_stats_text, team_stats
@@ -50,7 +60,7 @@ async def on_export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Send all feedback as a CSV or XLSX document."""
     d: BotDeps = context.application.bot_data["deps"]
     assert update.effective_chat is not None
-    if not _allowed(update, d, "export"):
+    if not await _allowed(update, d, "export"):
         await context.bot.send_message(update.effective_chat.id, NOT_AVAILABLE)
         return
     fmt = (context.args[0].lower() if context.args else "csv").lstrip(".")

@@ -37,7 +37,9 @@ async def chat(lines: Any = None) -> int:
     except ConfigError as exc:
         print(f"earshot: {exc}", file=sys.stderr)
         return 2
-    rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s)
+    rasa = RasaClient(
+        settings.rasa_url, settings.rasa_timeout_s, settings.rasa_token.get_secret_value()
+    )
     sender = user_key(settings.earshot_secret.get_secret_value(), "terminal", getpass.getuser())
     meta = {"channel": "terminal", "language": settings.default_language, "chat_type": "private"}
     payloads: list[str] = []

@@ -165,10 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     # Feature commands register themselves; their imports stay inside their handlers.
     from earshot.feedback_cli import register as register_feedback
     from earshot.team_cli import register as register_team
+    from earshot.users_cli import register as register_users
     from earshot.web.cli import register as register_web
 
     register_feedback(sub)
     register_team(sub)
+    register_users(sub)
     register_web(sub)
     return parser
 

@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     redis_url: str | None = None
 
     web_port: int = 8000  # the review dashboard and web chat, on 127.0.0.1
+    # Request bodies above this many bytes get 413 before they are parsed (dashboard,
+    # login and web chat).
+    max_request_body_bytes: int = Field(default=16 * 1024, ge=1024)
+    # Messages (and button presses) one Telegram customer may send per minute; above it
+    # one polite notice, then silence until the minute has passed (0: no limit).
+    customer_messages_per_minute: int = Field(default=20, ge=0)
 
     earshot_secret: SecretStr = SecretStr(DEFAULT_SECRET)
     admin_password: SecretStr | None = None
@@ -225,6 +231,48 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+
+
+def is_loopback(host: str) -> bool:
+    """True when `host` is reachable only from this machine."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposed_secret(
+    settings: Settings, *, listen_host: str | None = None, users_exist: bool = False
+) -> None:
+    """Refuse to start an instance others can reach with a missing or default secret.
+
+    Exposed: the dashboard listens on a non-loopback address, a Telegram webhook is set,
+    or someone can log in (ADMIN_PASSWORD or dashboard users). Only an explicit
+    ENVIRONMENT=development skips the check, so a laptop's `make run` (loopback, no
+    users) works with the defaults.
+    """
+    if settings.environment == "development" and "environment" in settings.model_fields_set:
+        return
+    reasons = []
+    if listen_host is not None and not is_loopback(listen_host):
+        reasons.append(f"the dashboard listens on {listen_host}")
+    if settings.telegram_webhook_url:
+        reasons.append("TELEGRAM_WEBHOOK_URL is set")
+    if settings.admin_password and settings.admin_password.get_secret_value():
+        reasons.append("ADMIN_PASSWORD is set")
+    if users_exist:
+        reasons.append("dashboard users exist")
+    secret = settings.earshot_secret.get_secret_value()
+    if reasons and (secret in ("", DEFAULT_SECRET) or len(secret) < 16):
+        raise ConfigError(
+            "EARSHOT_SECRET: set a private value of at least 16 characters: this instance "
+            f"is exposed ({'; '.join(reasons)}). For local development only, set "
+            "ENVIRONMENT=development explicitly."
+        )
 
 
 @lru_cache

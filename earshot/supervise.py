@@ -21,10 +21,11 @@ from pathlib import Path
 import yaml
 
 from earshot.progress import phase
-from earshot.settings import ROOT, ConfigError, Settings, load_settings
+from earshot.settings import ROOT, ConfigError, Settings, check_exposed_secret, load_settings
 from earshot.storage.db import migrate
 
 RASA_BIN = ROOT / ".venv-rasa" / "bin" / "rasa"
+TOKEN_HEADER = "X-Earshot-Token"  # noqa: S105 - the internal services' shared-secret header
 MODEL = ROOT / "models" / "earshot.tar.gz"
 
 
@@ -49,7 +50,9 @@ def write_endpoints(
     port = action_port or settings.action_server_port
     endpoints: dict[str, object] = {
         "action_endpoint": {
-            "url": settings.action_endpoint_url or f"http://127.0.0.1:{port}/webhook"
+            "url": settings.action_endpoint_url or f"http://127.0.0.1:{port}/webhook",
+            # The action server answers 401 without the shared secret (actions/__main__.py).
+            "headers": {TOKEN_HEADER: settings.rasa_token.get_secret_value()},
         },
         "tracker_store": {
             # Rasa's SQL store plus the indexes its per-turn queries need.
@@ -74,7 +77,12 @@ def write_endpoints(
             lock_store["password"] = r.password
         endpoints["lock_store"] = lock_store
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(endpoints, sort_keys=True), encoding="utf-8")
+    # It holds the shared secret and database and Redis passwords: owner only (0600),
+    # also when the file was there before with wider permissions.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(yaml.safe_dump(endpoints, sort_keys=True))
     return path
 
 
@@ -158,6 +166,9 @@ def build_parts(
     env.setdefault("RASA_TELEMETRY_ENABLED", "false")
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "rasa_project")])
     env["EARSHOT_SESSION_MAX_EVENTS"] = str(settings.session_max_events)  # read by our channel
+    # The shared secret reaches Rasa and the action server in their environment, not
+    # their command lines (which every local user can read).
+    env["RASA_TOKEN"] = settings.rasa_token.get_secret_value()
     endpoints = write_endpoints(
         settings, settings.data_dir / "run" / "endpoints.yml", lock_key_prefix=lock_key_prefix
     )
@@ -185,8 +196,6 @@ def build_parts(
             "--port",
             str(rasa_port),
             "--enable-api",
-            "--auth-token",
-            settings.rasa_token.get_secret_value(),
         ],
         env,
         f"http://127.0.0.1:{rasa_port}/",
@@ -257,6 +266,8 @@ def _dashboard_line(settings: Settings) -> str:
 def run(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
+        migrate(settings.db_url)
+        check_exposed_secret(settings, listen_host="127.0.0.1", users_exist=_users(settings))
     except ConfigError as exc:
         print(f"earshot: {exc}", file=sys.stderr)
         return 2
@@ -272,7 +283,6 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 2
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    migrate(settings.db_url)
     parts = build_parts(settings, rasa_port=rasa_port, log_dir=log_dir)
     stopping = False
 
@@ -327,6 +337,14 @@ def run(argv: Sequence[str] | None = None) -> int:
     finally:
         for part in parts:
             part.stop()
+
+
+def _users(settings: Settings) -> bool:
+    from earshot.accounts import users_exist
+    from earshot.storage.db import session_scope
+
+    with session_scope(settings.db_url) as session:
+        return users_exist(session)
 
 
 def _died(part: Part, parts: list[Part]) -> int:

@@ -81,6 +81,7 @@ REPORTS = ROOT / "reports"
 TRAIN_TIME = ROOT / "models" / "earshot-train-time.json"
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 RASA_TOKEN = "bench-rasa-token"  # noqa: S105 - throwaway servers on loopback
+TOKEN_HEADERS = {"X-Earshot-Token": RASA_TOKEN}
 # What our bot sends along with each message; the direct HTTP drivers send the same.
 METADATA = {"channel": "telegram", "language_code": "en", "language": "en", "chat_type": "private"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -115,6 +116,7 @@ def base_env(workdir: Path, db_url: str) -> dict[str, str]:
             "DATABASE_URL": db_url,
             "EARSHOT_SECRET": SECRET,
             "RASA_TOKEN": RASA_TOKEN,
+            "CUSTOMER_MESSAGES_PER_MINUTE": "0",  # load generators type faster than people
             "RASA_TELEMETRY_ENABLED": "false",
             "TF_CPP_MIN_LOG_LEVEL": "2",
             "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "rasa_project")]),
@@ -160,7 +162,7 @@ def rasa_part(
         str(port),
     ]
     if api:
-        argv += ["--enable-api", "--auth-token", RASA_TOKEN]
+        argv += ["--enable-api"]  # our channel checks RASA_TOKEN from the environment
     return Part(name, argv, env, f"http://127.0.0.1:{port}/", log_path)
 
 
@@ -229,7 +231,14 @@ class Stock:
         action_port, self.port = free_port(), free_port()
         endpoints = workdir / "endpoints.yml"
         endpoints.write_text(
-            json.dumps({"action_endpoint": {"url": f"http://127.0.0.1:{action_port}/webhook"}})
+            json.dumps(
+                {
+                    "action_endpoint": {
+                        "url": f"http://127.0.0.1:{action_port}/webhook",
+                        "headers": TOKEN_HEADERS,  # our action server wants the secret
+                    }
+                }
+            )
         )  # JSON is YAML
         credentials = workdir / "credentials.yml"
         credentials.write_text("rest: {}\n")
@@ -238,7 +247,9 @@ class Stock:
             "stock Rasa", env, model, endpoints, credentials, self.port, workdir / "rasa.log"
         )
         self.parts = [self.actions, self.rasa]
-        self.client = httpx.Client(timeout=120, limits=httpx.Limits(max_connections=100))
+        self.client = httpx.Client(
+            timeout=120, limits=httpx.Limits(max_connections=100), headers=TOKEN_HEADERS
+        )
         self.buttons = domain_buttons(ROOT / "rasa_project" / "domain")
 
     def start(self) -> None:
@@ -519,7 +530,8 @@ def check_tracker(base_url: str, customer: HttpCustomer, burst: Sequence[str]) -
     split from its message), a turn answered with an error, and the simultaneous pair."""
     resp = httpx.get(
         f"{base_url}/conversations/{customer.sender}/tracker",
-        params={"token": RASA_TOKEN, "include_events": "ALL"},
+        params={"include_events": "ALL"},
+        headers=TOKEN_HEADERS,
         timeout=60,
     )
     resp.raise_for_status()
@@ -559,11 +571,15 @@ def scale_out(workdir: Path, customers: int, first_id: int) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     pg = procs.create_pg_database()
     parts: list[Part] = []
-    client = httpx.Client(timeout=120, limits=httpx.Limits(max_connections=100))
+    client = httpx.Client(
+        timeout=120, limits=httpx.Limits(max_connections=100), headers=TOKEN_HEADERS
+    )
     try:
         migrate(pg)
         env = base_env(workdir, pg)
-        settings = load_settings(database_url=pg, redis_url=REDIS_URL, data_dir=workdir / "data")
+        settings = load_settings(
+            database_url=pg, redis_url=REDIS_URL, data_dir=workdir / "data", rasa_token=RASA_TOKEN
+        )
         urls, bases, rasa_pids = [], [], []
         for i in (0, 1):
             action_port, port = free_port(), free_port()

@@ -11,12 +11,14 @@ case "$role" in
   actions)  SANIC_HOST=0.0.0.0 exec .venv/bin/python -m actions ;;
   bot)      .venv/bin/python -m earshot migrate && exec .venv/bin/python -m bot ;;
   rasa)
+    : "${RASA_TOKEN:?RASA_TOKEN is required}"
     .venv/bin/python -m earshot rasa-endpoints --out /tmp/endpoints.yml
     EARSHOT_SESSION_MAX_EVENTS="$(.venv/bin/python -c \
       'from earshot.settings import load_settings; print(load_settings().session_max_events)')"
     export EARSHOT_SESSION_MAX_EVENTS  # read by rasa_project/addons/patches.py (config.yml: session_max_events)
     exec .venv-rasa/bin/rasa run --model models/earshot.tar.gz --endpoints /tmp/endpoints.yml \
       --credentials rasa_project/credentials.yml --interface 0.0.0.0 --port 5005 \
-      --enable-api --auth-token "${RASA_TOKEN:?RASA_TOKEN is required}" ;;
-  *) echo "unknown role: $role (all|migrate|actions|bot|rasa)" >&2; exit 2 ;;
+      --enable-api ;;  # the API and channel check RASA_TOKEN from the environment (a header)
+  web)      exec .venv/bin/python -m earshot web --host 0.0.0.0 --port "${WEB_PORT:-8000}" ;;
+  *) echo "unknown role: $role (all|migrate|actions|bot|rasa|web)" >&2; exit 2 ;;
 esac

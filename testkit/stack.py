@@ -123,6 +123,8 @@ def stack_env(fake: FakeBotAPI, workdir: Path, db_url: str, **extra: str) -> dic
             "TYPING_AFTER_S": "0",  # always: the tests check that it is shown
             # Far below the default, so every end-to-end flow also crosses session rollovers.
             "SESSION_MAX_EVENTS": "60",
+            # The flows send faster than a person types; tests/e2e/test_doors.py tests the limit.
+            "CUSTOMER_MESSAGES_PER_MINUTE": "0",
         }
     )
     env.update(extra)

@@ -25,6 +25,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import sessionmaker
 from starlette.testclient import TestClient
 
+from earshot import accounts
 from earshot.export import ExportFilter
 from earshot.identity import user_key
 from earshot.schemas import FeedbackIn
@@ -142,7 +143,12 @@ class Web:
             s.expunge(row)
             return row
 
-    def login(self, user: str = "ann") -> None:
+    def login(self, user: str = "admin", role: str = "triager") -> None:
+        """Sign in: as ADMIN_PASSWORD's admin, or as a dashboard user made here."""
+        if user != "admin":
+            with session_scope(self.url) as s:
+                if accounts.get_user(s, user) is None:
+                    accounts.add_user(s, name=user, role=role, password=PASSWORD)
         r = self.client.get("/login")
         r = self.client.post(
             "/login",
@@ -202,7 +208,7 @@ def test_pages_need_login(web: Web) -> None:
     assert r.url.path == "/login"
     r = web.client.post(
         "/login",
-        data={"csrf": csrf(r.text), "user": "ann", "password": PASSWORD, "next": f"/items/{ref}"},
+        data={"csrf": csrf(r.text), "user": "admin", "password": PASSWORD, "next": f"/items/{ref}"},
     )
     assert r.url.path == f"/items/{ref}" and ref in r.text
 
@@ -211,7 +217,7 @@ def test_wrong_password_is_rejected_and_failures_are_rate_limited(web: Web) -> N
     token = web.csrf("/login")
     for _ in range(security.RateLimiter(5).limit):
         r = web.client.post("/login", data={"csrf": token, "user": "x", "password": "nope"})
-        assert r.status_code == 401 and "Wrong password" in r.text
+        assert r.status_code == 401 and "Wrong name or password" in r.text
     r = web.client.get("/", follow_redirects=False)
     assert r.status_code == 303
     # Locked out for now, even with the right password.
@@ -225,7 +231,7 @@ def test_open_redirect_is_refused(web: Web) -> None:
     token = web.csrf("/login")
     r = web.client.post(
         "/login",
-        data={"csrf": token, "user": "ann", "password": PASSWORD, "next": "//evil.example/"},
+        data={"csrf": token, "user": "admin", "password": PASSWORD, "next": "//evil.example/"},
         follow_redirects=False,
     )
     assert r.status_code == 303 and r.headers["location"] == "/"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
@@ -21,6 +20,7 @@ from urllib.parse import urlencode
 
 import httpx
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,7 +33,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from earshot import i18n, triage
+from earshot import accounts, i18n, triage
 from earshot import language as lang_mod
 from earshot.export import FORMATS
 from earshot.identity import user_key
@@ -43,6 +43,7 @@ from earshot.stats import snippet
 from earshot.storage.db import make_engine
 from earshot.storage.models import Feedback, Notification, Supporter, utcnow
 from earshot.web import charts, chat, queries, security
+from earshot.web.bodylimit import BodyLimit
 from earshot.web.exporting import MEDIA_TYPES, filename, stream_export
 
 log = logging.getLogger("earshot.web")
@@ -111,7 +112,7 @@ class Dashboard:
             settings.admin_password.get_secret_value() if settings.admin_password else ""
         )
         self.secret = settings.earshot_secret.get_secret_value()
-        self.login_limiter = security.RateLimiter(LOGIN_FAILURES_PER_MINUTE, 60.0)
+        self.throttle = accounts.LoginThrottle(free=LOGIN_FAILURES_PER_MINUTE)
         self.chat_limiter = security.RateLimiter(CHAT_MESSAGES_PER_MINUTE, 60.0)
         self.rasa_transport = rasa_transport
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -127,6 +128,10 @@ class Dashboard:
             type_colors=TYPE_COLORS,
             formats=FORMATS,
         )
+
+    async def can_login(self) -> bool:
+        """Someone can sign in: ADMIN_PASSWORD is set or dashboard users exist."""
+        return bool(self.password) or await self.db(accounts.users_exist)
 
     def product_name(self, key: str | None) -> str:
         if not key:
@@ -175,7 +180,8 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     context.update(
         request=request,
         csrf=security.csrf_token(request),
-        user=request.session.get("user"),
+        user=current_user(request),
+        role=getattr(request.state, "role", None),
         flashes=flashes,
     )
     return dash(request).templates.TemplateResponse(
@@ -188,14 +194,28 @@ def flash(request: Request, text: str, kind: str = "ok") -> None:
 
 
 def current_user(request: Request) -> str | None:
-    user = request.session.get("user")
-    login_at = request.session.get("login_at")
-    if not isinstance(user, str) or not isinstance(login_at, (int, float)):
+    """The signed-in user of this request (set by `login_required`)."""
+    user = getattr(request.state, "user", None)
+    return user if isinstance(user, str) else None
+
+
+async def _signed_in(request: Request) -> tuple[str, str] | None:
+    """(name, role) of the session's user, checked against the server-side session.
+
+    The session row ends at logout and password change, and expires SESSION_MAX_AGE
+    after login (the cookie's own max-age slides with every response).
+    """
+    token = request.session.get("sid")
+    if not isinstance(token, str):
         return None
-    # The cookie's own max-age slides with every response; a login does not.
-    if time.time() - login_at > security.SESSION_MAX_AGE:
-        return None
-    return user
+    d = dash(request)
+
+    def lookup(session: Session) -> tuple[str, str] | None:
+        name = accounts.session_user(session, token)
+        role = name and accounts.role_of(session, name, admin_password=d.password)
+        return (name, role) if name and role else None
+
+    return await d.db(lookup)
 
 
 def _safe_next(value: str) -> str:
@@ -208,18 +228,34 @@ def _safe_next(value: str) -> str:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def login_required(fn: Handler) -> Handler:
-    @wraps(fn)
-    async def wrapper(request: Request) -> Response:
-        d = dash(request)
-        if not d.password:
-            return render(request, "setup.html", status_code=503)
-        if current_user(request) is None:
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
-        return await fn(request)
+def role_required(role: str) -> Callable[[Handler], Handler]:
+    """Sign-in and at least `role` (viewer < triager < admin) for the route; 403 below."""
 
-    return wrapper
+    def decorate(fn: Handler) -> Handler:
+        @wraps(fn)
+        async def wrapper(request: Request) -> Response:
+            d = dash(request)
+            found = await _signed_in(request)
+            if found is None:
+                if not await d.can_login():
+                    return render(request, "setup.html", status_code=503)
+                path, query = request.url.path, request.url.query
+                target = path + (f"?{query}" if query else "")
+                return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+            request.state.user, request.state.role = found
+            if not accounts.role_at_least(found[1], role):
+                log.warning("%s (%s) refused %s", found[0], found[1], request.url.path)
+                raise HTTPException(403, f"This needs the {role} role; you are a {found[1]}.")
+            return await fn(request)
+
+        return wrapper
+
+    return decorate
+
+
+def login_required(fn: Handler) -> Handler:
+    """Any signed-in user (viewer and up): reading."""
+    return role_required("viewer")(fn)
 
 
 async def checked_form(request: Request) -> FormData:
@@ -240,25 +276,25 @@ def _text(form: FormData, name: str, limit: int = 2000) -> str:
 
 async def login_page(request: Request) -> Response:
     d = dash(request)
-    if not d.password:
+    if not await d.can_login():
         return render(request, "setup.html", status_code=503)
     nxt = _safe_next(request.query_params.get("next", "/"))
-    if current_user(request):
+    if await _signed_in(request):
         return RedirectResponse(nxt, status_code=303)
     return render(request, "login.html", next=nxt, name=security.DEFAULT_USER, error=None)
 
 
 async def login_submit(request: Request) -> Response:
     d = dash(request)
-    if not d.password:
+    if not await d.can_login():
         return render(request, "setup.html", status_code=503)
     form = await checked_form(request)
     nxt = _safe_next(_text(form, "next") or "/")
     name = security.clean_user(_text(form, "user", 64))
     client = security.client_key(request)
-    if d.login_limiter.blocked(client):
-        wait = d.login_limiter.retry_after(client)
-        log.warning("login blocked for %s: too many failed attempts", client)
+    wait = d.throttle.retry_after(name, client)
+    if wait:
+        log.warning("login of %r from %s held back: too many failed attempts", name, client)
         response = render(
             request,
             "login.html",
@@ -269,15 +305,26 @@ async def login_submit(request: Request) -> Response:
         )
         response.headers["Retry-After"] = str(wait)
         return response
-    if not security.password_ok(_text(form, "password", 1024), d.password):
-        d.login_limiter.hit(client)
+    password = _text(form, "password", 1024)
+    role = await d.db(
+        accounts.authenticate, name=name, password=password, admin_password=d.password
+    )
+    if role is None:
+        d.throttle.failed(name, client)
         log.warning("failed dashboard login for %r from %s", name, client)
         return render(
-            request, "login.html", status_code=401, next=nxt, name=name, error="Wrong password."
+            request,
+            "login.html",
+            status_code=401,
+            next=nxt,
+            name=name,
+            error="Wrong name or password.",
         )
+    d.throttle.succeeded(name, client)
+    token = await d.db(accounts.start_session, name=name, max_age_s=security.SESSION_MAX_AGE)
     # A fresh session (and CSRF token) at login, so nothing from before carries over.
     request.session.clear()
-    request.session.update(user=name, login_at=int(time.time()))
+    request.session.update(sid=token)
     security.csrf_token(request)
     log.info("dashboard login: %s from %s", name, client)
     return RedirectResponse(nxt, status_code=303)
@@ -285,8 +332,17 @@ async def login_submit(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     await checked_form(request)
+    token = request.session.get("sid")
+    if isinstance(token, str):  # ends the session on the server too, not just the cookie
+        await dash(request).db(accounts.end_session, token=token)
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
+
+
+@role_required("admin")
+async def users_page(request: Request) -> Response:
+    users = await dash(request).db(accounts.list_users)
+    return render(request, "users.html", users=users, roles=accounts.ROLES)
 
 
 # --- inbox -------------------------------------------------------------------------------
@@ -373,7 +429,7 @@ def _action(fn: Action) -> Handler:
     The action returns its message and the ref of the item to show next.
     """
 
-    @login_required
+    @role_required("triager")
     @wraps(fn)
     async def handler(request: Request) -> Response:
         d = dash(request)
@@ -519,7 +575,7 @@ async def overview_page(request: Request) -> Response:
 # --- export -------------------------------------------------------------------------------
 
 
-@login_required
+@role_required("triager")
 async def export_download(request: Request) -> Response:
     d = dash(request)
     fmt = request.path_params["fmt"]
@@ -631,6 +687,7 @@ async def chat_send(request: Request) -> Response:
             text=text,
             language=language,
             timeout=d.settings.rasa_timeout_s,
+            token=d.settings.rasa_token.get_secret_value(),
             transport=getattr(request.app.state, "rasa_transport", None) or d.rasa_transport,
         )
     except chat.RasaUnavailable as exc:
@@ -666,14 +723,24 @@ def create_app(
 ) -> Starlette:
     """The dashboard app. Refuses to start in production without ADMIN_PASSWORD.
 
+    (Dashboard users made with `earshot users add` sign in as well; see earshot.accounts.)
+
     `rasa_transport` (or `app.state.rasa_transport`) replaces the HTTP transport to Rasa,
     for tests.
     """
-    if settings.environment == "production" and not (
-        settings.admin_password and settings.admin_password.get_secret_value()
-    ):
-        raise ConfigError("ADMIN_PASSWORD: must be set to run the dashboard in production")
     dashboard = Dashboard(settings, rasa_transport)
+    if settings.environment == "production" and not dashboard.password:
+        try:
+            with dashboard.transaction() as session:
+                has_users = accounts.users_exist(session)
+        except SQLAlchemyError:  # not migrated yet: nobody can sign in
+            has_users = False
+        if not has_users:
+            dashboard.engine.dispose()
+            raise ConfigError(
+                "ADMIN_PASSWORD: must be set to run the dashboard in production "
+                "(or add a user: earshot users add NAME --role admin)"
+            )
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -685,6 +752,7 @@ def create_app(
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login_submit, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
+        Route("/users", users_page),
         Route("/items/{ref}", item_page),
         Route("/items/{ref}/status", status_action, methods=["POST"]),
         Route("/items/{ref}/tags", tag_action, methods=["POST"]),
@@ -710,5 +778,6 @@ def create_app(
         secret_key=key,
         always_secure=settings.environment == "production",
     )
+    app.add_middleware(BodyLimit, limit=settings.max_request_body_bytes)
     app.add_middleware(_SecurityHeaders)
     return app

@@ -95,6 +95,7 @@ async def relay(
     language: str,
     timeout: float,
     transport: httpx.AsyncBaseTransport | None = None,
+    token: str = "",
 ) -> list[Reply]:
     """Post one visitor message to Rasa and return its replies."""
     body = {
@@ -109,7 +110,8 @@ async def relay(
         transport=transport, timeout=httpx.Timeout(timeout, connect=3.0)
     ) as client:
         try:
-            resp = await client.post(url, json=body)
+            # Rasa's channel checks the shared secret (RASA_TOKEN) in this header.
+            resp = await client.post(url, json=body, headers={"X-Earshot-Token": token})
         except httpx.HTTPError as exc:
             raise RasaUnavailable(str(exc) or type(exc).__name__) from exc
     if resp.status_code >= 400:

@@ -16,12 +16,17 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from earshot.settings import ConfigError, load_settings
-    from earshot.storage.db import migrate
+    from earshot import accounts
+    from earshot.settings import ConfigError, check_exposed_secret, load_settings
+    from earshot.storage.db import migrate, session_scope
     from earshot.web.app import create_app
 
     try:
         settings = load_settings()
+        migrate(settings.db_url)  # idempotent; a fresh install can open the dashboard at once
+        with session_scope(settings.db_url) as session:
+            users = accounts.users_exist(session)
+        check_exposed_secret(settings, listen_host=args.host, users_exist=users)
         app = create_app(settings)
     except ConfigError as exc:
         print(f"earshot: {exc}", file=sys.stderr)
@@ -30,10 +35,10 @@ def cmd_web(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    migrate(settings.db_url)  # idempotent; a fresh install can open the dashboard at once
-    if not settings.admin_password:
+    if not settings.admin_password and not users:
         print(
-            "earshot: ADMIN_PASSWORD is not set; the dashboard stays locked until it is",
+            "earshot: no ADMIN_PASSWORD and no users (earshot users add); the dashboard "
+            "stays locked",
             file=sys.stderr,
         )
     print(f"dashboard on http://{args.host}:{args.port}/  (web chat: /chat)", file=sys.stderr)

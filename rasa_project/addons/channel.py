@@ -23,7 +23,15 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from addons.patches import POOL_KEEPALIVE_S, TURN, Turn, close_pooled_sessions, install_patches
+from addons.patches import (
+    POOL_KEEPALIVE_S,
+    TURN,
+    Turn,
+    close_pooled_sessions,
+    install_patches,
+    token_ok,
+    unauthorized,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +116,8 @@ class EarshotInput(RestInput):
 
         @bp.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
+            if not token_ok(request.headers):
+                return unauthorized()
             sender_id = await self._extract_sender(request)
             text = self._extract_message(request)
             if not sender_id or text is None:

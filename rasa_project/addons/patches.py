@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import hmac
+import inspect
 import os
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +22,9 @@ import aiohttp
 
 LANGUAGE_ENTITY = "language"
 SESSION_MAX_EVENTS_DEFAULT = 200
+# The shared secret of Earshot's internal services (front ends -> Rasa -> action server).
+TOKEN_HEADER = "X-Earshot-Token"
+DEFAULT_TOKEN = "dev-only-rasa-token"  # earshot.settings' default; refused in production
 
 # (Rasa target, what Rasa does -> what we do instead, the test that proves it).
 PATCHES = (
@@ -67,6 +72,13 @@ PATCHES = (
         "tests/test_rasa_patches.py::test_every_event_type_resolves_as_rasa_resolves_it",
     ),
     (
+        "rasa.server.requires_auth",
+        "Rasa takes its API token in a `?token=` query string (which lands in access logs) "
+        "or an `--auth-token` process argument (which any local user can read); the token "
+        "travels in the X-Earshot-Token header only, from the RASA_TOKEN environment variable.",
+        "tests/e2e/test_doors.py::test_rasa_channel_and_api_want_the_secret_in_a_header",
+    ),
+    (
         "rasa.utils.endpoints.EndpointConfig.session",
         "Rasa opens a new aiohttp session, and TCP connection, for every custom action and "
         "form validation; we lend one pooled keep-alive session per event loop and auth.",
@@ -74,6 +86,40 @@ PATCHES = (
         "test_action_server_calls_reuse_one_connection_with_the_same_answers",
     ),
 )
+
+
+def token_ok(headers: Any) -> bool:
+    """The request carries the shared secret (RASA_TOKEN) in the X-Earshot-Token header."""
+    expected = os.environ.get("RASA_TOKEN") or DEFAULT_TOKEN
+    given = headers.get(TOKEN_HEADER, "")
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def unauthorized() -> Any:
+    """Rasa's own 401 shape, naming the header."""
+    from sanic import response
+
+    return response.json(
+        {"status": "failure", "reason": "NotAuthenticated", "code": 401,
+         "message": f"missing or wrong {TOKEN_HEADER} header"},
+        status=401,
+    )  # fmt: skip
+
+
+def requires_header_auth(app: Any, token: str | None = None) -> Callable[[Any], Any]:
+    """Replaces `rasa.server.requires_auth`: the token travels in a header only."""
+
+    def decorator(f: Any) -> Any:
+        @functools.wraps(f)
+        async def decorated(request: Any, *args: Any, **kwargs: Any) -> Any:
+            if not token_ok(request.headers):
+                return unauthorized()
+            result = f(request, *args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+        return decorated
+
+    return decorator
 
 
 def session_max_events() -> int:
@@ -213,6 +259,7 @@ def install_patches() -> None:
     global _PATCHED, _ORIGINAL_SESSION
     if _PATCHED:
         return
+    import rasa.server
     from jsonschema import ValidationError
     from rasa.core.actions.action import (
         ActionExecutionRejection,
@@ -298,6 +345,8 @@ def install_patches() -> None:
     MessageProcessor._has_session_expired = has_session_expired
     ActionSessionStart._slot_set_events_from_tracker = staticmethod(carried_slots)
     Event.resolve_by_type = staticmethod(resolve_by_type)
+    # Channels are created before the API's routes, so this decorates every API route.
+    rasa.server.requires_auth = requires_header_auth
     _ORIGINAL_SESSION = EndpointConfig.session
     EndpointConfig.session = pooled_session
     _PATCHED = True

@@ -283,6 +283,10 @@ def site(tmp_path_factory: pytest.TempPathFactory, rasa: StubRasa) -> Iterator[d
     url = f"sqlite:///{tmp / 'earshot.db'}"
     migrate(url)
     refs = seed(url)
+    from earshot import accounts
+
+    with session_scope(url) as session:  # the reviewer who signs in: a dashboard user
+        accounts.add_user(session, name="maria", role="triager", password=PASSWORD)
     settings = load_settings(
         database_url=url,
         admin_password=PASSWORD,
@@ -362,7 +366,7 @@ def test_login(browser: Browser, site: dict[str, Any]) -> None:
     shot(pg, "login.png")
     pg.fill("input[name=password]", "not the password")
     pg.click("button:has-text('Sign in')")
-    expect(pg.locator(".flash-error")).to_have_text("Wrong password.")
+    expect(pg.locator(".flash-error")).to_have_text("Wrong name or password.")
     login(pg, site["base"])
     assert pg.locator("tr[data-ref]").count() == len(SEED)
     cookie = next(c for c in context.cookies() if c["name"] == "earshot_session")

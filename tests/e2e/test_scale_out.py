@@ -320,7 +320,9 @@ async def tracker_events(
     http: httpx.AsyncClient, cluster: Cluster, server: int, sender: str
 ) -> list[dict[str, Any]]:
     url = f"{cluster.rasa_urls[server]}/conversations/{sender}/tracker"
-    resp = await http.get(url, params={"token": cluster.token, "include_events": "ALL"})
+    resp = await http.get(
+        url, params={"include_events": "ALL"}, headers={"X-Earshot-Token": cluster.token}
+    )
     assert resp.status_code == 200, resp.text
     events = resp.json()["events"]
     assert isinstance(events, list)
@@ -335,7 +337,8 @@ async def test_customers_spread_over_two_rasa_servers_lose_and_mix_nothing(
 ) -> None:
     limits = httpx.Limits(max_connections=4 * CUSTOMERS, max_keepalive_connections=4 * CUSTOMERS)
     timeout = httpx.Timeout(TURN_TIMEOUT_S, connect=10.0)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
+    headers = {"X-Earshot-Token": cluster.token}  # Rasa's channel checks the shared secret
+    async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=headers) as http:
         talkers = [Talker(http, cluster, i) for i in range(CUSTOMERS)]
         results = await asyncio.gather(
             *(feedback_customer(t) for t in talkers), return_exceptions=True

@@ -126,7 +126,8 @@ def _fallback_messages(stack: Stack) -> list[str]:
     found = []
     with httpx.Client(timeout=30) as client:
         for text in CANDIDATES:
-            resp = client.post(url, params={"token": stack.env["RASA_TOKEN"]}, json={"text": text})
+            headers = {"X-Earshot-Token": stack.env["RASA_TOKEN"]}
+            resp = client.post(url, headers=headers, json={"text": text})
             if resp.json()["intent"]["name"] == "nlu_fallback":
                 found.append(text)
     return found
