@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from earshot.settings import ROOT
-from testkit.telegram_api import FakeBotAPI
 from testkit.stack import SECRET, Stack, write_config
+from testkit.telegram_api import FakeBotAPI
 
 LIMIT = 20
 

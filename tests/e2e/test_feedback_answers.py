@@ -5,8 +5,8 @@ question are kept and the question moves on after a second try, and "overslaan",
 
 from __future__ import annotations
 
-from tests.e2e.helpers import Customer, buttons, feedback_rows, finish, plain, ref_in, texts
 from testkit.stack import Stack
+from tests.e2e.helpers import Customer, buttons, feedback_rows, finish, plain, ref_in, texts
 
 REASK_TEXT = "Could you describe it in a sentence or two?"
 REASK_PHOTO = "Here I can only take a picture"
