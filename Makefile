@@ -18,7 +18,7 @@ CHROMIUM := /usr/bin/chromium
 RASA_ARGS := --config rasa_project/config.yml --domain rasa_project/domain
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint validate test-stories train eval eval-languages bench bench-export chaos clean kb
+.PHONY: help setup run test lint validate test-stories train train-classify eval eval-languages bench bench-export chaos clean kb
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ kb: $(VENV)/.stamp ## Validate the knowledge base and generate Rasa's FAQ files 
 
 train: setup kb ## Train the Rasa model if it is missing or out of date with the data
 	@$(PY) scripts/train.py
+
+train-classify: setup ## Retrain the feedback classifier on ../shared/datasets and rewrite reports/classify.md
+	$(PY) -m earshot.classify.train --report reports/classify.md
 
 run: train ## Run the product: Rasa, actions and Telegram (or a terminal chat without a token)
 	$(PY) -m earshot run

@@ -265,10 +265,11 @@ class ValidateFeedbackForm(FormValidationAction):
         msg = latest(tracker)
         if asked and answered_now(tracker) and self._is_description(asked, msg, slots):
             # The customer skipped ahead and described it: keep that, ask the question again.
-            guess = msg.intent.removeprefix("feedback_")
+            detected = core.detect_safely(msg.text, settings().catalogue)
+            guess = core.suggest_type(detected, msg.intent).value
             updates.update(feedback_text=msg.text, feedback_type_guess=guess)
             if asked == "feedback_product":
-                updates[asked] = core.detect_safely(msg.text, settings().catalogue).product
+                updates[asked] = detected.product
             else:
                 updates[asked] = None
         elif asked and answered_now(tracker):
