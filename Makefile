@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 export EARSHOT_T0 := $(shell date +%s)
 PHASE = @t=$$(( $$(date +%s) - $(EARSHOT_T0) )); printf 'earshot [%d:%02d] %s\n' $$((t / 60)) $$((t % 60))
 
-.PHONY: help setup run test lint audit audit-rasa validate test-stories train eval eval-languages bench bench-export chaos clean kb browser screens
+.PHONY: help setup run test lint audit audit-rasa validate test-stories train train-classify eval eval-languages bench bench-export chaos clean kb browser screens
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ kb: $(VENV)/.stamp ## Validate the knowledge base and generate Rasa's FAQ files 
 
 train: setup kb ## Train the Rasa model if it is missing or out of date with the data
 	@$(PY) scripts/train.py
+
+train-classify: setup ## Retrain the feedback classifier on ../shared/datasets and rewrite reports/classify.md
+	$(PY) -m earshot.classify.train --report reports/classify.md
 
 run: train ## Run the product: Rasa, actions, dashboard and Telegram (or a terminal chat without a token)
 	@$(PY) -m earshot run

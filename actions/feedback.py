@@ -39,12 +39,13 @@ class ActionFeedbackStart(Action):
         if ask is not None:
             source, campaign, product = Source(ask.trigger), ask.campaign_id, ask.product
         if msg.intent in SPONTANEOUS and msg.text and not msg.is_payload:
-            detected = core.detect_safely(msg.text, settings().catalogue).product
+            detected = core.detect_safely(msg.text, settings().catalogue)
+            guess = core.suggest_type(detected, msg.intent)
             events += [
                 SlotSet("feedback_text", msg.text),
-                SlotSet("feedback_type_guess", msg.intent.removeprefix("feedback_")),
+                SlotSet("feedback_type_guess", guess.value),
             ]
-            product = detected or product
+            product = detected.product or product
         events += [
             SlotSet("feedback_source", source.value),
             SlotSet("feedback_campaign", campaign),

@@ -610,12 +610,11 @@ class ValidateFeedbackForm(FormValidationAction):
     def _ahead(asked: str, tracker: Tracker) -> list[EventType]:
         """The customer described it early: keep that, and ask the question again."""
         msg = latest(tracker)
-        product = None
-        if asked == "feedback_product":
-            product = core.detect_safely(msg.text, settings().catalogue).product
+        detected = core.detect_safely(msg.text, settings().catalogue)
+        product = detected.product if asked == "feedback_product" else None
         return [
             SlotSet("feedback_text", msg.text),
-            SlotSet("feedback_type_guess", msg.intent.removeprefix("feedback_")),
+            SlotSet("feedback_type_guess", core.suggest_type(detected, msg.intent).value),
             SlotSet(asked, product),
         ]
 

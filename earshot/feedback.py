@@ -79,6 +79,22 @@ def detect_safely(text: str, catalogue: Mapping[str, Sequence[str]]) -> Detected
         return Detected(FeedbackType.other, None, product_in_text(text, catalogue))
 
 
+def suggest_type(detected: Detected, intent: str | None) -> FeedbackType:
+    """The kind of feedback to suggest in chat ("I think it's a problem").
+
+    Problem, idea or other is the classifier's call, so the chat and `earshot import` agree
+    on it. The classifier has no complaint or praise: the assistant's intent (feedback_*)
+    only refines within its call, a service complaint within "problem" or "other" and
+    praise within "other".
+    """
+    kind = (intent or "").removeprefix("feedback_")
+    if kind == "complaint" and detected.type in (FeedbackType.problem, FeedbackType.other):
+        return FeedbackType.complaint
+    if kind == "praise" and detected.type == FeedbackType.other:
+        return FeedbackType.praise
+    return detected.type
+
+
 def product_in_text(text: str, catalogue: Mapping[str, Sequence[str]]) -> str | None:
     """The product whose key, name or synonym the text contains as whole words (plurals
     too); the longest name wins. A fallback for when the classifier is unavailable."""

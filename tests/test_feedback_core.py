@@ -353,6 +353,34 @@ def test_import_classifies_maps_products_and_skips_duplicates(
     assert (again.imported, again.duplicates) == (0, 5)
 
 
+def test_chat_suggestion_and_import_use_the_same_model(session: Session, tmp_path: Path) -> None:
+    """What `earshot import` stores is what the chat suggests, whatever intent Rasa saw;
+    the intent only tells a complaint or praise apart within the classifier's call."""
+    texts = ["Its so slow man", "pls let me export my data as a spreadsheet", "cool app"]
+    path = tmp_path / "reviews.csv"
+    path.write_text("text\n" + "\n".join(texts) + "\n", encoding="utf-8")
+    core.import_csv(session, path=path, text_column="text", catalogue=CATALOGUE, ref_prefix="LH")
+    stored = dict(
+        session.execute(
+            select(Feedback.description, Feedback.type).where(Feedback.source == "import")
+        )
+        .tuples()
+        .all()
+    )
+    assert [stored[t] for t in texts] == ["problem", "idea", "other"]
+    for text in texts:
+        detected = core.detect(text, CATALOGUE)
+        # A misread intent does not move the suggestion off the classifier's call.
+        assert core.suggest_type(detected, "feedback_idea").value == stored[text]
+        assert core.suggest_type(detected, "feedback_problem").value == stored[text]
+        assert core.suggest_type(detected, None).value == stored[text]
+    slow, wish, cool = (core.detect(t, CATALOGUE) for t in texts)
+    assert core.suggest_type(slow, "feedback_complaint") == FeedbackType.complaint
+    assert core.suggest_type(wish, "feedback_complaint") == FeedbackType.idea
+    assert core.suggest_type(cool, "feedback_praise") == FeedbackType.praise
+    assert core.suggest_type(slow, "feedback_praise") == FeedbackType.problem
+
+
 def test_import_names_a_missing_column(session: Session, tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     path.write_text("text\nhello\n", encoding="utf-8")

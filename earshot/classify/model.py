@@ -1,7 +1,8 @@
 """The saved classifier: a versioned .npz of vocabularies and linear weights.
 
-Inference is plain numpy over the analysers in `features`, so the artifact does not
-depend on scikit-learn's pickle format and loads under any sklearn version (or none).
+Inference is plain numpy over the analysers in `features` and, when the artifact says so,
+WordLlama's static sentence vector (`earshot.embeddings`), so the artifact does not depend
+on scikit-learn's pickle format and loads under any sklearn version (or none).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -21,7 +23,7 @@ from earshot.classify.sentiment import lexicon_scores, looks_dutch
 
 # Bump when features or training change; the artifact name carries it, so code and
 # weights cannot be mixed up silently.
-MODEL_VERSION = "1.1.0"
+MODEL_VERSION = "2.0.0"
 LABELS = ("problem", "idea", "other")
 # Inputs of the sentiment stack, in the order train.py fits its weights.
 STACK_INPUTS = ("star", "lexicon", "p_problem", "p_idea")
@@ -49,8 +51,24 @@ class Scores:
     sentiment: float  # about (expected stars - 3) / 2, in [-1, 1]
 
 
+def embedding_features(texts: Sequence[str], weight: float, dutch: bool) -> np.ndarray:
+    """Unit-length WordLlama sentence vectors times `weight`, one row per text.
+
+    The embedding was trained on English; with `dutch` False, texts that look Dutch get a
+    zero row, so Dutch is scored by the n-gram blocks alone. Training and inference both
+    call this, so they cannot disagree on which texts get the vector.
+    """
+    from earshot.embeddings import embedder  # reads 16 MB of weights on first use
+
+    out = embedder().embed(list(texts), normalise=True).astype(np.float64) * weight
+    if not dutch:
+        out[[looks_dutch(t) for t in texts]] = 0.0
+    return out
+
+
 class LinearModel:
-    """Per-block sublinear TF-IDF, L2 norm and weight; then softmax and a regression head."""
+    """Per-block sublinear TF-IDF, L2 norm and weight, plus an optional dense sentence
+    vector; then softmax and a regression head."""
 
     def __init__(self, arrays: dict[str, np.ndarray]) -> None:
         self.meta: dict[str, Any] = json.loads(arrays["meta"].tobytes().decode("utf-8"))
@@ -69,6 +87,8 @@ class LinearModel:
         self.blocks = tuple(blocks)
         self.coef = arrays["coef"].astype(np.float64)  # (n_labels + 1, n_features)
         self.intercept = arrays["intercept"].astype(np.float64)
+        self.embedding: dict[str, Any] | None = self.meta.get("embedding")
+        self.coef_emb = arrays["coef_emb"].astype(np.float64) if self.embedding else None
         if self.coef.shape[1] != offset:
             raise ValueError(
                 f"artifact is inconsistent: {self.coef.shape[1]} weights, {offset} terms"
@@ -92,7 +112,11 @@ class LinearModel:
 
     def decision(self, text: str) -> np.ndarray:
         cols, vals = self.features(text)
-        return self.coef[:, cols] @ vals + self.intercept
+        d = self.coef[:, cols] @ vals + self.intercept
+        if self.embedding and self.coef_emb is not None:
+            emb = self.embedding
+            d += self.coef_emb @ embedding_features([text], emb["weight"], emb["dutch"])[0]
+        return d
 
     def score(self, text: str, language: str | None = None) -> Scores:
         """language ("en", "nl" or None to guess) picks the sentiment lexicon."""
@@ -122,12 +146,15 @@ def save_artifact(
     blocks: list[tuple[str, list[str], np.ndarray]],
     coef: np.ndarray,
     intercept: np.ndarray,
+    coef_emb: np.ndarray | None = None,
 ) -> None:
     arrays: dict[str, np.ndarray] = {
         "meta": np.frombuffer(json.dumps(meta, sort_keys=True).encode("utf-8"), dtype=np.uint8),
         "coef": coef.astype(np.float32),
         "intercept": intercept.astype(np.float32),
     }
+    if coef_emb is not None:
+        arrays["coef_emb"] = coef_emb.astype(np.float32)
     for name, terms, idf in blocks:
         if any("\n" in t for t in terms):
             raise ValueError("terms must not contain newlines")
