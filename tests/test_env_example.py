@@ -47,15 +47,17 @@ def environ_reads(source: str) -> set[str]:
 
 
 def read_by_code() -> set[str]:
-    """Every Settings field (pydantic-settings reads each from the environment) and every
-    variable the product's code reads itself, less those that config.yml sets."""
+    """Every Settings field (pydantic-settings reads each from the environment), every
+    variable the product's code reads itself and every one docker-compose.yml substitutes,
+    less those that config.yml sets."""
     config_keys = {k.upper() for k in yaml.safe_load((ROOT / "config.yml").read_text())}
     fields = {name.upper() for name in Settings.model_fields} - config_keys
     reads: set[str] = set()
     for package in PRODUCT:
         for path in (ROOT / package).rglob("*.py"):
             reads |= environ_reads(path.read_text(encoding="utf-8"))
-    return fields | reads - SET_BY_EARSHOT_RUN
+    compose = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", (ROOT / "docker-compose.yml").read_text()))
+    return (fields | reads | compose) - SET_BY_EARSHOT_RUN
 
 
 def test_env_example_lists_every_variable_the_code_reads() -> None:
