@@ -256,11 +256,16 @@ def busy_port(settings: Settings, rasa_port: int) -> str | None:
     return None
 
 
-def _dashboard_line(settings: Settings) -> str:
+def _dashboard_line(settings: Settings, users: bool) -> str:
     url = f"http://127.0.0.1:{settings.web_port}/"
+    if users:
+        return f"dashboard ready at {url} (log in with an account from `earshot users add`)"
     if settings.admin_password and settings.admin_password.get_secret_value():
-        return f"dashboard ready at {url} (log in with any name and ADMIN_PASSWORD)"
-    return f"dashboard at {url} stays locked until ADMIN_PASSWORD is set (environment or .env)"
+        return f"dashboard ready at {url} (log in as admin with ADMIN_PASSWORD)"
+    return (
+        f"dashboard at {url} stays locked until a user is added (.venv/bin/earshot users add)"
+        " or ADMIN_PASSWORD is set"
+    )
 
 
 def run(argv: Sequence[str] | None = None) -> int:
@@ -302,7 +307,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         ready = {
             "action server": f"action server up on 127.0.0.1:{settings.action_server_port}",
             "Rasa server": f"Rasa up on 127.0.0.1:{rasa_port}",
-            "dashboard": _dashboard_line(settings),
+            "dashboard": _dashboard_line(settings, _users(settings)),
         }
         deadline = time.monotonic() + 300
         pending = [p for p in parts if p.health_url]

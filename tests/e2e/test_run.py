@@ -81,7 +81,7 @@ def test_quit_in_the_chat_stops_everything_and_says_so(tmp_path: Path) -> None:
     # One line per phase, each with the time since the start, in this order.
     wanted = [
         "starting the action server, Rasa",
-        f"dashboard at http://127.0.0.1:{web}/ stays locked until ADMIN_PASSWORD is set",
+        f"dashboard at http://127.0.0.1:{web}/ stays locked until a user is added",
         "chat ready",
         "stopped everything (action server, Rasa server, dashboard, terminal chat)",
     ]
