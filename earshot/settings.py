@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # Rasa re-reads and replays a conversation's whole session on every turn; past this
     # many events a new session starts with the slots carried over (0: never).
     session_max_events: int = Field(default=200, ge=0)
+    # An answer whose top two FAQ topics are closer than this goes to the dashboard's
+    # Misunderstood queue (as do fallbacks, out-of-scope requests and 👎 votes).
+    misunderstood_margin: float = Field(default=0.15, ge=0.0, le=1.0)
     support_chat_id: int | None = None
     team: list[int] = []
     campaigns: list[Campaign] = []
