@@ -108,6 +108,8 @@ class Settings(BaseSettings):
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr = SecretStr("dev-only-rasa-token")
     rasa_timeout_s: float = 20.0
+    # The trained model `earshot run` serves; empty: models/earshot.tar.gz (make train).
+    rasa_model: Path | None = None
     # Show "typing…" only when an answer takes longer than this (0: always).
     typing_after_s: float = 0.8
     action_server_port: int = 5055

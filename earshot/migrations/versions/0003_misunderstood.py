@@ -51,9 +51,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["message_id"], ["misunderstood.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "ix_misunderstood_history_message_id", "misunderstood_history", ["message_id"]
-    )
+    op.create_index("ix_misunderstood_history_message_id", "misunderstood_history", ["message_id"])
 
 
 def downgrade() -> None:
