@@ -11,7 +11,8 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import customer_key, db, language, settings
-from earshot import i18n
+from actions.misunderstood import remember, remember_if_close, remember_thumbs_down
+from earshot import i18n, misunderstood
 from earshot.storage import repo
 
 TRANSCRIPT_TURNS = 10
@@ -59,6 +60,7 @@ class ActionAskHelpful(Action):
         if topic is None:
             return []
         events: list[EventType] = [SlotSet("last_topic", topic), SlotSet("fallback_count", 0.0)]
+        remember_if_close(tracker, topic)
         product = mentioned_product(str(tracker.latest_message.get("text") or ""))
         if product:
             events.append(SlotSet("last_product", product))
@@ -95,6 +97,8 @@ class ActionStoreRating(Action):
                 customer_key=customer_key(tracker),
                 language=language(tracker),
             )
+        if not helpful:
+            remember_thumbs_down(tracker, str(topic))
         dispatcher.utter_message(
             response="utter_glad_it_helped" if helpful else "utter_sorry_not_helpful"
         )
@@ -115,6 +119,7 @@ class ActionFallbackOptions(Action):
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
         count = int(tracker.get_slot("fallback_count") or 0) + 1
+        remember(tracker, misunderstood.FALLBACK)
         if count >= 2:
             dispatcher.utter_message(response="utter_offer_human")
             return [SlotSet("fallback_count", 0.0)]

@@ -73,7 +73,11 @@ def cmd_kb(args: argparse.Namespace) -> int:
     if args.kb_command == "validate":
         print(f"knowledge base OK: {len(kb.topics)} topics")
         return 0
-    written = build_rasa_files(kb, Path(args.rasa_dir))
+    try:
+        written = build_rasa_files(kb, Path(args.rasa_dir))
+    except KnowledgeBaseError as exc:
+        print(f"earshot: knowledge base invalid: {exc}", file=sys.stderr)
+        return 1
     for path in written:
         print(f"wrote {path}")
     return 0

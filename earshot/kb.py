@@ -14,13 +14,14 @@ import json
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from earshot import learned as learned_mod
 from earshot.i18n import LANGUAGE_NAMES
 from earshot.language import SET_LANGUAGE
 
@@ -117,6 +118,9 @@ class KnowledgeBase:
     topics: tuple[Topic, ...]
     responses: Mapping[str, Mapping[str, Answer]]
     sources: Mapping[str, Path]  # topic key -> file it came from
+    # Examples the team assigned from the Misunderstood queue (kb/learned/<lang>.yml):
+    # language -> topic key, "out_of_scope" or "new_topic_needed" -> texts.
+    learned: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
 
     def topic(self, key: str) -> Topic:
         for topic in self.topics:
@@ -252,12 +256,39 @@ def load_kb(path: Path, languages: Sequence[str] = ("en",)) -> KnowledgeBase:
             company_path, "utter_privacy", "responses", "generated from the privacy topic"
         )
 
+    learned = _load_learned(path, langs, topics, seen_examples)
     return KnowledgeBase(
         languages=langs,
         topics=tuple(topics[key] for key in sorted(topics)),
         responses={name: company.responses[name] for name in sorted(company.responses)},
         sources=sources,
+        learned=learned,
     )
+
+
+def _load_learned(
+    path: Path,
+    langs: Sequence[str],
+    topics: Mapping[str, Topic],
+    seen_examples: Mapping[tuple[str, str], str],
+) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The learned examples, none of which may repeat a topic's own example."""
+    try:
+        learned = learned_mod.load_learned(path, langs, topics)
+    except learned_mod.LearnedError as exc:
+        raise KnowledgeBaseError(learned_mod.learned_dir(path), "-", "-", str(exc)) from exc
+    for lang, by_key in learned.items():
+        for key, texts in by_key.items():
+            for text in texts:
+                other = seen_examples.get((lang, _normalise(text)))
+                if other is not None:
+                    raise KnowledgeBaseError(
+                        learned_mod.learned_file(path, lang),
+                        key,
+                        lang,
+                        f"learned example {text!r} is already an example of '{other}'",
+                    )
+    return learned
 
 
 # --- Rasa file generation -------------------------------------------------
@@ -319,15 +350,33 @@ def render_nlu(kb: KnowledgeBase, language: str | None = None) -> str:
     """NLU training data: one retrieval intent ``faq/<key>`` per topic, with the examples
     of ``language`` or, by default, of every language (one multilingual model)."""
     langs = [language] if language else list(kb.languages)
+
+    def learned(key: str) -> list[str]:
+        return [t for lang in langs for t in kb.learned.get(lang, {}).get(key, ())]
+
     nlu = [
         {
             "intent": f"{RETRIEVAL_INTENT}/{topic.key}",
             "examples": "".join(
-                f"- {example}\n" for lang in langs for example in topic.examples[lang]
+                f"- {example}\n"
+                for example in [
+                    *(e for lang in langs for e in topic.examples[lang]),
+                    *learned(topic.key),
+                ]
             ),
         }
         for topic in kb.topics
     ]
+    # Declined requests the team found in the Misunderstood queue; the intent itself and
+    # its hand-written examples live in data/nlu/.
+    out_of_scope = learned(learned_mod.OUT_OF_SCOPE)
+    if out_of_scope:
+        nlu.append(
+            {
+                "intent": learned_mod.OUT_OF_SCOPE,
+                "examples": "".join(f"- {text}\n" for text in out_of_scope),
+            }
+        )
     return _dump({"version": RASA_FORMAT_VERSION, "nlu": nlu})
 
 
@@ -355,6 +404,28 @@ def _write_if_changed(path: Path, content: str) -> bool:
     return True
 
 
+# Test parts under the Rasa project: nothing in them may become a learned example.
+LEAK_CHECKED = ("tests",)
+
+
+def _check_no_leak(kb: KnowledgeBase, parts: Sequence[Path]) -> None:
+    """Refuse to build when a learned example is a text of a test set."""
+    if not any(kb.learned.values()):
+        return
+    held_out = learned_mod.held_out_texts(parts)
+    kb_dir = next(iter(kb.sources.values())).parent if kb.sources else Path("kb")
+    for lang, by_key in kb.learned.items():
+        for key, texts in by_key.items():
+            for text in texts:
+                if learned_mod.normalise(text) in held_out:
+                    raise KnowledgeBaseError(
+                        learned_mod.learned_file(kb_dir, lang),
+                        key,
+                        lang,
+                        f"learned example {text!r} is in a test set: remove it",
+                    )
+
+
 def build_rasa_files(kb: KnowledgeBase, rasa_dir: Path) -> list[Path]:
     """Write the generated NLU and domain files under ``rasa_dir``.
 
@@ -362,6 +433,7 @@ def build_rasa_files(kb: KnowledgeBase, rasa_dir: Path) -> list[Path]:
     and file mtimes stay valid). Returns the paths actually (re)written.
     """
     rasa_dir = Path(rasa_dir)
+    _check_no_leak(kb, [rasa_dir / part for part in LEAK_CHECKED])
     outputs = {
         rasa_dir / GENERATED_NLU: render_nlu(kb),
         rasa_dir / GENERATED_DOMAIN: render_domain(kb),
@@ -385,7 +457,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         print(f"kb: {len(kb.topics)} topics OK ({', '.join(kb.languages)})")
         return 0
-    written = build_rasa_files(kb, args.rasa_dir)
+    try:
+        written = build_rasa_files(kb, args.rasa_dir)
+    except KnowledgeBaseError as exc:
+        print(f"kb: {exc}", file=sys.stderr)
+        return 1
     for path in written:
         print(f"kb: wrote {path}")
     if not written:

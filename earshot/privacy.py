@@ -42,6 +42,7 @@ from earshot.storage.models import (
     Feedback,
     FeedbackEvent,
     InboxMessage,
+    MisunderstoodMessage,
     Notification,
     ProcessedUpdate,
     ServiceRating,
@@ -242,7 +243,8 @@ def erase_customer(session: Session, *, customer_key: str, everything: bool) -> 
 
     Both choices delete: the customers row (the only raw chat id), contact details, the
     ask log, button payloads, processed update ids, inbox messages, notifications, campaign
-    sends, the customer's supporter rows, and Rasa's conversation events of the key.
+    sends, misunderstood messages, the customer's supporter rows, and Rasa's conversation
+    events of the key.
 
     everything=False ("personal data"): the customer's feedback items stay for the product
     teams, unlinked (customer_key NULL) and anonymised (consent cleared, contact deleted,
@@ -277,6 +279,12 @@ def erase_customer(session: Session, *, customer_key: str, everything: bool) -> 
     remove("inbox", delete(InboxMessage).where(InboxMessage.customer_key == key))
     remove("notifications", delete(Notification).where(Notification.customer_key == key))
     remove("campaign_sends", delete(CampaignSend).where(CampaignSend.customer_key == key))
+    # Misunderstood messages are conversation text (redacted, yet the customer's words);
+    # their assignment history keeps no text and stays, unlinked (FK SET NULL).
+    remove(
+        "misunderstood",
+        delete(MisunderstoodMessage).where(MisunderstoodMessage.customer_key == key),
+    )
 
     if everything:
         supported = select(Supporter.feedback_id).where(
@@ -355,8 +363,9 @@ def purge(session: Session, *, older_than_days: int, now: datetime | None = None
 
     Deleted when older than the cutoff (now - older_than_days): Rasa `events` (their unix
     timestamp), ask log entries, button payloads, processed update ids, sent notifications,
-    and inbox messages never replayed. Replayed inbox messages (done) are deleted at any
-    age: Rasa's tracker has them.
+    misunderstood messages (assigned or not: what was learned is in kb/learned, unlinked
+    from the customer), and inbox messages never replayed. Replayed inbox messages (done)
+    are deleted at any age: Rasa's tracker has them.
 
     Feedback items are the product and are never deleted. The link to their author serves
     to close the loop (status notifications, "my feedback"), so it is kept while an item is
@@ -391,6 +400,10 @@ def purge(session: Session, *, older_than_days: int, now: datetime | None = None
     remove("callback_payloads", delete(CallbackPayload).where(CallbackPayload.created_at < cutoff))
     remove("ask_log", delete(AskLog).where(AskLog.asked_at < cutoff))
     remove("notifications", delete(Notification).where(Notification.sent_at < cutoff))
+    remove(
+        "misunderstood",
+        delete(MisunderstoodMessage).where(MisunderstoodMessage.created_at < cutoff),
+    )
 
     items = session.scalars(
         select(Feedback).where(

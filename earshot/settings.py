@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     # Rasa re-reads and replays a conversation's whole session on every turn; past this
     # many events a new session starts with the slots carried over (0: never).
     session_max_events: int = Field(default=200, ge=0)
+    # An answer whose top two FAQ topics are closer than this goes to the dashboard's
+    # Misunderstood queue (as do fallbacks, out-of-scope requests and 👎 votes).
+    misunderstood_margin: float = Field(default=0.15, ge=0.0, le=1.0)
     support_chat_id: int | None = None
     team: list[int] = []
     campaigns: list[Campaign] = []
@@ -105,6 +108,8 @@ class Settings(BaseSettings):
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr = SecretStr("dev-only-rasa-token")
     rasa_timeout_s: float = 20.0
+    # The trained model `earshot run` serves; empty: models/earshot.tar.gz (make train).
+    rasa_model: Path | None = None
     # Show "typing…" only when an answer takes longer than this (0: always).
     typing_after_s: float = 0.8
     action_server_port: int = 5055

@@ -186,7 +186,7 @@ def build_parts(
             str(RASA_BIN),
             "run",
             "--model",
-            str(MODEL),
+            str(settings.rasa_model or MODEL),
             "--endpoints",
             str(endpoints),
             "--credentials",
@@ -283,8 +283,9 @@ def run(argv: Sequence[str] | None = None) -> int:
     if busy:
         print(busy, file=sys.stderr)
         return 2
-    if not MODEL.exists():
-        print(f"earshot: no trained model at {MODEL}; run `make train`", file=sys.stderr)
+    model = settings.rasa_model or MODEL
+    if not model.exists():
+        print(f"earshot: no trained model at {model}; run `make train`", file=sys.stderr)
         return 2
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)

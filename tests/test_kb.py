@@ -17,6 +17,7 @@ from earshot.kb import (
     build_rasa_files,
     load_kb,
 )
+from earshot.learned import held_out_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 KB_DIR = ROOT / "kb"
@@ -28,6 +29,9 @@ TOPIC_KEYS = {
     "contact_support", "warranty", "device_setup", "device_offline", "firmware_update",
     "app_compatibility", "privacy",
 }  # fmt: skip
+
+
+KNOWN_TEST_TEXT = "hi, what's the procedure for buying something on your site?"
 
 
 def _norm(text: str) -> str:
@@ -100,6 +104,21 @@ def test_test_sets_do_not_leak_into_training(shipped: KnowledgeBase) -> None:
         training = topics | core if path.name.endswith("_en.yml") else topics
         leaked = {text for text, _ in _nlu_examples(path) if _norm(text) in training}
         assert not leaked, (path.name, leaked)
+
+
+def test_learned_examples_never_come_from_a_test_part(shipped: KnowledgeBase) -> None:
+    """kb/learned/ (assigned on the dashboard) holds no text of any test part: every file
+    under rasa_project/tests, the independent sets' splits included."""
+    held_out = held_out_texts([ROOT / "rasa_project/tests"])
+    assert _norm(KNOWN_TEST_TEXT) in held_out  # the check reads the test sets at all
+    leaked = {
+        text
+        for by_key in shipped.learned.values()
+        for texts in by_key.values()
+        for text in texts
+        if _norm(text) in held_out
+    }
+    assert not leaked
 
 
 # --- validation -----------------------------------------------------------

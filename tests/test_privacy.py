@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from earshot import misunderstood
 from earshot.identity import user_key
 from earshot.privacy import (
     erase_customer,
@@ -270,6 +271,9 @@ def seed_customer(session: Session, *, when: datetime | None = None) -> Seeded:
     )
     repo.store_payload(session, payload=json.dumps(["/affirm", question[:20]]), customer_key=key)
     repo.claim_update(session, update_id=int(tag, 16), customer_key=key)
+    misunderstood.record(
+        session, text=question, reason="fallback", language="nl", customer_key=key, now=when
+    )
     session.flush()
     return Seeded(telegram_id, key, question, idea, phone, own.ref, theirs.ref)
 
@@ -294,6 +298,7 @@ def test_search_everywhere_finds_every_trace_before_erasure(rasa: Session) -> No
     # The accent is stored \u-escaped in Rasa's JSON; the search decodes it.
     hits = search_everywhere(rasa.connection(), [c.question.upper()])
     assert {("events", "data"), ("inbox", "text"), ("inbox", "meta")} <= set(hits)
+    assert ("misunderstood", "text") in hits
     by_key = set(search_everywhere(rasa.connection(), [c.key]))
     assert {
         ("customers", "user_key"),
@@ -337,6 +342,7 @@ def test_erase_personal_data_keeps_feedback_unlinked(rasa: Session) -> None:
         ("events", "data"),
         ("inbox", "meta"),
         ("inbox", "text"),
+        ("misunderstood", "text"),
     ]
     assert repo.get_customer(rasa, user_key=bystander.key) is not None
 
@@ -476,6 +482,7 @@ def test_purge_deletes_old_conversation_data_only(rasa: Session) -> None:
         "callback_payloads": 1,
         "ask_log": 1,
         "notifications": 2,
+        "misunderstood": 1,
         "contacts": 1,
         "feedback_supporters": 1,
         "feedback_unlinked": 1,

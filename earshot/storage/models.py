@@ -253,3 +253,48 @@ class DashboardSession(Base):
     user_name: Mapped[str] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MisunderstoodMessage(Base):
+    """A customer message the assistant likely got wrong, redacted, awaiting review.
+
+    Reasons: fallback, out_of_scope, thumbs_down (the question whose answer got 👎),
+    low_margin (the top two topics were close). `topics` holds what the model considered:
+    [{"topic": key, "confidence": float}, ...]. `assignment` is what a team member said it
+    is: a topic key, "out_of_scope" or "new_topic_needed".
+    """
+
+    __tablename__ = "misunderstood"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    customer_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    language: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text)
+    reasons: Mapped[list[str]] = mapped_column(JSON, default=list)
+    topics: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    answered_topic: Mapped[str | None] = mapped_column(String(64))
+    margin: Mapped[float | None] = mapped_column(Float)
+    assignment: Mapped[str | None] = mapped_column(String(64), index=True)
+    assigned_by: Mapped[str | None] = mapped_column(String(64))
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class MisunderstoodEvent(Base):
+    """Audit history of the Misunderstood queue: who assigned which message to what, when.
+
+    Kept when the message itself is purged or erased (message_id becomes NULL): it holds
+    no customer text, only the team member and the target.
+    """
+
+    __tablename__ = "misunderstood_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("misunderstood.id", ondelete="SET NULL"), index=True
+    )
+    actor: Mapped[str] = mapped_column(String(64))
+    old_value: Mapped[str | None] = mapped_column(String(64))
+    new_value: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

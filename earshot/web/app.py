@@ -747,7 +747,10 @@ def create_app(
         yield
         dashboard.engine.dispose()
 
+    from earshot.web import misunderstood  # imports this module: only now, not at import
+
     routes = [
+        *misunderstood.routes(),
         Route("/", inbox),
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login_submit, methods=["POST"]),
