@@ -24,8 +24,8 @@ from earshot.kb import build_rasa_files, load_kb
 from earshot.settings import ROOT
 from earshot.storage.db import session_scope
 from earshot.storage.models import MisunderstoodEvent, MisunderstoodMessage
-from tests.e2e.helpers import Customer
 from testkit.stack import MODEL, running_stack
+from tests.e2e.helpers import Customer
 
 CHROMIUM = os.environ.get("EARSHOT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -57,7 +57,7 @@ def answer(kb_dir: Path, topic: str) -> str:
     return load_kb(kb_dir, languages=LANGUAGES).topic(topic).answer["en"].text.strip()
 
 
-def first_reply(messages: list) -> str:  # type: ignore[type-arg]
+def first_reply(messages: list) -> str:
     return html.unescape(messages[0].text or "").strip()
 
 
