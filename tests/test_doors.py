@@ -79,6 +79,7 @@ def test_roles_are_enforced_on_every_route(web: Web) -> None:  # noqa: F811 - th
         (f"/items/{ref}/tags", {"tag": "x"}),
         (f"/items/{ref}/notes", {"note": "x"}),
         (f"/items/{ref}/merge", {"into": ref}),
+        ("/misunderstood/assign", {"ids": "1", "target": "out_of_scope"}),
     ]:
         r = web.client.post(path, data={**data, "csrf": token})
         assert r.status_code == 403 and "triager" in r.text, path

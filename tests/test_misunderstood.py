@@ -17,11 +17,12 @@ from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
 from earshot import learned, misunderstood
+from earshot.accounts import add_user
 from earshot.kb import KnowledgeBaseError, build_rasa_files, load_kb, render_nlu
 from earshot.privacy import erase_customer, purge
 from earshot.settings import ROOT, load_settings
 from earshot.storage.db import engine_for, migrate, session_scope
-from earshot.storage.models import MisunderstoodEvent, MisunderstoodMessage, utcnow
+from earshot.storage.models import DashboardUser, MisunderstoodEvent, MisunderstoodMessage, utcnow
 from tests.conftest import create_pg_database, drop_pg_database
 
 RASA_DIR = ROOT / "rasa_project"
@@ -387,6 +388,8 @@ def test_page_needs_login_and_csrf_and_assignments_name_who(web_db: str, kb_dir:
         )  # fmt: skip
         assert row is not None
         mid = row.id
+        s.query(DashboardUser).filter_by(name="maria").delete()
+        add_user(s, name="maria", role="triager", password=PASSWORD)  # a triager assigns
     settings = load_settings(
         database_url=web_db, admin_password=PASSWORD, earshot_secret="s" * 32,
         languages=["en", "nl"], knowledge_base=kb_dir,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,18 +17,21 @@ from sqlalchemy import select
 from actions.misunderstood import ActionOutOfScope
 from actions.service import ActionAskHelpful, ActionFallbackOptions, ActionStoreRating
 from earshot.settings import get_settings
-from earshot.storage.db import session_scope
+from earshot.storage.db import migrate, session_scope
 from earshot.storage.models import MisunderstoodMessage
 
 _senders = (f"{n:032x}" for n in itertools.count(0xA000))
 
 
 @pytest.fixture
-def db(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A database of this test's own: the actions commit, so the shared one stays clean."""
+    url = f"sqlite:///{tmp_path / 'earshot.db'}"
+    migrate(url)
+    monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("MISUNDERSTOOD_MARGIN", "0.15")
     get_settings.cache_clear()
-    yield sqlite_url
+    yield url
     get_settings.cache_clear()
 
 

@@ -45,5 +45,5 @@ def test_action_server_calls_reuse_one_connection_with_the_same_answers() -> Non
 def test_install_replaces_exactly_the_listed_rasa_methods() -> None:
     # addons.patches.PATCHES names each replacement and the test that proves it.
     result = _run("patches_check.py")
-    assert len(result["listed"]) == 7
+    assert len(result["listed"]) == 8
     assert result["changed"] == result["listed"]

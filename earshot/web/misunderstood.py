@@ -26,6 +26,7 @@ from earshot.web.app import (
     flash,
     login_required,
     render,
+    role_required,
     security,
 )
 
@@ -73,7 +74,7 @@ async def page(request: Request) -> Response:
     return await d.db(build)
 
 
-@login_required
+@role_required("triager")  # it writes training data
 async def assign(request: Request) -> Response:
     d = dash(request)
     form = await checked_form(request)

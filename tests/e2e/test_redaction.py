@@ -24,8 +24,8 @@ KB = load_kb(ROOT / "kb")
 
 # One of each kind, Dutch and English formats; each needle is a piece of what was typed.
 SERVICE = (
-    "When will I get my money back? Pay it to NL91 ABNA 0417 1643 00 "
-    "or mail me at jan.jansen@example.nl"
+    "When will I get my money back for my return? Mail me at jan.jansen@example.nl, "
+    "my IBAN is NL91 ABNA 0417 1643 00"
 )
 FEEDBACK = (
     "Please add a sunrise alarm to the Lumen Bulb; questions to piet.pieters@example.com "

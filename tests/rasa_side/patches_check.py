@@ -6,9 +6,17 @@ import json
 
 
 def resolve(target: str) -> object:
-    """The attribute a dotted path names (module, class, attribute)."""
-    module_path, cls_name, attr = target.rsplit(".", 2)
-    return getattr(importlib.import_module(module_path), cls_name).__dict__[attr]
+    """The attribute a dotted path names: module.Class.attribute or module.function."""
+    parts = target.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        try:
+            owner = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for name in parts[cut:-1]:
+            owner = getattr(owner, name)
+        return owner.__dict__[parts[-1]]  # the raw attribute, staticmethods unwrapped by none
+    raise LookupError(target)
 
 
 def main() -> dict:
