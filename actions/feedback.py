@@ -10,8 +10,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import customer_key, db, language, settings
 from actions.feedback_flow import latest, product_name, reset_flow, save
-from earshot import feedback as core
-from earshot.schemas import Source
+from earshot.feedback import service as core
+from earshot.feedback.schemas import Source
 
 SPONTANEOUS = ("feedback_idea", "feedback_problem", "feedback_complaint", "feedback_praise")
 

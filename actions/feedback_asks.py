@@ -11,8 +11,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import channel, customer_key, db, language, settings
 from actions.feedback_flow import latest, product_name, reset_flow
-from earshot import feedback as core
-from earshot.schemas import Source
+from earshot.feedback import service as core
+from earshot.feedback.schemas import Source
 from earshot.storage import repo
 
 

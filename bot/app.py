@@ -31,8 +31,9 @@ from bot.inbound import GroupPointers, InboundLimit, Verdict
 from bot.limits import MessageRateLimiter, answering
 from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.render import escape
-from earshot import i18n, language, outbox
-from earshot.privacy import erase_customer, erase_spooled, redact
+from earshot import i18n, language
+from earshot.outreach import outbox
+from earshot.privacy.service import erase_customer, erase_spooled, redact
 from earshot.settings import Settings
 from earshot.storage import repo
 

@@ -17,11 +17,11 @@ from telegram.error import BadRequest, NetworkError, TimedOut
 
 from bot.rasa_client import RasaClient
 from bot.render import Reply, escape, split_escaped, to_replies
-from earshot.identity import user_key
+from earshot.privacy.identity import user_key
 from earshot.settings import Settings
-from earshot.spool import Spool
 from earshot.storage import repo
 from earshot.storage.db import session_scope
+from earshot.storage.spool import Spool
 
 log = logging.getLogger("earshot.bot")
 T = TypeVar("T")

@@ -25,12 +25,12 @@ from telegram import Update
 from telegram.error import NetworkError, RetryAfter
 from telegram.ext import Application
 
-from earshot.identity import user_key
-from earshot.privacy import redact
+from earshot.privacy.identity import user_key
+from earshot.privacy.service import redact
 from earshot.settings import Settings
-from earshot.spool import Spool
 from earshot.storage import repo
 from earshot.storage.db import session_scope
+from earshot.storage.spool import Spool
 
 log = logging.getLogger("earshot.bot.webhook")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from earshot import digest as digest_mod
-from earshot.digest import build_digest, render_html, render_markdown
-from earshot.schemas import FeedbackIn, FeedbackType
+from earshot.feedback.schemas import FeedbackIn, FeedbackType
+from earshot.insights import digest as digest_mod
+from earshot.insights.digest import build_digest, render_html, render_markdown
 from earshot.storage import repo
 from earshot.storage.models import Feedback, ServiceRating, Supporter
 

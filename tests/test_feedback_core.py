@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from earshot import feedback as core
-from earshot.schemas import FeedbackIn, FeedbackType, Source
+from earshot.feedback import service as core
+from earshot.feedback.schemas import FeedbackIn, FeedbackType, Source
 from earshot.settings import Campaign, load_settings
 from earshot.storage import repo
 from earshot.storage.models import AskLog, CampaignSend, Customer, Feedback, Supporter, utcnow
@@ -434,7 +434,7 @@ def test_feedback_survives_a_broken_classifier(
 def run_cli(*argv: str) -> int:
     import argparse
 
-    from earshot.feedback_cli import register
+    from earshot.cli.feedback import register
 
     parser = argparse.ArgumentParser(prog="earshot")
     register(parser.add_subparsers(dest="command", required=True))

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from earshot import i18n, language, outbox
+from earshot import i18n, language
+from earshot.outreach import outbox
 from earshot.storage import repo
 
 LANGS = ("en", "nl")

@@ -26,16 +26,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from earshot import misunderstood
-from earshot.identity import user_key
-from earshot.privacy import (
+from earshot.feedback.schemas import FeedbackIn, FeedbackType
+from earshot.knowledge import misunderstood
+from earshot.privacy.identity import user_key
+from earshot.privacy.service import (
     erase_customer,
     purge,
     redact,
     search_everywhere,
     sqlite_free_pages_contain,
 )
-from earshot.schemas import FeedbackIn, FeedbackType
 from earshot.storage import repo
 from earshot.storage.db import make_engine, migrate
 from earshot.storage.models import (

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from earshot.schemas import FeedbackIn
-from earshot.stats import TELEGRAM_LIMIT, format_stats_text, team_stats
+from earshot.feedback.schemas import FeedbackIn
+from earshot.insights.stats import TELEGRAM_LIMIT, format_stats_text, team_stats
 from earshot.storage import repo
 from earshot.storage.models import Feedback
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from earshot.schemas import FeedbackIn, FeedbackType, Importance, Source
+from earshot.feedback.schemas import FeedbackIn, FeedbackType, Importance, Source
 from earshot.storage import repo
 from earshot.storage.models import Contact, Feedback, utcnow
 

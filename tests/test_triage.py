@@ -6,11 +6,11 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from earshot import triage
-from earshot.schemas import FeedbackIn
+from earshot.feedback import triage
+from earshot.feedback.schemas import FeedbackIn
+from earshot.feedback.triage import TriageError
 from earshot.storage import repo
 from earshot.storage.models import Feedback, FeedbackEvent, Notification, Supporter
-from earshot.triage import TriageError
 
 
 def make(session: Session, key: str | None, *, consent: bool = False) -> Feedback:

@@ -25,10 +25,10 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import sessionmaker
 from starlette.testclient import TestClient
 
-from earshot import accounts
-from earshot.export import ExportFilter
-from earshot.identity import user_key
-from earshot.schemas import FeedbackIn
+from earshot.accounts import service as accounts
+from earshot.feedback.schemas import FeedbackIn
+from earshot.insights.export import ExportFilter
+from earshot.privacy.identity import user_key
 from earshot.settings import ConfigError, Settings, load_settings
 from earshot.storage import repo
 from earshot.storage.db import engine_for, make_engine, migrate, session_scope
@@ -629,7 +629,7 @@ def test_rate_limiter_window() -> None:
 def test_cli_registers_web_command() -> None:
     import argparse
 
-    from earshot.web.cli import register
+    from earshot.cli.web import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

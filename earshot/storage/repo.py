@@ -13,9 +13,9 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from earshot import language as lang
-from earshot.identity import new_ref
-from earshot.outbox import has_pending_inbox
-from earshot.schemas import FeedbackIn, category_for
+from earshot.feedback.schemas import FeedbackIn, category_for
+from earshot.outreach.outbox import has_pending_inbox
+from earshot.privacy.identity import new_ref
 from earshot.storage.db import insert_ignoring_conflicts
 from earshot.storage.models import (
     AskLog,

@@ -2,7 +2,7 @@
 
 `create_app(settings)` builds the Starlette app; `earshot web` serves it with uvicorn.
 Pages are server-rendered Jinja2; the only script is the web chat's. Every POST carries
-the session's CSRF token, every change goes through earshot.triage with the logged-in
+the session's CSRF token, every change goes through earshot.feedback.triage with the logged-in
 reviewer as the actor.
 """
 
@@ -33,13 +33,15 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from earshot import accounts, i18n, triage
+from earshot import i18n
 from earshot import language as lang_mod
-from earshot.export import FORMATS
-from earshot.identity import user_key
-from earshot.privacy import redact
+from earshot.accounts import service as accounts
+from earshot.feedback import triage
+from earshot.insights.export import FORMATS
+from earshot.insights.stats import snippet
+from earshot.privacy.identity import user_key
+from earshot.privacy.service import redact
 from earshot.settings import ConfigError, Settings
-from earshot.stats import snippet
 from earshot.storage.db import make_engine
 from earshot.storage.models import Feedback, Notification, Supporter, utcnow
 from earshot.web import charts, chat, queries, security
@@ -723,7 +725,7 @@ def create_app(
 ) -> Starlette:
     """The dashboard app. Refuses to start in production without ADMIN_PASSWORD.
 
-    (Dashboard users made with `earshot users add` sign in as well; see earshot.accounts.)
+    (Dashboard users made with `earshot users add` sign in as well; see earshot.accounts.service.)
 
     `rasa_transport` (or `app.state.rasa_transport`) replaces the HTTP transport to Rasa,
     for tests.

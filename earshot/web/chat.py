@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy.orm import Session
 
 from earshot import i18n
-from earshot.privacy import erase_customer, erase_spooled
+from earshot.privacy.service import erase_customer, erase_spooled
 from earshot.storage import repo
 
 log = logging.getLogger(__name__)

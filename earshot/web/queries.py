@@ -16,8 +16,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from earshot.export import ExportFilter
-from earshot.schemas import FeedbackType, Status
+from earshot.feedback.schemas import FeedbackType, Status
+from earshot.insights.export import ExportFilter
 from earshot.storage.models import AskLog, Feedback, ServiceRating
 
 PAGE_SIZE = 25
@@ -25,7 +25,7 @@ Sort = Literal["recent", "supporters"]
 SORTS: tuple[Sort, ...] = ("recent", "supporters")
 TYPES: tuple[str, ...] = tuple(t.value for t in FeedbackType)
 STATUSES: tuple[str, ...] = tuple(s.value for s in Status)
-# How long a feedback question stays open for an answer (as earshot.feedback.ASK_OPEN_FOR).
+# How long a feedback question stays open for an answer (as earshot.feedback.service.ASK_OPEN_FOR).
 ASK_OPEN_FOR = timedelta(days=1)
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from earshot.schemas import FeedbackIn
+from earshot.feedback.schemas import FeedbackIn
 from earshot.storage import repo
 from earshot.storage.db import engine_for, migrate, session_scope
 from earshot.storage.models import AskLog, Feedback, Notification, ServiceRating, Supporter
@@ -283,7 +283,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, rasa: StubRasa) -> Iterator[d
     url = f"sqlite:///{tmp / 'earshot.db'}"
     migrate(url)
     refs = seed(url)
-    from earshot import accounts
+    from earshot.accounts import service as accounts
 
     with session_scope(url) as session:  # the reviewer who signs in: a dashboard user
         accounts.add_user(session, name="maria", role="triager", password=PASSWORD)

@@ -20,12 +20,12 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from earshot.kb import build_rasa_files, load_kb
+from earshot.knowledge.kb import build_rasa_files, load_kb
 from earshot.settings import ROOT
 from earshot.storage.db import session_scope
 from earshot.storage.models import MisunderstoodEvent, MisunderstoodMessage
-from tests.e2e.helpers import Customer
 from testkit.stack import MODEL, running_stack
+from tests.e2e.helpers import Customer
 
 CHROMIUM = os.environ.get("EARSHOT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from earshot import feedback as core
+from earshot.feedback import service as core
 from earshot.storage.db import session_scope
 from earshot.storage.models import AskLog, CampaignSend, Feedback, Supporter
 from earshot.storage.models import Customer as CustomerRow

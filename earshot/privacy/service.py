@@ -344,7 +344,7 @@ def erase_spooled(spool_root: Path, *, customer_key: str) -> int:
 
     Every spool entry names its customer by `customer_key`, so one scan covers them all.
     """
-    from earshot.spool import Spool
+    from earshot.storage.spool import Spool
 
     if not spool_root.is_dir():
         return 0

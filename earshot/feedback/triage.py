@@ -16,8 +16,8 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from earshot.feedback import count_supporters
-from earshot.schemas import Status
+from earshot.feedback.schemas import Status
+from earshot.feedback.service import count_supporters
 from earshot.storage.db import insert_ignoring_conflicts
 from earshot.storage.models import Feedback, FeedbackEvent, Notification, Supporter, utcnow
 

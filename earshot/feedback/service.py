@@ -22,8 +22,8 @@ from typing import Any
 from sqlalchemy import and_, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
-from earshot.privacy import redact
-from earshot.schemas import FeedbackIn, FeedbackType, Source, Status
+from earshot.feedback.schemas import FeedbackIn, FeedbackType, Source, Status
+from earshot.privacy.service import redact
 from earshot.settings import Campaign
 from earshot.storage import repo
 from earshot.storage.models import AskLog, CampaignSend, Customer, Feedback, Supporter, utcnow
