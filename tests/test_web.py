@@ -26,6 +26,7 @@ from sqlalchemy.orm import sessionmaker
 from starlette.testclient import TestClient
 
 from earshot.accounts import service as accounts
+from earshot.feedback import inbox
 from earshot.feedback.schemas import FeedbackIn
 from earshot.insights.export import ExportFilter
 from earshot.privacy.identity import user_key
@@ -41,7 +42,7 @@ from earshot.storage.models import (
     ServiceRating,
     Supporter,
 )
-from earshot.web import charts, queries, security
+from earshot.web import charts, security
 from earshot.web.app import create_app
 from earshot.web.exporting import CHUNK, stream_export
 from tests.conftest import create_pg_database, drop_pg_database
@@ -326,19 +327,19 @@ def test_inbox_filters_sorting_and_search(web: Web) -> None:
 def test_inbox_pages_with_keyset_cursors(web: Web) -> None:
     refs = [web.add(description=f"pagination item {i}", supporters=1 + i % 3) for i in range(7)]
     with session_scope(web.url) as s:
-        for sort in queries.SORTS:
-            f = queries.InboxFilter(q="pagination item", sort=sort)
+        for sort in inbox.SORTS:
+            f = inbox.InboxFilter(q="pagination item", sort=sort)
             seen: list[str] = []
-            page = queries.inbox_page(s, f, page_size=3)
+            page = inbox.inbox_page(s, f, page_size=3)
             pages = [page]
             while page.next_cursor:
-                page = queries.inbox_page(s, f, after=page.next_cursor, page_size=3)
+                page = inbox.inbox_page(s, f, after=page.next_cursor, page_size=3)
                 pages.append(page)
             seen = [i.ref for p in pages for i in p.items]
             assert sorted(seen) == sorted(refs) and len(seen) == 7 and pages[0].total == 7
             assert [len(p.items) for p in pages] == [3, 3, 1]
             assert pages[0].prev_cursor is None and pages[1].prev_cursor
-            back = queries.inbox_page(s, f, before=pages[2].prev_cursor or "", page_size=3)
+            back = inbox.inbox_page(s, f, before=pages[2].prev_cursor or "", page_size=3)
             assert [i.ref for i in back.items] == [i.ref for i in pages[1].items]
     web.login()
     r = web.client.get("/", params={"q": "pagination item"})

@@ -133,10 +133,7 @@ def _triage(fn: Callable[[Any, argparse.Namespace], str]) -> Callable[[argparse.
 
 
 def _set_status(session: Any, args: argparse.Namespace) -> str:
-    from sqlalchemy import func, select
-
-    from earshot.feedback.triage import get_item, set_status
-    from earshot.storage.models import Notification
+    from earshot.feedback.triage import get_item, notices_queued, set_status
 
     changed = set_status(
         session, ref=args.ref, status=args.status, actor=args.actor, note=args.note
@@ -144,11 +141,7 @@ def _set_status(session: Any, args: argparse.Namespace) -> str:
     item = get_item(session, ref=args.ref)
     if not changed:
         return f"{item.ref} is already {item.status}"
-    queued = session.scalar(
-        select(func.count())
-        .select_from(Notification)
-        .where(Notification.feedback_id == item.id, Notification.status == item.status)
-    )
+    queued = notices_queued(session, item=item)
     told = f"; {queued} customer{'' if queued == 1 else 's'} to notify" if queued else ""
     return f"{item.ref} is now {item.status}{told}"
 
