@@ -11,9 +11,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import channel, customer_key, db, language, settings
 from actions.feedback_flow import latest, product_name, reset_flow
+from earshot.conversations import queries as conversations
 from earshot.feedback import service as core
 from earshot.feedback.schemas import Source
-from earshot.storage import repo
 
 
 class ActionMaybeAskFeedback(Action):
@@ -86,7 +86,7 @@ class ActionCampaignAsk(Action):
                 session, customer_key=key, handoff_active=bool(tracker.get_slot("handoff_active"))
             ) or core.asked_in_campaign(session, customer_key=key, campaign_id=campaign.id):
                 return []
-            customer = repo.get_customer(session, user_key=key)
+            customer = conversations.get_customer(session, user_key=key)
             # Proactive turns carry no message metadata: use the language we know them by.
             lang = (customer.language if customer else None) or language(tracker)
             core.record_ask(

@@ -13,8 +13,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions.common import customer_key, db, language, settings
 from actions.misunderstood import remember, remember_if_close, remember_thumbs_down
 from earshot import i18n
+from earshot.feedback import queries as feedback_queries
 from earshot.knowledge import misunderstood
-from earshot.storage import repo
 
 TRANSCRIPT_TURNS = 10
 
@@ -91,7 +91,7 @@ class ActionStoreRating(Action):
             return []
         helpful = value == "yes"
         with db() as session:
-            repo.record_rating(
+            feedback_queries.record_rating(
                 session,
                 topic=str(topic),
                 helpful=helpful,

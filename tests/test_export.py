@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
+from earshot.feedback import queries as feedback_queries
 from earshot.feedback.schemas import FeedbackIn, FeedbackType, Importance, Source
 from earshot.insights.export import (
     CONTACT_COLUMNS,
@@ -20,7 +21,6 @@ from earshot.insights.export import (
     export,
     neutralise,
 )
-from earshot.storage import repo
 from earshot.storage.models import Feedback
 
 T0 = datetime(2024, 3, 1, 9, 30, tzinfo=timezone.utc)
@@ -30,7 +30,7 @@ def make(session: Session, *, at: datetime = T0, **fields: Any) -> Feedback:
     """A stored item created at `at`; extra ORM-only fields (status, supporters, tags) too."""
     orm_only = {k: fields.pop(k) for k in ("status", "supporters", "tags") if k in fields}
     fields.setdefault("description", "A perfectly ordinary remark")
-    row = repo.create_feedback(session, item=FeedbackIn(**fields), ref_prefix="EX")
+    row = feedback_queries.create_feedback(session, item=FeedbackIn(**fields), ref_prefix="EX")
     row.created_at = at
     row.updated_at = at
     for k, v in orm_only.items():

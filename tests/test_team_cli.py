@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import select
 
 from earshot.cli import team as team_cli
+from earshot.feedback import queries as feedback_queries
 from earshot.feedback.schemas import FeedbackIn, FeedbackType
 from earshot.settings import get_settings
-from earshot.storage import repo
 from earshot.storage.db import engine_for, session_scope
 from earshot.storage.models import Feedback, FeedbackEvent, Notification
 from tests.conftest import create_pg_database, drop_pg_database
@@ -75,7 +75,7 @@ def cli(*argv: str) -> int:
 def add(url: str, **fields: Any) -> str:
     at = fields.pop("at", None)
     with session_scope(url) as s:
-        row = repo.create_feedback(s, item=FeedbackIn(**fields), ref_prefix="TC")
+        row = feedback_queries.create_feedback(s, item=FeedbackIn(**fields), ref_prefix="TC")
         if at is not None:
             row.created_at = at
         return row.ref

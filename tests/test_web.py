@@ -27,11 +27,11 @@ from starlette.testclient import TestClient
 
 from earshot.accounts import service as accounts
 from earshot.feedback import inbox
+from earshot.feedback import queries as feedback_queries
 from earshot.feedback.schemas import FeedbackIn
 from earshot.insights.export import ExportFilter
 from earshot.privacy.identity import user_key
 from earshot.settings import ConfigError, Settings, load_settings
-from earshot.storage import repo
 from earshot.storage.db import engine_for, make_engine, migrate, session_scope
 from earshot.storage.models import (
     AskLog,
@@ -130,7 +130,9 @@ class Web:
         orm = {k: fields.pop(k) for k in ("status", "supporters", "tags") if k in fields}
         fields.setdefault("description", "please add a dark mode")
         with session_scope(self.url) as s:
-            row = repo.create_feedback(s, item=FeedbackIn(**fields), ref_prefix=self.prefix)
+            row = feedback_queries.create_feedback(
+                s, item=FeedbackIn(**fields), ref_prefix=self.prefix
+            )
             if at is not None:
                 row.created_at = at
             for k, v in orm.items():

@@ -22,10 +22,11 @@ from typing import Any
 from sqlalchemy import and_, exists, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
+from earshot.conversations import queries as conversations
+from earshot.feedback import queries
 from earshot.feedback.schemas import FeedbackIn, FeedbackType, Source, Status
 from earshot.privacy.service import redact
 from earshot.settings import Campaign
-from earshot.storage import repo
 from earshot.storage.models import AskLog, CampaignSend, Customer, Feedback, Supporter, utcnow
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def save_feedback(
     }
     if item.sentiment is None and catalogue is not None and item.description:
         updates["sentiment"] = detect_safely(item.description, catalogue).sentiment
-    return repo.create_feedback(
+    return queries.create_feedback(
         session, item=item.model_copy(update=updates), ref_prefix=ref_prefix
     )
 
@@ -286,7 +287,7 @@ def add_supporter(session: Session, *, ref: str, customer_key: str) -> Feedback 
 
     Returns the item (with its updated supporters count), or None if there is no such item.
     """
-    item = repo.feedback_by_ref(session, ref=ref)
+    item = queries.feedback_by_ref(session, ref=ref)
     if item is None:
         return None
     if customer_key != item.customer_key:
@@ -313,7 +314,7 @@ class OwnItem:
 
 def items_of_customer(session: Session, *, customer_key: str, limit: int = 20) -> list[OwnItem]:
     """The customer's own items and the ones they support, newest first."""
-    own = repo.feedback_of_customer(session, customer_key=customer_key, limit=limit)
+    own = queries.feedback_of_customer(session, customer_key=customer_key, limit=limit)
     supported = session.execute(
         select(Feedback, Supporter.created_at)
         .join(Supporter, Supporter.feedback_id == Feedback.id)
@@ -360,7 +361,9 @@ def may_ask_after_service(
     if handoff_active or last_vote == "down":
         return False
     now = now or utcnow()
-    if not repo.may_ask(session, customer_key=customer_key, interval_days=interval_days, now=now):
+    if not queries.may_ask(
+        session, customer_key=customer_key, interval_days=interval_days, now=now
+    ):
         return False
     # The ask log also counts, so a customer without a customers row is not asked twice.
     last = _last_ask(session, customer_key=customer_key)
@@ -371,7 +374,7 @@ def may_ask_campaign(session: Session, *, customer_key: str, handoff_active: boo
     """Campaign questions go to everyone who has not opted out, unless in a handoff."""
     if handoff_active:
         return False
-    customer = repo.get_customer(session, user_key=customer_key)
+    customer = conversations.get_customer(session, user_key=customer_key)
     return customer is None or not customer.do_not_ask
 
 
@@ -395,14 +398,14 @@ def record_ask(
 ) -> AskLog:
     """Log a feedback question; earlier unanswered questions now count as ignored."""
     now = now or utcnow()
-    if repo.get_customer(session, user_key=customer_key) is None:
-        repo.touch_customer(session, user_key=customer_key, channel=channel)
+    if conversations.get_customer(session, user_key=customer_key) is None:
+        conversations.touch_customer(session, user_key=customer_key, channel=channel)
     session.execute(
         update(AskLog)
         .where(AskLog.customer_key == customer_key, AskLog.outcome == "asked")
         .values(outcome="ignored")
     )
-    row = repo.log_ask(
+    row = queries.log_ask(
         session,
         customer_key=customer_key,
         trigger=trigger,
@@ -453,9 +456,9 @@ def close_ask(
 
 def opt_out(session: Session, *, customer_key: str, channel: str = "unknown") -> None:
     """Never ask this customer for feedback again; an open question counts as declined."""
-    if repo.get_customer(session, user_key=customer_key) is None:
-        repo.touch_customer(session, user_key=customer_key, channel=channel)
-    repo.set_do_not_ask(session, customer_key=customer_key, value=True)
+    if conversations.get_customer(session, user_key=customer_key) is None:
+        conversations.touch_customer(session, user_key=customer_key, channel=channel)
+    queries.set_do_not_ask(session, customer_key=customer_key, value=True)
     close_ask(session, customer_key=customer_key, outcome="declined")
 
 
