@@ -14,6 +14,7 @@ from actions.feedback_flow import latest, product_name, reset_flow
 from earshot.conversations import queries as conversations
 from earshot.feedback import service as core
 from earshot.feedback.schemas import Source
+from earshot.outreach import campaigns
 
 
 class ActionMaybeAskFeedback(Action):
@@ -77,8 +78,8 @@ class ActionCampaignAsk(Action):
     ) -> list[EventType]:
         s = settings()
         campaign_id = next(tracker.get_latest_entity_values("campaign"), None)
-        campaign = core.find_campaign(s.campaigns, str(campaign_id or ""))
-        if campaign is None or not core.campaign_active(campaign):
+        campaign = campaigns.find_campaign(s.campaigns, str(campaign_id or ""))
+        if campaign is None or not campaigns.campaign_active(campaign):
             return []
         key = customer_key(tracker)
         with db() as session:
@@ -96,7 +97,7 @@ class ActionCampaignAsk(Action):
                 product=campaign.product,
                 campaign_id=campaign.id,
             )
-        question = core.campaign_question(campaign, lang, s.default_language)
+        question = campaigns.campaign_question(campaign, lang, s.default_language)
         dispatcher.utter_message(response="utter_campaign_question", question=question)
         return []
 

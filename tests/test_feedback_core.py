@@ -16,6 +16,7 @@ from earshot.conversations import queries as conversations
 from earshot.feedback import queries as feedback_queries
 from earshot.feedback import service as core
 from earshot.feedback.schemas import FeedbackIn, FeedbackType, Source
+from earshot.outreach import campaigns
 from earshot.settings import Campaign, load_settings
 from earshot.storage.models import AskLog, CampaignSend, Customer, Feedback, Supporter, utcnow
 
@@ -244,12 +245,12 @@ def test_opt_out_declines_the_open_question(session: Session) -> None:
 
 
 def test_campaign_window_and_question_language() -> None:
-    assert core.campaign_active(WINTER, NOW)
-    assert not core.campaign_active(WINTER, datetime(2026, 10, 31, tzinfo=timezone.utc))
-    assert not core.campaign_active(WINTER, datetime(2027, 3, 1, tzinfo=timezone.utc))
-    assert core.campaign_question(WINTER, "nl", "en").startswith("Hoe gaat")
-    assert core.campaign_question(WINTER, "de", "en").startswith("How is")
-    assert core.campaign_question(WINTER, None, "fr").startswith("How is")
+    assert campaigns.campaign_active(WINTER, NOW)
+    assert not campaigns.campaign_active(WINTER, datetime(2026, 10, 31, tzinfo=timezone.utc))
+    assert not campaigns.campaign_active(WINTER, datetime(2027, 3, 1, tzinfo=timezone.utc))
+    assert campaigns.campaign_question(WINTER, "nl", "en").startswith("Hoe gaat")
+    assert campaigns.campaign_question(WINTER, "de", "en").startswith("How is")
+    assert campaigns.campaign_question(WINTER, None, "fr").startswith("How is")
 
 
 def test_campaign_enqueue_is_idempotent(session: Session) -> None:
@@ -263,8 +264,8 @@ def test_campaign_enqueue_is_idempotent(session: Session) -> None:
     feedback_queries.set_do_not_ask(session, customer_key=opted_out)
     conversations.touch_customer(session, user_key=unreachable, channel="web")
     session.flush()
-    first = core.enqueue_campaign(session, campaign=WINTER, now=NOW)
-    second = core.enqueue_campaign(session, campaign=WINTER, now=NOW)
+    first = campaigns.enqueue_campaign(session, campaign=WINTER, now=NOW)
+    second = campaigns.enqueue_campaign(session, campaign=WINTER, now=NOW)
     assert (first.added, first.total) == (200, 200)
     assert (second.added, second.total) == (0, 200)
     rows = session.scalars(select(CampaignSend).where(CampaignSend.campaign_id == "winter")).all()
@@ -273,9 +274,9 @@ def test_campaign_enqueue_is_idempotent(session: Session) -> None:
     # A customer who arrives later is queued by the next run, nobody else again.
     newcomer = key()
     conversations.touch_customer(session, user_key=newcomer, channel="telegram", chat_id="99")
-    assert core.enqueue_campaign(session, campaign=WINTER, now=NOW).added == 1
-    with pytest.raises(core.CampaignError):
-        core.enqueue_campaign(session, campaign=WINTER, now=NOW + timedelta(days=365))
+    assert campaigns.enqueue_campaign(session, campaign=WINTER, now=NOW).added == 1
+    with pytest.raises(campaigns.CampaignError):
+        campaigns.enqueue_campaign(session, campaign=WINTER, now=NOW + timedelta(days=365))
     total = session.scalar(select(func.count()).select_from(CampaignSend))
     assert total == 201
 
@@ -284,7 +285,7 @@ def test_campaign_status_counts(session: Session) -> None:
     keys = [key() for _ in range(7)]
     for i, k in enumerate(keys):
         conversations.touch_customer(session, user_key=k, channel="telegram", chat_id=str(i))
-    core.enqueue_campaign(session, campaign=WINTER, now=NOW)
+    campaigns.enqueue_campaign(session, campaign=WINTER, now=NOW)
     sends = session.scalars(select(CampaignSend).order_by(CampaignSend.id)).all()
     for send, state in zip(sends, ["sent"] * 5 + ["sending", "pending"], strict=True):
         send.status = state
@@ -302,11 +303,11 @@ def test_campaign_status_counts(session: Session) -> None:
     )
     core.record_ask(session, customer_key=keys[5], trigger="after_service", now=NOW)
     item(session, "warmer mornings", campaign_id="winter", source=Source.campaign)
-    status = core.campaign_status(session, campaign_id="winter", now=NOW)
+    status = campaigns.campaign_status(session, campaign_id="winter", now=NOW)
     assert (status.queued, status.sent, status.sending, status.pending) == (7, 5, 1, 1)
     assert (status.asked, status.answered, status.declined) == (5, 2, 1)
     assert (status.waiting, status.ignored, status.items) == (1, 1, 1)
-    empty = core.campaign_status(session, campaign_id="nothing", now=NOW)
+    empty = campaigns.campaign_status(session, campaign_id="nothing", now=NOW)
     assert (empty.queued, empty.asked, empty.items) == (0, 0, 0)
 
 
