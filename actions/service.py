@@ -161,7 +161,7 @@ class ActionAnswerTopic(Action):
 
 def transcript(tracker: Tracker, turns: int = TRANSCRIPT_TURNS) -> str:
     """The last turns of the conversation, personal data redacted."""
-    from earshot.privacy.service import redact
+    from earshot.privacy.redaction import redact
 
     lines = []
     for event in tracker.events:

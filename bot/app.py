@@ -34,7 +34,8 @@ from bot.render import escape
 from earshot import i18n, language
 from earshot.conversations import queries as conversations
 from earshot.outreach import outbox
-from earshot.privacy.service import erase_customer, erase_spooled, redact
+from earshot.privacy.erasure import erase_customer, erase_spooled
+from earshot.privacy.redaction import redact
 from earshot.settings import Settings
 
 log = logging.getLogger("earshot.bot")

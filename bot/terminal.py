@@ -10,7 +10,7 @@ from typing import Any
 from bot.rasa_client import RasaClient, RasaUnavailable
 from earshot.cli.progress import phase
 from earshot.privacy.identity import user_key
-from earshot.privacy.service import redact
+from earshot.privacy.redaction import redact
 from earshot.settings import ConfigError, load_settings
 
 HELP = "Type a message. Numbers pick a button. /quit ends the chat."

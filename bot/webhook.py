@@ -27,7 +27,7 @@ from telegram.ext import Application
 
 from earshot.conversations import queries as conversations
 from earshot.privacy.identity import user_key
-from earshot.privacy.service import redact
+from earshot.privacy.redaction import redact
 from earshot.settings import Settings
 from earshot.storage.db import session_scope
 from earshot.storage.spool import Spool

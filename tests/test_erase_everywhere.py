@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from earshot.privacy.erasure import erase_spooled, search_everywhere
 from earshot.privacy.identity import user_key
-from earshot.privacy.service import erase_spooled, search_everywhere
 from earshot.settings import ROOT
 from earshot.storage.db import make_engine, migrate, session_scope
 from earshot.storage.models import Customer, Feedback, InboxMessage

@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from earshot.knowledge import learned, misunderstood
 from earshot.knowledge.kb import KnowledgeBaseError, build_rasa_files, load_kb, render_nlu
-from earshot.privacy.service import erase_customer, purge
+from earshot.privacy.erasure import erase_customer, purge
 from earshot.settings import ROOT, load_settings
 from earshot.storage.db import engine_for, migrate, session_scope
 from earshot.storage.models import MisunderstoodEvent, MisunderstoodMessage, utcnow

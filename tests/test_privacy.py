@@ -30,14 +30,14 @@ from earshot.conversations import queries as conversations
 from earshot.feedback import queries as feedback_queries
 from earshot.feedback.schemas import FeedbackIn, FeedbackType
 from earshot.knowledge import misunderstood
-from earshot.privacy.identity import user_key
-from earshot.privacy.service import (
+from earshot.privacy.erasure import (
     erase_customer,
     purge,
-    redact,
     search_everywhere,
     sqlite_free_pages_contain,
 )
+from earshot.privacy.identity import user_key
+from earshot.privacy.redaction import redact
 from earshot.storage.db import make_engine, migrate
 from earshot.storage.models import (
     AskLog,

@@ -84,7 +84,7 @@ def cmd_kb(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from earshot.privacy.service import purge
+    from earshot.privacy.erasure import purge
     from earshot.storage.db import session_scope
 
     settings = _settings()
@@ -100,8 +100,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
+    from earshot.privacy.erasure import erase_customer, erase_spooled
     from earshot.privacy.identity import user_key
-    from earshot.privacy.service import erase_customer, erase_spooled
     from earshot.storage.db import session_scope
 
     settings = _settings()

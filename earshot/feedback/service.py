@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from earshot.conversations import queries as conversations
 from earshot.feedback import queries
 from earshot.feedback.schemas import FeedbackIn, FeedbackType, Source, Status
-from earshot.privacy.service import redact
+from earshot.privacy.redaction import redact
 from earshot.storage.models import AskLog, Feedback, Supporter, utcnow
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The weekly digest for product managers: what came in, what gained support, what hurts.
 
 `build_digest` gathers the numbers; `render_markdown` and `render_html` lay them out.
-Customer text is passed through `earshot.privacy.service.redact` before it is quoted.
+Customer text is passed through `earshot.privacy.redaction.redact` before it is quoted.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from earshot.feedback.schemas import FeedbackType
-from earshot.privacy.service import redact
+from earshot.privacy.redaction import redact
 from earshot.storage.models import Feedback, ServiceRating, Supporter, utcnow
 
 TYPES: tuple[str, ...] = tuple(t.value for t in FeedbackType)

@@ -55,7 +55,7 @@ class Stats:
 
 def snippet(text: str, length: int = SNIPPET_LENGTH) -> str:
     """One line of customer text, redacted of personal data before it is cut."""
-    from earshot.privacy.service import redact
+    from earshot.privacy.redaction import redact
 
     # Redact before cutting, so a truncated e-mail address or number cannot slip through.
     text = " ".join(redact(text or "").split())

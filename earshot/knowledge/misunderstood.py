@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from earshot.knowledge import learned
-from earshot.privacy.service import redact
+from earshot.privacy.redaction import redact
 from earshot.storage.models import MisunderstoodEvent, MisunderstoodMessage, utcnow
 
 FALLBACK = "fallback"

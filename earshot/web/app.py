@@ -41,7 +41,7 @@ from earshot.insights import overview
 from earshot.insights.export import FORMATS
 from earshot.insights.stats import snippet
 from earshot.privacy.identity import user_key
-from earshot.privacy.service import redact
+from earshot.privacy.redaction import redact
 from earshot.settings import ConfigError, Settings
 from earshot.storage.db import make_engine
 from earshot.storage.models import utcnow

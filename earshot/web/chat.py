@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from earshot import i18n
 from earshot.conversations import queries as conversations
-from earshot.privacy.service import erase_customer, erase_spooled
+from earshot.privacy.erasure import erase_customer, erase_spooled
 
 log = logging.getLogger(__name__)
 

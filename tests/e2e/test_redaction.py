@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from earshot.knowledge.kb import load_kb
-from earshot.privacy.service import search_everywhere
+from earshot.privacy.erasure import search_everywhere
 from earshot.settings import ROOT
 from earshot.storage.db import make_engine
 from testkit.pgtemp import create_pg_database, drop_pg_database
