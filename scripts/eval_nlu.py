@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -217,7 +218,10 @@ def _markdown(summary: dict[str, Any]) -> str:
     lines = [
         "# NLU evaluation",
         "",
-        f"Model: `{summary['model']}`" + (f", NLU trained in {trained:.0f} s" if trained else ""),
+        f"{time.strftime('%Y-%m-%d')}, model `{summary['model']}`, {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, Python {platform.python_version()}"
+        + (f", NLU trained in {trained:.0f} s" if trained else "")
+        + ". The project's own sets; data nobody here wrote: reports/eval-independent.md.",
         "",
         "## Targets",
         "",

@@ -90,6 +90,7 @@ def test_recorded_message_is_redacted_with_language_topics_reason_key_and_time(
         customer_key=KEY,
         parse_data=parse(("payment_problem", 0.4), ("payment_methods", 0.35), text=text),
     )
+    assert row is not None
     session.flush()
     session.expire_all()
     got = session.scalar(select(MisunderstoodMessage).where(MisunderstoodMessage.id == row.id))

@@ -57,7 +57,7 @@ def answer(kb_dir: Path, topic: str) -> str:
     return load_kb(kb_dir, languages=LANGUAGES).topic(topic).answer["en"].text.strip()
 
 
-def first_reply(messages: list) -> str:  # type: ignore[type-arg]
+def first_reply(messages: list) -> str:
     return html.unescape(messages[0].text or "").strip()
 
 
