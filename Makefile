@@ -17,7 +17,7 @@ MODEL := models/earshot.tar.gz
 CHROMIUM ?= $(or $(EARSHOT_CHROMIUM),/usr/bin/chromium)
 RASA_ARGS := --config rasa_project/config.yml --domain rasa_project/domain
 PYTEST_ARGS ?=
-# Progress lines count from when make started (earshot/progress.py reads the same variable).
+# Progress lines count from when make started (earshot/cli/progress.py reads the same variable).
 export EARSHOT_T0 := $(shell date +%s)
 PHASE = @t=$$(( $$(date +%s) - $(EARSHOT_T0) )); printf 'earshot [%d:%02d] %s\n' $$((t / 60)) $$((t % 60))
 

@@ -10,8 +10,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import customer_key, db, language, settings
 from actions.feedback_flow import latest, product_name, reset_flow, save
-from earshot import feedback as core
-from earshot.schemas import Source
+from earshot.feedback import service as core
+from earshot.feedback.schemas import Source
+from earshot.outreach import campaigns
 
 SPONTANEOUS = ("feedback_idea", "feedback_problem", "feedback_complaint", "feedback_praise")
 
@@ -83,9 +84,9 @@ class ActionFeedbackDeepLink(Action):
                 SlotSet("feedback_product", arg),
                 SlotSet("feedback_entry", True),
             ]
-        campaign = core.find_campaign(s.campaigns, arg) if kind == "c" else None
-        if campaign is not None and core.campaign_active(campaign):
-            question = core.campaign_question(campaign, language(tracker), s.default_language)
+        campaign = campaigns.find_campaign(s.campaigns, arg) if kind == "c" else None
+        if campaign is not None and campaigns.campaign_active(campaign):
+            question = campaigns.campaign_question(campaign, language(tracker), s.default_language)
             dispatcher.utter_message(response="utter_feedback_intro_campaign", question=question)
             return [
                 *events,

@@ -11,9 +11,10 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import channel, customer_key, db, language, settings
 from actions.feedback_flow import latest, product_name, reset_flow
-from earshot import feedback as core
-from earshot.schemas import Source
-from earshot.storage import repo
+from earshot.conversations import queries as conversations
+from earshot.feedback import service as core
+from earshot.feedback.schemas import Source
+from earshot.outreach import campaigns
 
 
 class ActionMaybeAskFeedback(Action):
@@ -77,8 +78,8 @@ class ActionCampaignAsk(Action):
     ) -> list[EventType]:
         s = settings()
         campaign_id = next(tracker.get_latest_entity_values("campaign"), None)
-        campaign = core.find_campaign(s.campaigns, str(campaign_id or ""))
-        if campaign is None or not core.campaign_active(campaign):
+        campaign = campaigns.find_campaign(s.campaigns, str(campaign_id or ""))
+        if campaign is None or not campaigns.campaign_active(campaign):
             return []
         key = customer_key(tracker)
         with db() as session:
@@ -86,7 +87,7 @@ class ActionCampaignAsk(Action):
                 session, customer_key=key, handoff_active=bool(tracker.get_slot("handoff_active"))
             ) or core.asked_in_campaign(session, customer_key=key, campaign_id=campaign.id):
                 return []
-            customer = repo.get_customer(session, user_key=key)
+            customer = conversations.get_customer(session, user_key=key)
             # Proactive turns carry no message metadata: use the language we know them by.
             lang = (customer.language if customer else None) or language(tracker)
             core.record_ask(
@@ -96,7 +97,7 @@ class ActionCampaignAsk(Action):
                 product=campaign.product,
                 campaign_id=campaign.id,
             )
-        question = core.campaign_question(campaign, lang, s.default_language)
+        question = campaigns.campaign_question(campaign, lang, s.default_language)
         dispatcher.utter_message(response="utter_campaign_question", question=question)
         return []
 

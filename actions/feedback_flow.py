@@ -10,9 +10,9 @@ from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
 
 from actions.common import channel, customer_key, db, language, settings
-from earshot import feedback as core
 from earshot import i18n
-from earshot.schemas import FeedbackIn, FeedbackType, Importance, Source
+from earshot.feedback import service as core
+from earshot.feedback.schemas import FeedbackIn, FeedbackType, Importance, Source
 
 FORM = "feedback_form"
 SKIPPED = "skipped"

@@ -45,8 +45,8 @@ from actions.feedback_flow import (
     save,
     summary,
 )
-from earshot import feedback as core
 from earshot import i18n
+from earshot.feedback import service as core
 
 
 def cancel_button(lang: str) -> dict[str, str]:

@@ -10,8 +10,8 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import customer_key, db, language
 from actions.feedback_flow import product_name
-from earshot import feedback as core
 from earshot import i18n
+from earshot.feedback import service as core
 
 EXCERPT_CHARS = 60
 

@@ -1,8 +1,9 @@
 """Record what the assistant likely got wrong, for the dashboard's Misunderstood queue.
 
 The service actions call `remember` where a misunderstanding shows: the fallback, out of
-scope, a 👎 vote, an answer whose top two topics were close. The core (earshot.misunderstood)
-redacts and stores; a failure to record is logged and never costs the customer an answer.
+scope, a 👎 vote, an answer whose top two topics were close. The core
+(earshot.knowledge.misunderstood) redacts and stores; a failure to record is logged and
+never costs the customer an answer.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import customer_key, db, language, settings
-from earshot import misunderstood
+from earshot.knowledge import misunderstood
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import db
-from earshot.storage import repo
+from earshot.feedback import queries as feedback_queries
 
 SUMMARY_CHARS = 80
 STATUSES = ("planned", "done", "declined")
@@ -32,7 +32,7 @@ class ActionNotifyStatus(Action):
         if not ref or status not in STATUSES:
             return []
         with db() as session:
-            item = repo.feedback_by_ref(session, ref=str(ref))
+            item = feedback_queries.feedback_by_ref(session, ref=str(ref))
             if item is None:
                 return []
             text = " ".join(item.description.split())

@@ -12,8 +12,9 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import customer_key, db, language, settings
 from actions.misunderstood import remember, remember_if_close, remember_thumbs_down
-from earshot import i18n, misunderstood
-from earshot.storage import repo
+from earshot import i18n
+from earshot.feedback import queries as feedback_queries
+from earshot.knowledge import misunderstood
 
 TRANSCRIPT_TURNS = 10
 
@@ -21,7 +22,7 @@ TRANSCRIPT_TURNS = 10
 @cache
 def _topic_titles(lang: str) -> dict[str, str]:
     """A short human title per topic: its first example question in ``lang``."""
-    from earshot.kb import load_kb
+    from earshot.knowledge.kb import load_kb
 
     s = settings()
     kb = load_kb(s.knowledge_base, languages=s.languages)
@@ -90,7 +91,7 @@ class ActionStoreRating(Action):
             return []
         helpful = value == "yes"
         with db() as session:
-            repo.record_rating(
+            feedback_queries.record_rating(
                 session,
                 topic=str(topic),
                 helpful=helpful,
@@ -160,7 +161,7 @@ class ActionAnswerTopic(Action):
 
 def transcript(tracker: Tracker, turns: int = TRANSCRIPT_TURNS) -> str:
     """The last turns of the conversation, personal data redacted."""
-    from earshot.privacy import redact
+    from earshot.privacy.redaction import redact
 
     lines = []
     for event in tracker.events:

@@ -9,7 +9,11 @@ import subprocess
 import uuid
 from pathlib import Path
 
-from earshot.supervise import Part, healthy, wait_healthy  # noqa: F401 - used as procs.wait_healthy
+from earshot.cli.supervise import (  # noqa: F401 - used as procs.wait_healthy
+    Part,
+    healthy,
+    wait_healthy,
+)
 
 PG_ADMIN_URL = os.environ.get(
     "EARSHOT_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -31,10 +31,12 @@ from bot.inbound import GroupPointers, InboundLimit, Verdict
 from bot.limits import MessageRateLimiter, answering
 from bot.rasa_client import RasaClient, RasaUnavailable
 from bot.render import escape
-from earshot import i18n, language, outbox
-from earshot.privacy import erase_customer, erase_spooled, redact
+from earshot import i18n, language
+from earshot.conversations import queries as conversations
+from earshot.outreach import outbox
+from earshot.privacy.erasure import erase_customer, erase_spooled
+from earshot.privacy.redaction import redact
 from earshot.settings import Settings
-from earshot.storage import repo
 
 log = logging.getLogger("earshot.bot")
 
@@ -85,7 +87,7 @@ async def _language(d: BotDeps, update: Update) -> str:
     stored = None
     if user is not None:
         try:
-            stored = await d.db(repo.get_customer_language, user_key=d.key(user.id))
+            stored = await d.db(conversations.get_customer_language, user_key=d.key(user.id))
         except DBAPIError:
             log.debug("database unavailable; answering in Telegram's language")
     return language.resolve(
@@ -147,7 +149,7 @@ async def _relay_locked(
     s = d.settings
     try:
         meta["language"], waiting = await d.db(
-            repo.see_customer,
+            conversations.see_customer,
             user_key=key,
             channel="telegram",
             chat_id=str(chat_id),
@@ -252,7 +254,7 @@ async def _resolve_button(d: BotDeps, data: str, key: str) -> str | None:
     pid, _, idx = data.partition(":")
     if not pid or not idx.isdigit():
         return None
-    stored = await d.db(repo.load_payload, pid=pid, customer_key=key)
+    stored = await d.db(conversations.load_payload, pid=pid, customer_key=key)
     if stored is None:
         return None
     try:
@@ -389,7 +391,10 @@ async def dedupe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     key = d.key(user.id) if user else None
     try:
         fresh = await d.db(
-            repo.claim_update, update_id=update.update_id, customer_key=key, bot_id=context.bot.id
+            conversations.claim_update,
+            update_id=update.update_id,
+            customer_key=key,
+            bot_id=context.bot.id,
         )
     except DBAPIError:
         log.warning("database unavailable; update %s not deduplicated", update.update_id)

@@ -17,11 +17,11 @@ from telegram.error import BadRequest, NetworkError, TimedOut
 
 from bot.rasa_client import RasaClient
 from bot.render import Reply, escape, split_escaped, to_replies
-from earshot.identity import user_key
+from earshot.conversations import queries as conversations
+from earshot.privacy.identity import user_key
 from earshot.settings import Settings
-from earshot.spool import Spool
-from earshot.storage import repo
 from earshot.storage.db import session_scope
+from earshot.storage.spool import Spool
 
 log = logging.getLogger("earshot.bot")
 T = TypeVar("T")
@@ -76,7 +76,9 @@ async def with_retries(send: Callable[[], Awaitable[T]]) -> T:
 
 
 def _store_buttons(session: Any, *, payloads: list[str], customer_key: str) -> str:
-    return repo.store_payload(session, payload=json.dumps(payloads), customer_key=customer_key)
+    return conversations.store_payload(
+        session, payload=json.dumps(payloads), customer_key=customer_key
+    )
 
 
 async def send_replies(bot: Bot, d: BotDeps, chat_id: int, key: str, replies: list[Reply]) -> None:

@@ -1,6 +1,6 @@
 """Team commands in Telegram: /stats (viewer) and /export (triager) for the team.
 
-The team is the dashboard's users (earshot.accounts): a user with a `telegram_id` may use
+The team is the dashboard's users (earshot.accounts.service): a user with a `telegram_id` may use
 these commands as far as their role allows; ids in config.yml's `team` count as triagers.
 """
 
@@ -23,7 +23,7 @@ FORMATS = ("csv", "xlsx")
 
 
 async def _allowed(update: Update, d: BotDeps, command: str) -> bool:
-    from earshot.accounts import role_at_least, telegram_role
+    from earshot.accounts.service import role_at_least, telegram_role
 
     user = update.effective_user
     needed = "triager" if command == "export" else "viewer"
@@ -45,7 +45,7 @@ async def on_stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not await _allowed(update, d, "stats"):
         await context.bot.send_message(update.effective_chat.id, NOT_AVAILABLE)
         return
-    from earshot.stats import format_stats_text, team_stats
+    from earshot.insights.stats import format_stats_text, team_stats
 
     def build() -> str:
         with session_scope(d.settings.db_url) as session:
@@ -69,7 +69,7 @@ async def on_export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             update.effective_chat.id, "Usage: /export csv or /export xlsx"
         )
         return
-    from earshot.export import export
+    from earshot.insights.export import export
 
     def build() -> tuple[bytes, int]:
         buf = io.BytesIO()

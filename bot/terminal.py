@@ -8,9 +8,9 @@ import sys
 from typing import Any
 
 from bot.rasa_client import RasaClient, RasaUnavailable
-from earshot.identity import user_key
-from earshot.privacy import redact
-from earshot.progress import phase
+from earshot.cli.progress import phase
+from earshot.privacy.identity import user_key
+from earshot.privacy.redaction import redact
 from earshot.settings import ConfigError, load_settings
 
 HELP = "Type a message. Numbers pick a button. /quit ends the chat."

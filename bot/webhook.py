@@ -25,12 +25,12 @@ from telegram import Update
 from telegram.error import NetworkError, RetryAfter
 from telegram.ext import Application
 
-from earshot.identity import user_key
-from earshot.privacy import redact
+from earshot.conversations import queries as conversations
+from earshot.privacy.identity import user_key
+from earshot.privacy.redaction import redact
 from earshot.settings import Settings
-from earshot.spool import Spool
-from earshot.storage import repo
 from earshot.storage.db import session_scope
+from earshot.storage.spool import Spool
 
 log = logging.getLogger("earshot.bot.webhook")
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
@@ -132,7 +132,7 @@ async def _set_webhook(
 
 def _release_claim(db_url: str, update_id: int, bot_id: int) -> None:
     with session_scope(db_url) as session:
-        repo.release_update(session, update_id=update_id, bot_id=bot_id)
+        conversations.release_update(session, update_id=update_id, bot_id=bot_id)
 
 
 async def replay_stored_updates(

@@ -12,7 +12,7 @@ from telegram.error import Forbidden, TelegramError
 
 from bot.delivery import BotDeps, deliver
 from bot.rasa_client import RasaUnavailable
-from earshot import outbox
+from earshot.outreach import outbox
 
 log = logging.getLogger("earshot.bot.workers")
 

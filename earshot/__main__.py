@@ -1,5 +1,5 @@
 import sys
 
-from earshot.cli import main
+from earshot.cli.app import main
 
 sys.exit(main())

@@ -71,10 +71,10 @@ from bench.stock import stock_model  # noqa: E402
 from bench.targets import TARGETS, targets  # noqa: E402
 from bot.app import COMMAND_PAYLOADS  # noqa: E402
 from bot.limits import sends_message  # noqa: E402
-from earshot.identity import user_key  # noqa: E402
+from earshot.cli.supervise import MODEL, RASA_BIN, Part, write_endpoints  # noqa: E402
+from earshot.privacy.identity import user_key  # noqa: E402
 from earshot.settings import Settings, load_settings  # noqa: E402
 from earshot.storage.db import migrate  # noqa: E402
-from earshot.supervise import MODEL, RASA_BIN, Part, write_endpoints  # noqa: E402
 from testkit.stack import SECRET, Stack, free_port, stack_env, write_config  # noqa: E402
 
 REPORTS = ROOT / "reports"

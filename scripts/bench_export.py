@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark `earshot.export`: rows per second and peak memory, SQLite and PostgreSQL.
+"""Benchmark `earshot.insights.export`: rows per second and peak memory, SQLite and PostgreSQL.
 
 Fills a throwaway database per backend with synthetic feedback (PostgreSQL: a temporary
 database created and dropped here; SQLite: a temporary file), then at each size (10k,
@@ -165,7 +165,7 @@ def child(url: str, fmt: str, out: Path) -> None:
     import openpyxl  # noqa: F401 - loaded before the baseline, like in a real run
     from sqlalchemy.orm import Session
 
-    from earshot.export import export
+    from earshot.insights.export import export
     from earshot.storage.db import make_engine
 
     engine = make_engine(url)

@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from earshot.kb import load_kb, render_nlu  # noqa: E402
+from earshot.knowledge.kb import load_kb, render_nlu  # noqa: E402
 from earshot.settings import load_settings  # noqa: E402
 
 RASA_PY = ROOT / ".venv-rasa/bin/python"

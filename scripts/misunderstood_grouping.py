@@ -3,7 +3,7 @@
 Customer wording from the train parts of public corpora (Banking77 train, CLINC150 train;
 never a test part), a sample of intents with a few messages each, shuffled: a good
 grouping puts each intent's messages together (completeness) and nothing else with them
-(homogeneity). Compared: the page's centroid threshold grouping (earshot.misunderstood)
+(homogeneity). Compared: the page's centroid threshold grouping (earshot.knowledge.misunderstood)
 at several thresholds, and scikit-learn's AgglomerativeClustering (average linkage,
 cosine distance threshold).
 """
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
-from earshot.misunderstood import GROUP_THRESHOLD, cluster, vectors  # noqa: E402
+from earshot.knowledge.misunderstood import GROUP_THRESHOLD, cluster, vectors  # noqa: E402
 
 # ../shared/datasets from the repository; a worktree may sit one level deeper.
 DATA = next(

@@ -17,7 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from earshot.progress import phase  # noqa: E402 - after the repo root is on the path
+from earshot.cli.progress import phase  # noqa: E402 - after the repo root is on the path
 
 MODEL = ROOT / "models" / "earshot.tar.gz"
 STAMP = MODEL.with_suffix(".inputs")

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from earshot.identity import user_key
+from earshot.privacy.identity import user_key
 from earshot.settings import ROOT
 from testkit.telegram_api import FakeBotAPI
 

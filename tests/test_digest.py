@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from earshot import digest as digest_mod
-from earshot.digest import build_digest, render_html, render_markdown
-from earshot.schemas import FeedbackIn, FeedbackType
-from earshot.storage import repo
+from earshot.feedback import queries as feedback_queries
+from earshot.feedback.schemas import FeedbackIn, FeedbackType
+from earshot.insights import digest as digest_mod
+from earshot.insights.digest import build_digest, render_html, render_markdown
 from earshot.storage.models import Feedback, ServiceRating, Supporter
 
 SINCE = datetime(2023, 5, 1, tzinfo=timezone.utc)
@@ -24,7 +24,7 @@ NAMES = {"bulb": "Lumen Bulb", "plug": "Lumen Plug"}
 
 def make(session: Session, *, at: datetime = IN, **fields: Any) -> Feedback:
     orm_only = {k: fields.pop(k) for k in ("status", "supporters") if k in fields}
-    row = repo.create_feedback(session, item=FeedbackIn(**fields), ref_prefix="DG")
+    row = feedback_queries.create_feedback(session, item=FeedbackIn(**fields), ref_prefix="DG")
     row.created_at = at
     for k, v in orm_only.items():
         setattr(row, k, v)
@@ -134,7 +134,7 @@ def test_digest_numbers(session: Session, sample: dict[str, Feedback]) -> None:
 
 
 def test_quotes_are_redacted(session: Session, sample: dict[str, Feedback]) -> None:
-    # The angry item was stored unredacted (repo.create_feedback is below the redaction
+    # The angry item was stored unredacted (feedback_queries.create_feedback is below the redaction
     # in feedback.save_feedback), so the digest's own redaction is what is tested here.
     assert "ann@example.org" in sample["angry"].description
     d = build_digest(session, since=SINCE, until=UNTIL, catalogue_names=NAMES)

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from earshot import accounts
+from earshot.accounts import service as accounts
 from earshot.settings import ROOT, ConfigError, check_exposed_secret, load_settings
 from earshot.storage.db import session_scope
 from earshot.storage.models import FeedbackEvent
@@ -282,7 +282,7 @@ def test_endpoints_file_is_private_and_carries_the_action_secret(tmp_path: Path)
 
     import yaml
 
-    from earshot.supervise import write_endpoints
+    from earshot.cli.supervise import write_endpoints
 
     path = tmp_path / "endpoints.yml"
     path.write_text("old")
@@ -296,7 +296,7 @@ def test_endpoints_file_is_private_and_carries_the_action_secret(tmp_path: Path)
 
 
 def test_rasa_gets_its_token_from_the_environment_not_the_command_line(tmp_path: Path) -> None:
-    from earshot.supervise import build_parts
+    from earshot.cli.supervise import build_parts
 
     settings = load_settings(
         rasa_token="secret-token-123456",

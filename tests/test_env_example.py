@@ -16,7 +16,7 @@ PRODUCT = ["earshot", "bot", "actions", "rasa_project"]
 # Read by the code but set by `earshot run` or the Makefile, never by an operator.
 SET_BY_EARSHOT_RUN = {
     "EARSHOT_SESSION_MAX_EVENTS",  # config.yml's session_max_events, passed on to Rasa
-    "EARSHOT_T0",  # when `make` started, for the progress lines (earshot/progress.py)
+    "EARSHOT_T0",  # when `make` started, for the progress lines (earshot/cli/progress.py)
 }
 
 

@@ -8,12 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from earshot.identity import user_key
-from earshot.privacy import erase_spooled, search_everywhere
+from earshot.privacy.erasure import erase_spooled, search_everywhere
+from earshot.privacy.identity import user_key
 from earshot.settings import ROOT
-from earshot.spool import Spool
 from earshot.storage.db import make_engine, migrate, session_scope
 from earshot.storage.models import Customer, Feedback, InboxMessage
+from earshot.storage.spool import Spool
 
 SECRET = "test-secret-0123456789abcdef"
 TELEGRAM_ID = 4_242_4242

@@ -12,9 +12,15 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from earshot.export import CONTACT_COLUMNS, EXPORT_COLUMNS, ExportFilter, export, neutralise
-from earshot.schemas import FeedbackIn, FeedbackType, Importance, Source
-from earshot.storage import repo
+from earshot.feedback import queries as feedback_queries
+from earshot.feedback.schemas import FeedbackIn, FeedbackType, Importance, Source
+from earshot.insights.export import (
+    CONTACT_COLUMNS,
+    EXPORT_COLUMNS,
+    ExportFilter,
+    export,
+    neutralise,
+)
 from earshot.storage.models import Feedback
 
 T0 = datetime(2024, 3, 1, 9, 30, tzinfo=timezone.utc)
@@ -24,7 +30,7 @@ def make(session: Session, *, at: datetime = T0, **fields: Any) -> Feedback:
     """A stored item created at `at`; extra ORM-only fields (status, supporters, tags) too."""
     orm_only = {k: fields.pop(k) for k in ("status", "supporters", "tags") if k in fields}
     fields.setdefault("description", "A perfectly ordinary remark")
-    row = repo.create_feedback(session, item=FeedbackIn(**fields), ref_prefix="EX")
+    row = feedback_queries.create_feedback(session, item=FeedbackIn(**fields), ref_prefix="EX")
     row.created_at = at
     row.updated_at = at
     for k, v in orm_only.items():
@@ -236,7 +242,7 @@ def test_xlsx_opens_with_header_style_and_filter(session: Session, tmp_path: Pat
 
 
 def test_export_to_path_is_atomic_on_failure(session: Session, tmp_path: Path, monkeypatch) -> None:
-    import earshot.export as mod
+    import earshot.insights.export as mod
 
     make(session)
     out = tmp_path / "out.csv"
@@ -261,7 +267,7 @@ def test_export_streams_with_yield_per(session: Session, monkeypatch) -> None:
     """The query asks for batches, so large tables are never loaded whole."""
     from sqlalchemy.engine import Connection
 
-    import earshot.export as mod
+    import earshot.insights.export as mod
 
     seen: list[dict[str, Any]] = []
     real = Connection.execute
@@ -286,7 +292,7 @@ def test_xlsx_continues_on_a_new_sheet_past_the_row_limit(
 ) -> None:
     from openpyxl import load_workbook
 
-    import earshot.export as mod
+    import earshot.insights.export as mod
 
     monkeypatch.setattr(mod, "XLSX_MAX_ROWS", 4)  # header + 3 rows per sheet
     for i in range(5):
@@ -345,7 +351,7 @@ def test_csv_cells_match_plain_python_for_tricky_values(
 ) -> None:
     """The database renders every CSV cell (and PostgreSQL quotes them, through COPY);
     the bytes must be what csv.writer makes of the values, neutralised, in Python."""
-    import earshot.export as mod
+    import earshot.insights.export as mod
 
     monkeypatch.setattr(mod, "COPY_CSV", copy)
     sentiments = [1.0, 0.0, -0.0, -1.0, 0.1234, -0.5, None, 5e-05, 0.30000000000000004]

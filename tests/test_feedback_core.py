@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from earshot import feedback as core
-from earshot.schemas import FeedbackIn, FeedbackType, Source
+from earshot.conversations import queries as conversations
+from earshot.feedback import queries as feedback_queries
+from earshot.feedback import service as core
+from earshot.feedback.schemas import FeedbackIn, FeedbackType, Source
+from earshot.outreach import campaigns
 from earshot.settings import Campaign, load_settings
-from earshot.storage import repo
 from earshot.storage.models import AskLog, CampaignSend, Customer, Feedback, Supporter, utcnow
 
 CATALOGUE = load_settings().catalogue
@@ -68,7 +70,7 @@ def item(session: Session, text: str, **kw: object) -> Feedback:
         "description": text,
     }
     fields.update(kw)
-    return repo.create_feedback(session, item=FeedbackIn(**fields), ref_prefix="LH")
+    return feedback_queries.create_feedback(session, item=FeedbackIn(**fields), ref_prefix="LH")
 
 
 # --------------------------------------------------------------------------- similarity
@@ -177,7 +179,7 @@ def test_save_feedback_redacts_text_and_versions_consent(session: Session) -> No
 
 def test_after_service_asks_once_per_interval(session: Session) -> None:
     k = key()
-    repo.touch_customer(session, user_key=k, channel="telegram", chat_id="1")
+    conversations.touch_customer(session, user_key=k, channel="telegram", chat_id="1")
     assert core.may_ask_after_service(session, customer_key=k, interval_days=14, now=NOW)
     core.record_ask(session, customer_key=k, trigger="after_service", now=NOW)
     later = NOW + timedelta(days=13, hours=23)
@@ -206,7 +208,7 @@ def test_never_ask_during_handoff_after_a_thumbs_down_or_after_opt_out(session: 
     assert not may(last_vote="down")
     assert may(last_vote="up")
     core.opt_out(session, customer_key=k, channel="telegram")
-    customer = repo.get_customer(session, user_key=k)
+    customer = conversations.get_customer(session, user_key=k)
     assert customer is not None and customer.do_not_ask
     assert not may(now=NOW + timedelta(days=400))
     assert not core.may_ask_campaign(session, customer_key=k)
@@ -243,25 +245,27 @@ def test_opt_out_declines_the_open_question(session: Session) -> None:
 
 
 def test_campaign_window_and_question_language() -> None:
-    assert core.campaign_active(WINTER, NOW)
-    assert not core.campaign_active(WINTER, datetime(2026, 10, 31, tzinfo=timezone.utc))
-    assert not core.campaign_active(WINTER, datetime(2027, 3, 1, tzinfo=timezone.utc))
-    assert core.campaign_question(WINTER, "nl", "en").startswith("Hoe gaat")
-    assert core.campaign_question(WINTER, "de", "en").startswith("How is")
-    assert core.campaign_question(WINTER, None, "fr").startswith("How is")
+    assert campaigns.campaign_active(WINTER, NOW)
+    assert not campaigns.campaign_active(WINTER, datetime(2026, 10, 31, tzinfo=timezone.utc))
+    assert not campaigns.campaign_active(WINTER, datetime(2027, 3, 1, tzinfo=timezone.utc))
+    assert campaigns.campaign_question(WINTER, "nl", "en").startswith("Hoe gaat")
+    assert campaigns.campaign_question(WINTER, "de", "en").startswith("How is")
+    assert campaigns.campaign_question(WINTER, None, "fr").startswith("How is")
 
 
 def test_campaign_enqueue_is_idempotent(session: Session) -> None:
     keys = [key() for _ in range(200)]
     for i, k in enumerate(keys):
-        repo.touch_customer(session, user_key=k, channel="telegram", chat_id=str(10_000 + i))
+        conversations.touch_customer(
+            session, user_key=k, channel="telegram", chat_id=str(10_000 + i)
+        )
     opted_out, unreachable = key(), key()
-    repo.touch_customer(session, user_key=opted_out, channel="telegram", chat_id="1")
-    repo.set_do_not_ask(session, customer_key=opted_out)
-    repo.touch_customer(session, user_key=unreachable, channel="web")
+    conversations.touch_customer(session, user_key=opted_out, channel="telegram", chat_id="1")
+    feedback_queries.set_do_not_ask(session, customer_key=opted_out)
+    conversations.touch_customer(session, user_key=unreachable, channel="web")
     session.flush()
-    first = core.enqueue_campaign(session, campaign=WINTER, now=NOW)
-    second = core.enqueue_campaign(session, campaign=WINTER, now=NOW)
+    first = campaigns.enqueue_campaign(session, campaign=WINTER, now=NOW)
+    second = campaigns.enqueue_campaign(session, campaign=WINTER, now=NOW)
     assert (first.added, first.total) == (200, 200)
     assert (second.added, second.total) == (0, 200)
     rows = session.scalars(select(CampaignSend).where(CampaignSend.campaign_id == "winter")).all()
@@ -269,10 +273,10 @@ def test_campaign_enqueue_is_idempotent(session: Session) -> None:
     assert {r.status for r in rows} == {"pending"} and all(r.sent_at is None for r in rows)
     # A customer who arrives later is queued by the next run, nobody else again.
     newcomer = key()
-    repo.touch_customer(session, user_key=newcomer, channel="telegram", chat_id="99")
-    assert core.enqueue_campaign(session, campaign=WINTER, now=NOW).added == 1
-    with pytest.raises(core.CampaignError):
-        core.enqueue_campaign(session, campaign=WINTER, now=NOW + timedelta(days=365))
+    conversations.touch_customer(session, user_key=newcomer, channel="telegram", chat_id="99")
+    assert campaigns.enqueue_campaign(session, campaign=WINTER, now=NOW).added == 1
+    with pytest.raises(campaigns.CampaignError):
+        campaigns.enqueue_campaign(session, campaign=WINTER, now=NOW + timedelta(days=365))
     total = session.scalar(select(func.count()).select_from(CampaignSend))
     assert total == 201
 
@@ -280,8 +284,8 @@ def test_campaign_enqueue_is_idempotent(session: Session) -> None:
 def test_campaign_status_counts(session: Session) -> None:
     keys = [key() for _ in range(7)]
     for i, k in enumerate(keys):
-        repo.touch_customer(session, user_key=k, channel="telegram", chat_id=str(i))
-    core.enqueue_campaign(session, campaign=WINTER, now=NOW)
+        conversations.touch_customer(session, user_key=k, channel="telegram", chat_id=str(i))
+    campaigns.enqueue_campaign(session, campaign=WINTER, now=NOW)
     sends = session.scalars(select(CampaignSend).order_by(CampaignSend.id)).all()
     for send, state in zip(sends, ["sent"] * 5 + ["sending", "pending"], strict=True):
         send.status = state
@@ -299,11 +303,11 @@ def test_campaign_status_counts(session: Session) -> None:
     )
     core.record_ask(session, customer_key=keys[5], trigger="after_service", now=NOW)
     item(session, "warmer mornings", campaign_id="winter", source=Source.campaign)
-    status = core.campaign_status(session, campaign_id="winter", now=NOW)
+    status = campaigns.campaign_status(session, campaign_id="winter", now=NOW)
     assert (status.queued, status.sent, status.sending, status.pending) == (7, 5, 1, 1)
     assert (status.asked, status.answered, status.declined) == (5, 2, 1)
     assert (status.waiting, status.ignored, status.items) == (1, 1, 1)
-    empty = core.campaign_status(session, campaign_id="nothing", now=NOW)
+    empty = campaigns.campaign_status(session, campaign_id="nothing", now=NOW)
     assert (empty.queued, empty.asked, empty.items) == (0, 0, 0)
 
 
@@ -434,7 +438,7 @@ def test_feedback_survives_a_broken_classifier(
 def run_cli(*argv: str) -> int:
     import argparse
 
-    from earshot.feedback_cli import register
+    from earshot.cli.feedback import register
 
     parser = argparse.ArgumentParser(prog="earshot")
     register(parser.add_subparsers(dest="command", required=True))
@@ -462,7 +466,9 @@ def test_cli_campaign_send_status_and_import(
     monkeypatch.setenv("DATABASE_URL", url)
     with session_scope(url) as session:
         for i in range(3):
-            repo.touch_customer(session, user_key=f"k{i}", channel="telegram", chat_id=str(i))
+            conversations.touch_customer(
+                session, user_key=f"k{i}", channel="telegram", chat_id=str(i)
+            )
 
     assert run_cli("campaign", "send", "now") == 0
     assert "queued 3 new customer(s), 3 in total" in capsys.readouterr().out

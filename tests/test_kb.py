@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 import yaml
 
-from earshot.kb import (
+from earshot.knowledge.kb import (
     GENERATED_HEADER,
     KnowledgeBase,
     KnowledgeBaseError,
     build_rasa_files,
     load_kb,
 )
-from earshot.learned import held_out_texts
+from earshot.knowledge.learned import held_out_texts
 
 ROOT = Path(__file__).resolve().parent.parent
 KB_DIR = ROOT / "kb"

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.orm import Session
 
-from earshot import i18n, language, outbox
-from earshot.storage import repo
+from earshot import i18n, language
+from earshot.conversations import queries as conversations
+from earshot.outreach import outbox
 
 LANGS = ("en", "nl")
 
@@ -56,7 +57,7 @@ def test_language_command_payloads() -> None:
 
 
 def _turn(session: Session, key: str, reported: str | None, text: str) -> tuple[str, bool]:
-    return repo.see_customer(
+    return conversations.see_customer(
         session,
         user_key=key,
         channel="telegram",
@@ -77,9 +78,9 @@ def test_customer_language_is_remembered(session: Session) -> None:
     assert _see(session, "k1", "de", "mijn lamp doet het niet meer") == "nl"
     assert _see(session, "k1", "de", "ok thanks") == "nl"  # detected once, then kept
     assert _see(session, "k2", "nl-BE", "hello there, where is my order") == "nl"
-    repo.choose_language(session, user_key="k2", channel="telegram", language="en")
+    conversations.choose_language(session, user_key="k2", channel="telegram", language="en")
     assert _see(session, "k2", "nl", "waar is mijn bestelling") == "en"
-    assert repo.get_customer_language(session, user_key="k2") == "en"
+    assert conversations.get_customer_language(session, user_key="k2") == "en"
 
 
 @pytest.mark.parametrize("lang", LANGS)

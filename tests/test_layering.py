@@ -68,3 +68,46 @@ def test_every_rasa_patch_names_a_test_that_exists() -> None:
         tree = ast.parse((ROOT / file).read_text(encoding="utf-8"))
         defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
         assert test in defined, f"{target}: {proof} does not exist"
+
+
+# The front ends call the feature packages (earshot/feedback, earshot/privacy, ...), which
+# own their queries: from SQLAlchemy they take sessions and error types, never a query.
+FRONT_ENDS = ["earshot/web", "earshot/cli", "bot", "actions"]
+SESSION_ONLY = {"sqlalchemy.orm": {"Session", "sessionmaker"}, "sqlalchemy.exc": None}
+
+
+def sql_imports(path: Path) -> list[str]:
+    """SQLAlchemy names a file imports beyond sessions and exception types."""
+    found: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "sqlalchemy"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy"):
+            module = node.module or ""
+            allowed = SESSION_ONLY.get(module, set())
+            found += [
+                f"{module}.{a.name}"
+                for a in node.names
+                if allowed is not None and a.name not in allowed
+            ]
+    return found
+
+
+@pytest.mark.parametrize("package", FRONT_ENDS)
+def test_front_ends_leave_sql_to_the_features(package: str) -> None:
+    files = sorted((ROOT / package).rglob("*.py"))
+    assert files, f"no Python files under {package}/"
+    assert [f"{f.relative_to(ROOT)}: {name}" for f in files for name in sql_imports(f)] == []
+
+
+def test_the_sql_check_sees_query_builders(tmp_path: Path) -> None:
+    sample = tmp_path / "m.py"
+    sample.write_text(
+        "from sqlalchemy import select\nfrom sqlalchemy.orm import Session, aliased\n"
+        "from sqlalchemy.exc import DBAPIError\ndef f():\n    import sqlalchemy\n"
+    )
+    assert sorted(sql_imports(sample)) == [
+        "sqlalchemy",
+        "sqlalchemy.orm.aliased",
+        "sqlalchemy.select",
+    ]

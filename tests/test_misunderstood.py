@@ -16,10 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from earshot import learned, misunderstood
-from earshot.accounts import add_user
-from earshot.kb import KnowledgeBaseError, build_rasa_files, load_kb, render_nlu
-from earshot.privacy import erase_customer, purge
+from earshot.knowledge import learned, misunderstood
+from earshot.accounts.service import add_user
+from earshot.knowledge.kb import KnowledgeBaseError, build_rasa_files, load_kb, render_nlu
+from earshot.privacy.erasure import erase_customer, purge
 from earshot.settings import ROOT, load_settings
 from earshot.storage.db import engine_for, migrate, session_scope
 from earshot.storage.models import DashboardUser, MisunderstoodEvent, MisunderstoodMessage, utcnow

@@ -26,17 +26,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from earshot import misunderstood
-from earshot.identity import user_key
-from earshot.privacy import (
+from earshot.conversations import queries as conversations
+from earshot.feedback import queries as feedback_queries
+from earshot.feedback.schemas import FeedbackIn, FeedbackType
+from earshot.knowledge import misunderstood
+from earshot.privacy.erasure import (
     erase_customer,
     purge,
-    redact,
     search_everywhere,
     sqlite_free_pages_contain,
 )
-from earshot.schemas import FeedbackIn, FeedbackType
-from earshot.storage import repo
+from earshot.privacy.identity import user_key
+from earshot.privacy.redaction import redact
 from earshot.storage.db import make_engine, migrate
 from earshot.storage.models import (
     AskLog,
@@ -206,7 +207,7 @@ def seed_customer(session: Session, *, when: datetime | None = None) -> Seeded:
     phone = f"06 1{int(tag, 16) % 10**7:07d}"  # 061... is always a valid NL mobile
     ts = (when or utcnow()).timestamp()
 
-    repo.touch_customer(
+    conversations.touch_customer(
         session, user_key=key, channel="telegram", chat_id=telegram_id, language="nl"
     )
     conn = session.connection()
@@ -223,7 +224,7 @@ def seed_customer(session: Session, *, when: datetime | None = None) -> Seeded:
     add_event(conn, key, "action", ts + 1, name="utter_faq/doorbell_beeps")
     add_event(conn, key, "bot", ts + 2, text="Dat is de batterijwaarschuwing.")
 
-    own = repo.create_feedback(
+    own = feedback_queries.create_feedback(
         session,
         item=FeedbackIn(
             customer_key=key,
@@ -238,7 +239,7 @@ def seed_customer(session: Session, *, when: datetime | None = None) -> Seeded:
         ref_prefix="LH",
     )
     other_key = user_key(SECRET, "telegram", f"other-{tag}")
-    theirs = repo.create_feedback(
+    theirs = feedback_queries.create_feedback(
         session,
         item=FeedbackIn(customer_key=other_key, description=f"Battery lasts too short {tag}"),
         ref_prefix="LH",
@@ -265,12 +266,14 @@ def seed_customer(session: Session, *, when: datetime | None = None) -> Seeded:
             ),
         ]
     )
-    repo.log_ask(session, customer_key=key, trigger="after_service")
-    repo.record_rating(
+    feedback_queries.log_ask(session, customer_key=key, trigger="after_service")
+    feedback_queries.record_rating(
         session, topic="doorbell_beeps", helpful=True, customer_key=key, language="nl"
     )
-    repo.store_payload(session, payload=json.dumps(["/affirm", question[:20]]), customer_key=key)
-    repo.claim_update(session, update_id=int(tag, 16), customer_key=key)
+    conversations.store_payload(
+        session, payload=json.dumps(["/affirm", question[:20]]), customer_key=key
+    )
+    conversations.claim_update(session, update_id=int(tag, 16), customer_key=key)
     misunderstood.record(
         session, text=question, reason="fallback", language="nl", customer_key=key, now=when
     )
@@ -344,7 +347,7 @@ def test_erase_personal_data_keeps_feedback_unlinked(rasa: Session) -> None:
         ("inbox", "text"),
         ("misunderstood", "text"),
     ]
-    assert repo.get_customer(rasa, user_key=bystander.key) is not None
+    assert conversations.get_customer(rasa, user_key=bystander.key) is not None
 
     again = erase_customer(rasa, customer_key=c.key, everything=False)
     assert again.total == 0
@@ -354,7 +357,9 @@ def test_erase_everything_deletes_feedback_and_withdraws_support(rasa: Session) 
     c = seed_customer(rasa)
     own = by_ref(rasa, c.own_ref)
     assert own is not None
-    dup = repo.create_feedback(rasa, item=FeedbackIn(description="same idea"), ref_prefix="LH")
+    dup = feedback_queries.create_feedback(
+        rasa, item=FeedbackIn(description="same idea"), ref_prefix="LH"
+    )
     dup.duplicate_of_id = own.id
     rasa.flush()
 
@@ -382,10 +387,10 @@ def test_erase_everything_deletes_feedback_and_withdraws_support(rasa: Session) 
 
 def test_erase_works_without_rasa_tables(session: Session) -> None:
     key = user_key(SECRET, "telegram", uuid.uuid4().hex)
-    repo.touch_customer(session, user_key=key, channel="telegram", chat_id="12345")
+    conversations.touch_customer(session, user_key=key, channel="telegram", chat_id="12345")
     report = erase_customer(session, customer_key=key, everything=False)
     assert report.deleted["customers"] == 1
-    assert repo.get_customer(session, user_key=key) is None
+    assert conversations.get_customer(session, user_key=key) is None
 
 
 def test_sqlite_secure_delete_leaves_nothing_in_the_file(tmp_path: Path) -> None:
@@ -467,7 +472,7 @@ def test_purge_deletes_old_conversation_data_only(rasa: Session) -> None:
         rasa.execute(
             update(Feedback).where(Feedback.ref == c.own_ref).values(status="done", updated_at=when)
         )
-    open_old = repo.create_feedback(
+    open_old = feedback_queries.create_feedback(
         rasa, item=FeedbackIn(customer_key=old.key, description="still open"), ref_prefix="LH"
     )
     rasa.execute(update(Feedback).where(Feedback.id == open_old.id).values(updated_at=OLD))
@@ -499,7 +504,7 @@ def test_purge_deletes_old_conversation_data_only(rasa: Session) -> None:
     still_open = by_ref(rasa, open_old.ref)
     assert still_open is not None and still_open.customer_key == old.key
     assert count(rasa, Contact, customer_key=new.key) == 1
-    assert repo.get_customer(rasa, user_key=old.key) is not None  # keeps the opt-out
+    assert conversations.get_customer(rasa, user_key=old.key) is not None  # keeps the opt-out
 
     again = purge(rasa, older_than_days=180, now=NOW)
     assert sum(again.values()) == 0

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from earshot.spool import Spool
+from earshot.storage.spool import Spool
 
 
 def test_entries_survive_and_drain_in_order(tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session
 
-from earshot.schemas import FeedbackIn
-from earshot.stats import TELEGRAM_LIMIT, format_stats_text, team_stats
-from earshot.storage import repo
+from earshot.feedback import queries as feedback_queries
+from earshot.feedback.schemas import FeedbackIn
+from earshot.insights.stats import TELEGRAM_LIMIT, format_stats_text, team_stats
 from earshot.storage.models import Feedback
 
 NOW = datetime(2030, 6, 15, 12, 0, tzinfo=timezone.utc)
@@ -20,7 +20,7 @@ NAMES = {"bulb": "Lumen Bulb", "app": "Lumen app"}
 def make(session: Session, *, days_ago: float, **fields: Any) -> Feedback:
     orm = {k: fields.pop(k) for k in ("status", "supporters") if k in fields}
     fields.setdefault("description", "a remark")
-    row = repo.create_feedback(session, item=FeedbackIn(**fields), ref_prefix="ST")
+    row = feedback_queries.create_feedback(session, item=FeedbackIn(**fields), ref_prefix="ST")
     row.created_at = NOW - timedelta(days=days_ago)
     for k, v in orm.items():
         setattr(row, k, v)

@@ -7,8 +7,9 @@ from datetime import timedelta
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
-from earshot.schemas import FeedbackIn, FeedbackType, Importance, Source
-from earshot.storage import repo
+from earshot.conversations import queries as conversations
+from earshot.feedback import queries as feedback_queries
+from earshot.feedback.schemas import FeedbackIn, FeedbackType, Importance, Source
 from earshot.storage.models import Contact, Feedback, utcnow
 
 
@@ -41,7 +42,7 @@ def test_feedback_is_stored_field_by_field(session: Session) -> None:
         consent_version="v1",
         contact="me@example.org",
     )
-    row = repo.create_feedback(session, item=item, ref_prefix="LH")
+    row = feedback_queries.create_feedback(session, item=item, ref_prefix="LH")
     session.commit()
     got = session.scalar(select(Feedback).where(Feedback.ref == row.ref))
     assert got is not None
@@ -65,13 +66,15 @@ def test_contact_is_not_stored_without_consent(session: Session) -> None:
     item = FeedbackIn(
         customer_key="a" * 32, description="x", contact="me@example.org", consent=False
     )
-    row = repo.create_feedback(session, item=item, ref_prefix="LH")
+    row = feedback_queries.create_feedback(session, item=item, ref_prefix="LH")
     assert session.scalar(select(Contact).where(Contact.feedback_id == row.id)) is None
 
 
 def test_refs_are_unique(session: Session) -> None:
     refs = {
-        repo.create_feedback(session, item=FeedbackIn(description=str(i)), ref_prefix="LH").ref
+        feedback_queries.create_feedback(
+            session, item=FeedbackIn(description=str(i)), ref_prefix="LH"
+        ).ref
         for i in range(200)
     }
     assert len(refs) == 200
@@ -79,40 +82,40 @@ def test_refs_are_unique(session: Session) -> None:
 
 def test_customers_own_feedback_is_listed_newest_first(session: Session) -> None:
     for text in ("first", "second"):
-        repo.create_feedback(
+        feedback_queries.create_feedback(
             session, item=FeedbackIn(customer_key="c" * 32, description=text), ref_prefix="LH"
         )
-    repo.create_feedback(
+    feedback_queries.create_feedback(
         session, item=FeedbackIn(customer_key="d" * 32, description="other"), ref_prefix="LH"
     )
-    mine = repo.feedback_of_customer(session, customer_key="c" * 32)
+    mine = feedback_queries.feedback_of_customer(session, customer_key="c" * 32)
     assert [f.description for f in mine] == ["second", "first"]
 
 
 def test_update_is_claimed_once_per_bot(session: Session) -> None:
-    assert repo.claim_update(session, update_id=42, customer_key=None, bot_id=1)
-    assert not repo.claim_update(session, update_id=42, customer_key=None, bot_id=1)
+    assert conversations.claim_update(session, update_id=42, customer_key=None, bot_id=1)
+    assert not conversations.claim_update(session, update_id=42, customer_key=None, bot_id=1)
     # Another bot (a new token) numbers its updates afresh: not a redelivery.
-    assert repo.claim_update(session, update_id=42, customer_key=None, bot_id=2)
+    assert conversations.claim_update(session, update_id=42, customer_key=None, bot_id=2)
 
 
 def test_button_payloads_are_bound_to_their_customer(session: Session) -> None:
-    pid = repo.store_payload(session, payload='["/affirm"]', customer_key="me")
-    assert repo.load_payload(session, pid=pid, customer_key="me") == '["/affirm"]'
-    assert repo.load_payload(session, pid=pid, customer_key="someone-else") is None
-    assert repo.load_payload(session, pid="forged", customer_key="me") is None
+    pid = conversations.store_payload(session, payload='["/affirm"]', customer_key="me")
+    assert conversations.load_payload(session, pid=pid, customer_key="me") == '["/affirm"]'
+    assert conversations.load_payload(session, pid=pid, customer_key="someone-else") is None
+    assert conversations.load_payload(session, pid="forged", customer_key="me") is None
 
 
 def test_ask_interval_and_opt_out(session: Session) -> None:
     key = "e" * 32
-    repo.touch_customer(session, user_key=key, channel="telegram", chat_id="1")
-    assert repo.may_ask(session, customer_key=key, interval_days=14)
-    repo.log_ask(session, customer_key=key, trigger="after_service")
+    conversations.touch_customer(session, user_key=key, channel="telegram", chat_id="1")
+    assert feedback_queries.may_ask(session, customer_key=key, interval_days=14)
+    feedback_queries.log_ask(session, customer_key=key, trigger="after_service")
     session.flush()
     session.expire_all()
-    assert not repo.may_ask(session, customer_key=key, interval_days=14)
+    assert not feedback_queries.may_ask(session, customer_key=key, interval_days=14)
     later = utcnow() + timedelta(days=15)
-    assert repo.may_ask(session, customer_key=key, interval_days=14, now=later)
-    repo.set_do_not_ask(session, customer_key=key)
+    assert feedback_queries.may_ask(session, customer_key=key, interval_days=14, now=later)
+    feedback_queries.set_do_not_ask(session, customer_key=key)
     session.expire_all()
-    assert not repo.may_ask(session, customer_key=key, interval_days=14, now=later)
+    assert not feedback_queries.may_ask(session, customer_key=key, interval_days=14, now=later)

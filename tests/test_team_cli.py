@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from earshot import team_cli
-from earshot.schemas import FeedbackIn, FeedbackType
+from earshot.cli import team as team_cli
+from earshot.feedback import queries as feedback_queries
+from earshot.feedback.schemas import FeedbackIn, FeedbackType
 from earshot.settings import get_settings
-from earshot.storage import repo
 from earshot.storage.db import engine_for, session_scope
 from earshot.storage.models import Feedback, FeedbackEvent, Notification
 from tests.conftest import create_pg_database, drop_pg_database
@@ -64,7 +64,7 @@ def env(cli_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 def cli(*argv: str) -> int:
-    """Parse and run like `earshot.cli.main`, on a parser holding only our commands."""
+    """Parse and run like `earshot.cli.app`, on a parser holding only our commands."""
     parser = argparse.ArgumentParser(prog="earshot")
     register_on = parser.add_subparsers(dest="command", required=True)
     team_cli.register(register_on)
@@ -75,7 +75,7 @@ def cli(*argv: str) -> int:
 def add(url: str, **fields: Any) -> str:
     at = fields.pop("at", None)
     with session_scope(url) as s:
-        row = repo.create_feedback(s, item=FeedbackIn(**fields), ref_prefix="TC")
+        row = feedback_queries.create_feedback(s, item=FeedbackIn(**fields), ref_prefix="TC")
         if at is not None:
             row.created_at = at
         return row.ref
@@ -221,13 +221,13 @@ def test_parse_when() -> None:
 
 
 def test_wired_into_main_cli(env: str, tmp_path: Path) -> None:
-    """Once earshot/cli.py calls register, `earshot export` works end to end."""
-    from earshot import cli as main_cli
+    """Once earshot/cli/app.py calls register, `earshot export` works end to end."""
+    from earshot.cli import app as main_cli
 
     parser = main_cli.build_parser()
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     if "export" not in sub.choices:
-        pytest.skip("earshot.cli does not register the team commands yet")
+        pytest.skip("earshot.cli.app does not register the team commands yet")
     out = tmp_path / "all.jsonl"
     assert main_cli.main(["export", "--out", str(out), "--since", "1h"]) == 0
     assert out.exists()

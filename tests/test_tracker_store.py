@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from earshot.cli.supervise import write_endpoints
 from earshot.settings import load_settings
-from earshot.supervise import write_endpoints
 from testkit.pgtemp import create_pg_database, drop_pg_database, pg_available
 from tests.rasa_venv import RASA_PY, run_rasa_check
 

@@ -6,16 +6,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from earshot import triage
-from earshot.schemas import FeedbackIn
-from earshot.storage import repo
+from earshot.feedback import queries as feedback_queries
+from earshot.feedback import triage
+from earshot.feedback.schemas import FeedbackIn
+from earshot.feedback.triage import TriageError
 from earshot.storage.models import Feedback, FeedbackEvent, Notification, Supporter
-from earshot.triage import TriageError
 
 
 def make(session: Session, key: str | None, *, consent: bool = False) -> Feedback:
     item = FeedbackIn(customer_key=key, description="please add a timer", consent=consent)
-    return repo.create_feedback(session, item=item, ref_prefix="TR")
+    return feedback_queries.create_feedback(session, item=item, ref_prefix="TR")
 
 
 def support(session: Session, item: Feedback, *keys: str) -> None:

@@ -25,12 +25,13 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import sessionmaker
 from starlette.testclient import TestClient
 
-from earshot import accounts
-from earshot.export import ExportFilter
-from earshot.identity import user_key
-from earshot.schemas import FeedbackIn
+from earshot.accounts import service as accounts
+from earshot.feedback import inbox
+from earshot.feedback import queries as feedback_queries
+from earshot.feedback.schemas import FeedbackIn
+from earshot.insights.export import ExportFilter
+from earshot.privacy.identity import user_key
 from earshot.settings import ConfigError, Settings, load_settings
-from earshot.storage import repo
 from earshot.storage.db import engine_for, make_engine, migrate, session_scope
 from earshot.storage.models import (
     AskLog,
@@ -41,7 +42,7 @@ from earshot.storage.models import (
     ServiceRating,
     Supporter,
 )
-from earshot.web import charts, queries, security
+from earshot.web import charts, security
 from earshot.web.app import create_app
 from earshot.web.exporting import CHUNK, stream_export
 from tests.conftest import create_pg_database, drop_pg_database
@@ -129,7 +130,9 @@ class Web:
         orm = {k: fields.pop(k) for k in ("status", "supporters", "tags") if k in fields}
         fields.setdefault("description", "please add a dark mode")
         with session_scope(self.url) as s:
-            row = repo.create_feedback(s, item=FeedbackIn(**fields), ref_prefix=self.prefix)
+            row = feedback_queries.create_feedback(
+                s, item=FeedbackIn(**fields), ref_prefix=self.prefix
+            )
             if at is not None:
                 row.created_at = at
             for k, v in orm.items():
@@ -326,19 +329,19 @@ def test_inbox_filters_sorting_and_search(web: Web) -> None:
 def test_inbox_pages_with_keyset_cursors(web: Web) -> None:
     refs = [web.add(description=f"pagination item {i}", supporters=1 + i % 3) for i in range(7)]
     with session_scope(web.url) as s:
-        for sort in queries.SORTS:
-            f = queries.InboxFilter(q="pagination item", sort=sort)
+        for sort in inbox.SORTS:
+            f = inbox.InboxFilter(q="pagination item", sort=sort)
             seen: list[str] = []
-            page = queries.inbox_page(s, f, page_size=3)
+            page = inbox.inbox_page(s, f, page_size=3)
             pages = [page]
             while page.next_cursor:
-                page = queries.inbox_page(s, f, after=page.next_cursor, page_size=3)
+                page = inbox.inbox_page(s, f, after=page.next_cursor, page_size=3)
                 pages.append(page)
             seen = [i.ref for p in pages for i in p.items]
             assert sorted(seen) == sorted(refs) and len(seen) == 7 and pages[0].total == 7
             assert [len(p.items) for p in pages] == [3, 3, 1]
             assert pages[0].prev_cursor is None and pages[1].prev_cursor
-            back = queries.inbox_page(s, f, before=pages[2].prev_cursor or "", page_size=3)
+            back = inbox.inbox_page(s, f, before=pages[2].prev_cursor or "", page_size=3)
             assert [i.ref for i in back.items] == [i.ref for i in pages[1].items]
     web.login()
     r = web.client.get("/", params={"q": "pagination item"})
@@ -629,7 +632,7 @@ def test_rate_limiter_window() -> None:
 def test_cli_registers_web_command() -> None:
     import argparse
 
-    from earshot.web.cli import register
+    from earshot.cli.web import register
 
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers(dest="command"))

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from earshot.identity import user_key
-from earshot.privacy import search_everywhere
+from earshot.privacy.erasure import search_everywhere
+from earshot.privacy.identity import user_key
 from earshot.storage.db import make_engine
 from tests import test_web
 from tests.test_web import SECRET, Web, csrf

@@ -2,7 +2,7 @@
 
 `create_app(settings)` builds the Starlette app; `earshot web` serves it with uvicorn.
 Pages are server-rendered Jinja2; the only script is the web chat's. Every POST carries
-the session's CSRF token, every change goes through earshot.triage with the logged-in
+the session's CSRF token, every change goes through earshot.feedback.triage with the logged-in
 reviewer as the actor.
 """
 
@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 import httpx
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
@@ -33,16 +32,20 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from earshot import accounts, i18n, triage
+from earshot import i18n
 from earshot import language as lang_mod
-from earshot.export import FORMATS
-from earshot.identity import user_key
-from earshot.privacy import redact
+from earshot.accounts import service as accounts
+from earshot.feedback import inbox as feedback_inbox
+from earshot.feedback import triage
+from earshot.insights import overview
+from earshot.insights.export import FORMATS
+from earshot.insights.stats import snippet
+from earshot.privacy.identity import user_key
+from earshot.privacy.redaction import redact
 from earshot.settings import ConfigError, Settings
-from earshot.stats import snippet
 from earshot.storage.db import make_engine
-from earshot.storage.models import Feedback, Notification, Supporter, utcnow
-from earshot.web import charts, chat, queries, security
+from earshot.storage.models import utcnow
+from earshot.web import charts, chat, security
 from earshot.web.bodylimit import BodyLimit
 from earshot.web.exporting import MEDIA_TYPES, filename, stream_export
 
@@ -62,7 +65,7 @@ TYPE_COLORS = {
     "praise": "#059669",
     "other": "#6b7280",
 }
-STATUS_LABELS = {s: s.replace("_", " ") for s in queries.STATUSES}
+STATUS_LABELS = {s: s.replace("_", " ") for s in feedback_inbox.STATUSES}
 SECURITY_HEADERS = [
     (
         b"content-security-policy",
@@ -123,8 +126,8 @@ class Dashboard:
             product_name=self.product_name,
             products=[(p.key, p.name) for p in settings.products],
             languages=settings.languages,
-            types=queries.TYPES,
-            statuses=queries.STATUSES,
+            types=feedback_inbox.TYPES,
+            statuses=feedback_inbox.STATUSES,
             type_colors=TYPE_COLORS,
             formats=FORMATS,
         )
@@ -348,9 +351,9 @@ async def users_page(request: Request) -> Response:
 # --- inbox -------------------------------------------------------------------------------
 
 
-def _filters(request: Request) -> queries.InboxFilter:
+def _filters(request: Request) -> feedback_inbox.InboxFilter:
     s = dash(request).settings
-    return queries.InboxFilter.parse(
+    return feedback_inbox.InboxFilter.parse(
         request.query_params, products=[p.key for p in s.products], languages=s.languages
     )
 
@@ -361,7 +364,7 @@ async def inbox(request: Request) -> Response:
     f = _filters(request)
     after = request.query_params.get("after", "")[:80]
     before = request.query_params.get("before", "")[:80]
-    page = await d.db(queries.inbox_page, f=f, after=after, before=before)
+    page = await d.db(feedback_inbox.inbox_page, f=f, after=after, before=before)
     return render(
         request,
         "inbox.html",
@@ -375,43 +378,13 @@ async def inbox(request: Request) -> Response:
 # --- item ---------------------------------------------------------------------------------
 
 
-def _item_context(session: Session, *, ref: str) -> dict[str, Any] | None:
-    item = session.scalar(select(Feedback).where(Feedback.ref == ref.strip().upper()))
-    if item is None:
-        return None
-    original = session.get(Feedback, item.duplicate_of_id) if item.duplicate_of_id else None
-    duplicates = session.scalars(
-        select(Feedback).where(Feedback.duplicate_of_id == item.id).order_by(Feedback.id)
-    ).all()
-    supporters = list(
-        session.scalars(select(Supporter.created_at).where(Supporter.feedback_id == item.id))
-    )
-    # Per status: how many customers were queued a message and how many were sent it.
-    notifications = session.execute(
-        select(Notification.status, func.count(), func.count(Notification.sent_at))
-        .where(Notification.feedback_id == item.id)
-        .group_by(Notification.status)
-        .order_by(func.min(Notification.id))
-    ).all()
-    return {
-        "item": item,
-        "original": original,
-        "duplicates": duplicates,
-        "similar": queries.similar_items(session, item),
-        "history": triage.history(session, ref=item.ref),
-        "supporter_rows": len(supporters),
-        "notifications": notifications,
-        "recipients": len(triage.recipients(session, item=item)),
-    }
-
-
 @login_required
 async def item_page(request: Request) -> Response:
     d = dash(request)
     ref = request.path_params["ref"]
 
     def build(session: Session) -> Response:
-        context = _item_context(session, ref=ref)
+        context = feedback_inbox.item_details(session, ref=ref)
         if context is None:
             return render(request, "error.html", 404, title="Not found", message=f"No item {ref}.")
         return render(request, "item.html", **context)
@@ -488,7 +461,7 @@ def merge_action(session: Session, ref: str, form: FormData, actor: str) -> tupl
 # --- overview -----------------------------------------------------------------------------
 
 
-def _overview_charts(d: Dashboard, ov: queries.Overview) -> dict[str, Any]:
+def _overview_charts(d: Dashboard, ov: overview.Overview) -> dict[str, Any]:
     weeks = [w.strftime("%d %b") for w in ov.weeks]
     volume = charts.stacked_bars(
         weeks,
@@ -561,7 +534,7 @@ async def overview_page(request: Request) -> Response:
     except ValueError:
         days = 90
     days = days if days in OVERVIEW_PERIODS else 90
-    ov = await d.db(queries.overview, days=days, now=utcnow())
+    ov = await d.db(overview.overview, days=days, now=utcnow())
     return render(
         request,
         "overview.html",
@@ -723,7 +696,7 @@ def create_app(
 ) -> Starlette:
     """The dashboard app. Refuses to start in production without ADMIN_PASSWORD.
 
-    (Dashboard users made with `earshot users add` sign in as well; see earshot.accounts.)
+    (Dashboard users made with `earshot users add` sign in as well; see earshot.accounts.service.)
 
     `rasa_transport` (or `app.state.rasa_transport`) replaces the HTTP transport to Rasa,
     for tests.

@@ -18,8 +18,8 @@ import httpx
 from sqlalchemy.orm import Session
 
 from earshot import i18n
-from earshot.privacy import erase_customer, erase_spooled
-from earshot.storage import repo
+from earshot.conversations import queries as conversations
+from earshot.privacy.erasure import erase_customer, erase_spooled
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,9 @@ def store_buttons(session: Session, *, replies: list[Reply], customer_key: str) 
     payloads = [b.payload for r in replies for b in r.buttons if not b.is_url]
     if not payloads:
         return []
-    pid = repo.store_payload(session, payload=json.dumps(payloads), customer_key=customer_key)
+    pid = conversations.store_payload(
+        session, payload=json.dumps(payloads), customer_key=customer_key
+    )
     return [f"{pid}:{i}" for i in range(len(payloads))]
 
 
@@ -170,7 +172,7 @@ def resolve_button(session: Session, *, ref: str, customer_key: str) -> str | No
     pid, _, idx = ref.partition(":")
     if not pid or not idx.isdigit() or len(ref) > 64:
         return None
-    stored = repo.load_payload(session, pid=pid, customer_key=customer_key)
+    stored = conversations.load_payload(session, pid=pid, customer_key=customer_key)
     if stored is None:
         return None
     try:

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, cast
 import anyio.to_thread
 from sqlalchemy.orm import Session
 
-from earshot.export import ExportFilter, Format, export
+from earshot.insights.export import ExportFilter, Format, export
 
 log = logging.getLogger(__name__)
 

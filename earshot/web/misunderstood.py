@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from earshot import learned, misunderstood
-from earshot.kb import KnowledgeBaseError
+from earshot.knowledge import learned, misunderstood
+from earshot.knowledge.kb import KnowledgeBaseError
 from earshot.settings import ROOT
 from earshot.web.app import (
     checked_form,

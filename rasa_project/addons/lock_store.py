@@ -9,7 +9,7 @@ fix #11256 was reverted in #11428). Here each change is one Redis transaction
 (WATCH/MULTI/EXEC, retried on conflict), and an empty lock is deleted.
 
 endpoints.yml: `lock_store: {type: addons.lock_store.AtomicRedisLockStore, url: ...}`
-(written by `earshot.supervise.write_endpoints` when REDIS_URL is set).
+(written by `earshot.cli.supervise.write_endpoints` when REDIS_URL is set).
 """
 
 import json

@@ -145,7 +145,7 @@ def may_roll_over(tracker: Any, limit: int) -> bool:
         if pending is None and kind == "bot":
             data = getattr(event, "data", None) or {}
             buttons = [*(data.get("buttons") or []), *(data.get("quick_replies") or [])]
-            # Links are buttons whose payload is a URL (earshot.kb): they wait for nothing.
+            # Links (buttons whose payload is a URL, earshot.knowledge.kb) wait for nothing.
             pending = any(
                 not str(b.get("payload", "")).startswith(("https://", "http://")) for b in buttons
             )

@@ -19,7 +19,7 @@ than a count over a subquery of every column: the same rows, the same order, the
 number.
 
 endpoints.yml: `tracker_store: {type: addons.tracker_store.IndexedSQLTrackerStore, ...}`
-(written by `earshot.supervise.write_endpoints`).
+(written by `earshot.cli.supervise.write_endpoints`).
 """
 
 import itertools

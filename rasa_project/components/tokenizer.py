@@ -10,7 +10,7 @@ training fell from ~4 min to ~45 s (reports/bench.md, training). Replies still c
 the domain's responses, which are untouched.
 
 It also leaves out the labels that replace personal details before a message reaches
-Rasa (`[email]`, `[phone]`, `[iban]`, `[card]`: earshot.privacy.redact). As typed, an
+Rasa (`[email]`, `[phone]`, `[iban]`, `[card]`: earshot.privacy.redaction.redact). As typed, an
 address or number was a token the model had never seen; as a label it became the word
 "email" or "card", which pulled questions towards the newsletter or payment topics.
 Without them the model reads the sentence as it read it before redaction.

@@ -26,8 +26,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from earshot.schemas import FeedbackIn
-from earshot.storage import repo
+from earshot.feedback import queries as feedback_queries
+from earshot.feedback.schemas import FeedbackIn
 from earshot.storage.db import engine_for, migrate, session_scope
 from earshot.storage.models import AskLog, Feedback, Notification, ServiceRating, Supporter
 
@@ -239,7 +239,7 @@ def seed(url: str) -> list[str]:
             spec = dict(spec)
             days, supporters = spec.pop("days"), spec.pop("supporters", 1)
             item = FeedbackIn(customer_key=f"{i:032x}", channel="telegram", **spec)
-            row = repo.create_feedback(s, item=item, ref_prefix="LH")
+            row = feedback_queries.create_feedback(s, item=item, ref_prefix="LH")
             row.created_at = NOW - timedelta(days=days, hours=i)
             for n in range(supporters - 1):  # real supporter rows, so merges count right
                 s.add(Supporter(feedback_id=row.id, customer_key=f"s{i:03d}{n:028x}"))
@@ -283,7 +283,7 @@ def site(tmp_path_factory: pytest.TempPathFactory, rasa: StubRasa) -> Iterator[d
     url = f"sqlite:///{tmp / 'earshot.db'}"
     migrate(url)
     refs = seed(url)
-    from earshot import accounts
+    from earshot.accounts import service as accounts
 
     with session_scope(url) as session:  # the reviewer who signs in: a dashboard user
         accounts.add_user(session, name="maria", role="triager", password=PASSWORD)

@@ -20,7 +20,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
-from earshot.kb import build_rasa_files, load_kb
+from earshot.knowledge.kb import build_rasa_files, load_kb
 from earshot.settings import ROOT
 from earshot.storage.db import session_scope
 from earshot.storage.models import MisunderstoodEvent, MisunderstoodMessage

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from earshot.cli.supervise import Part, build_parts, channel_part, healthy
 from earshot.settings import load_settings
 from earshot.storage.db import migrate
-from earshot.supervise import Part, build_parts, channel_part, healthy
 from testkit.stack import MODEL, SECRET, stack_env
 from testkit.telegram_api import FakeBotAPI
 
@@ -70,7 +70,7 @@ class Parts:
         return "\n".join(f"--- {n} ---\n{p.tail(30)}" for n, p in self.parts.items())
 
     def key(self, user_id: int) -> str:
-        from earshot.identity import user_key
+        from earshot.privacy.identity import user_key
 
         return user_key(SECRET, "telegram", user_id)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from earshot import feedback as core
+from earshot.feedback import service as core
+from earshot.outreach import campaigns
 from earshot.storage.db import session_scope
 from earshot.storage.models import AskLog, CampaignSend, Feedback, Supporter
 from earshot.storage.models import Customer as CustomerRow
@@ -436,5 +437,5 @@ def test_a_campaign_question_is_sent_and_answered(stack: Stack, user_id: int) ->
     with session_scope(stack.db_url) as session:
         send = session.scalar(select(CampaignSend).where(CampaignSend.customer_key == me.key))
         assert send is not None and send.status == "sent" and send.sent_at is not None
-        status = core.campaign_status(session, campaign_id="thermostat-winter")
+        status = campaigns.campaign_status(session, campaign_id="thermostat-winter")
     assert status.answered >= 1 and status.items >= 1

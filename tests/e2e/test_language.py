@@ -12,7 +12,7 @@ import sys
 
 from sqlalchemy import select
 
-from earshot.kb import load_kb
+from earshot.knowledge.kb import load_kb
 from earshot.settings import ROOT
 from earshot.storage.db import session_scope
 from earshot.storage.models import Customer as CustomerRow

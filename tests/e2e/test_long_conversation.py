@@ -11,7 +11,7 @@ import html
 import yaml
 from sqlalchemy import text
 
-from earshot.kb import load_kb
+from earshot.knowledge.kb import load_kb
 from earshot.settings import ROOT
 from earshot.storage.db import session_scope
 from testkit.stack import Stack

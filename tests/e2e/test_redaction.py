@@ -12,8 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from earshot.kb import load_kb
-from earshot.privacy import search_everywhere
+from earshot.knowledge.kb import load_kb
+from earshot.privacy.erasure import search_everywhere
 from earshot.settings import ROOT
 from earshot.storage.db import make_engine
 from testkit.pgtemp import create_pg_database, drop_pg_database

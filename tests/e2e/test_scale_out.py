@@ -25,10 +25,10 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
+from earshot.cli.supervise import Part, build_parts, wait_healthy
 from earshot.settings import Settings, load_settings
 from earshot.storage.db import engine_for, migrate, session_scope
 from earshot.storage.models import Feedback
-from earshot.supervise import Part, build_parts, wait_healthy
 from testkit.stack import MODEL, stack_env
 from testkit.telegram_api import FakeBotAPI
 from tests.conftest import _pg_available, create_pg_database, drop_pg_database

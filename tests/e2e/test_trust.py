@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from earshot.privacy import search_everywhere
+from earshot.privacy.erasure import search_everywhere
 from earshot.storage.db import make_engine
 from testkit.stack import Stack
 from tests.e2e.helpers import Customer, feedback_rows, give_feedback, texts

@@ -81,7 +81,7 @@ def _fail(message: str) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from earshot.export import FORMATS, ExportFilter, Format, export
+    from earshot.insights.export import FORMATS, ExportFilter, Format, export
     from earshot.storage.db import session_scope
 
     out = Path(args.out)
@@ -117,8 +117,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _triage(fn: Callable[[Any, argparse.Namespace], str]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        from earshot.feedback.triage import TriageError
         from earshot.storage.db import session_scope
-        from earshot.triage import TriageError
 
         settings = _settings()
         try:
@@ -133,10 +133,7 @@ def _triage(fn: Callable[[Any, argparse.Namespace], str]) -> Callable[[argparse.
 
 
 def _set_status(session: Any, args: argparse.Namespace) -> str:
-    from sqlalchemy import func, select
-
-    from earshot.storage.models import Notification
-    from earshot.triage import get_item, set_status
+    from earshot.feedback.triage import get_item, notices_queued, set_status
 
     changed = set_status(
         session, ref=args.ref, status=args.status, actor=args.actor, note=args.note
@@ -144,17 +141,13 @@ def _set_status(session: Any, args: argparse.Namespace) -> str:
     item = get_item(session, ref=args.ref)
     if not changed:
         return f"{item.ref} is already {item.status}"
-    queued = session.scalar(
-        select(func.count())
-        .select_from(Notification)
-        .where(Notification.feedback_id == item.id, Notification.status == item.status)
-    )
+    queued = notices_queued(session, item=item)
     told = f"; {queued} customer{'' if queued == 1 else 's'} to notify" if queued else ""
     return f"{item.ref} is now {item.status}{told}"
 
 
 def _merge(session: Any, args: argparse.Namespace) -> str:
-    from earshot.triage import get_item, merge
+    from earshot.feedback.triage import get_item, merge
 
     original = merge(session, ref=args.ref, into_ref=args.into_ref, actor=args.actor)
     dup = get_item(session, ref=args.ref)
@@ -165,7 +158,7 @@ def _merge(session: Any, args: argparse.Namespace) -> str:
 
 
 def _tag(session: Any, args: argparse.Namespace) -> str:
-    from earshot.triage import add_tag, get_item, remove_tag
+    from earshot.feedback.triage import add_tag, get_item, remove_tag
 
     if args.remove:
         changed = remove_tag(session, ref=args.ref, tag=args.tag, actor=args.actor)
@@ -177,7 +170,7 @@ def _tag(session: Any, args: argparse.Namespace) -> str:
 
 
 def _note(session: Any, args: argparse.Namespace) -> str:
-    from earshot.triage import add_note, get_item
+    from earshot.feedback.triage import add_note, get_item
 
     add_note(session, ref=args.ref, text=args.text, actor=args.actor)
     return f"note added to {get_item(session, ref=args.ref).ref}"
@@ -187,7 +180,7 @@ def _note(session: Any, args: argparse.Namespace) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from earshot.digest import build_digest, render
+    from earshot.insights.digest import build_digest, render
     from earshot.storage.db import session_scope
 
     out = Path(args.out) if args.out else None
@@ -242,7 +235,7 @@ def register(subparsers: Any) -> None:
         sp.add_argument("--actor", default=_default_actor(), help="who is making the change")
         return sp
 
-    from earshot.schemas import Status
+    from earshot.feedback.schemas import Status
 
     sp = add("set-status", _set_status, "move an item to a new status")
     sp.add_argument("ref")

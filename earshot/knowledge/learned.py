@@ -36,7 +36,7 @@ HEADER = (
     "# used by the next `make train`. Keys: a KB topic, out_of_scope or new_topic_needed.\n"
 )
 MAX_LENGTH = 300
-# Redaction labels (earshot.privacy.redact) are the only square brackets allowed: Rasa
+# Redaction labels (earshot.privacy.redaction.redact) are the only square brackets allowed: Rasa
 # reads "[text](entity)" as entity markup and "{...}" as JSON.
 _LABELS = re.compile(r"\[(?:email|iban|card|phone)\]")
 # Where test parts live (relative to the repository): no text in them is ever trained.

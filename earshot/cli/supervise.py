@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from earshot.progress import phase
+from earshot.cli.progress import phase
 from earshot.settings import ROOT, ConfigError, Settings, check_exposed_secret, load_settings
 from earshot.storage.db import migrate
 
@@ -346,7 +346,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 def _users(settings: Settings) -> bool:
-    from earshot.accounts import users_exist
+    from earshot.accounts.service import users_exist
     from earshot.storage.db import session_scope
 
     with session_scope(settings.db_url) as session:

@@ -21,8 +21,8 @@ from typing import Annotated, Any, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from earshot import learned as learned_mod
 from earshot.i18n import LANGUAGE_NAMES
+from earshot.knowledge import learned as learned_mod
 from earshot.language import SET_LANGUAGE
 
 RETRIEVAL_INTENT = "faq"
@@ -442,8 +442,8 @@ def build_rasa_files(kb: KnowledgeBase, rasa_dir: Path) -> list[Path]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m earshot.kb build`` / ``check``: the Makefile's entry point."""
-    parser = argparse.ArgumentParser(prog="python -m earshot.kb")
+    """``python -m earshot.knowledge.kb build`` / ``check``: the Makefile's entry point."""
+    parser = argparse.ArgumentParser(prog="python -m earshot.knowledge.kb")
     parser.add_argument("command", choices=("build", "check"))
     parser.add_argument("--kb", type=Path, default=Path("kb"))
     parser.add_argument("--rasa-dir", type=Path, default=Path("rasa_project"))

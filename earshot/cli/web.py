@@ -16,7 +16,7 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     import uvicorn
 
-    from earshot import accounts
+    from earshot.accounts import service as accounts
     from earshot.settings import ConfigError, check_exposed_secret, load_settings
     from earshot.storage.db import migrate, session_scope
     from earshot.web.app import create_app

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from earshot.schemas import FeedbackType, Status
+from earshot.feedback.schemas import FeedbackType, Status
 from earshot.storage.models import Feedback, utcnow
 
 WINDOWS: tuple[int, ...] = (7, 30)
@@ -55,7 +55,7 @@ class Stats:
 
 def snippet(text: str, length: int = SNIPPET_LENGTH) -> str:
     """One line of customer text, redacted of personal data before it is cut."""
-    from earshot.privacy import redact
+    from earshot.privacy.redaction import redact
 
     # Redact before cutting, so a truncated e-mail address or number cannot slip through.
     text = " ".join(redact(text or "").split())

@@ -23,7 +23,7 @@ def _settings() -> Settings:
 
 
 def cmd_run(_: argparse.Namespace) -> int:
-    from earshot.supervise import run
+    from earshot.cli.supervise import run
 
     return run()
 
@@ -44,7 +44,7 @@ def cmd_check_config(_: argparse.Namespace) -> int:
 
 
 def cmd_endpoints(args: argparse.Namespace) -> int:
-    from earshot.supervise import write_endpoints
+    from earshot.cli.supervise import write_endpoints
 
     path = write_endpoints(_settings(), Path(args.out))
     print(path)
@@ -52,7 +52,7 @@ def cmd_endpoints(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
-    from earshot.supervise import healthy
+    from earshot.cli.supervise import healthy
 
     url = args.url or _settings().rasa_url.rstrip("/") + "/"
     ok = healthy(url)
@@ -61,7 +61,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_kb(args: argparse.Namespace) -> int:
-    from earshot.kb import KnowledgeBaseError, build_rasa_files, load_kb
+    from earshot.knowledge.kb import KnowledgeBaseError, build_rasa_files, load_kb
 
     settings = _settings()
     kb_dir = Path(args.path) if args.path else settings.knowledge_base
@@ -84,7 +84,7 @@ def cmd_kb(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from earshot.privacy import purge
+    from earshot.privacy.erasure import purge
     from earshot.storage.db import session_scope
 
     settings = _settings()
@@ -100,8 +100,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 
 def cmd_erase(args: argparse.Namespace) -> int:
-    from earshot.identity import user_key
-    from earshot.privacy import erase_customer, erase_spooled
+    from earshot.privacy.erasure import erase_customer, erase_spooled
+    from earshot.privacy.identity import user_key
     from earshot.storage.db import session_scope
 
     settings = _settings()
@@ -167,10 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--everything", action="store_true", help="delete their feedback items too")
     add("classify", cmd_classify, "classify JSON lines {'text': ...} from stdin")
     # Feature commands register themselves; their imports stay inside their handlers.
-    from earshot.feedback_cli import register as register_feedback
-    from earshot.team_cli import register as register_team
-    from earshot.users_cli import register as register_users
-    from earshot.web.cli import register as register_web
+    from earshot.cli.feedback import register as register_feedback
+    from earshot.cli.team import register as register_team
+    from earshot.cli.users import register as register_users
+    from earshot.cli.web import register as register_web
 
     register_feedback(sub)
     register_team(sub)

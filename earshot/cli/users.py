@@ -22,8 +22,8 @@ def _read_password(confirm: bool = True) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from earshot import accounts
-    from earshot.cli import _settings
+    from earshot.accounts import service as accounts
+    from earshot.cli.app import _settings
     from earshot.storage.db import migrate, session_scope
 
     settings = _settings()
@@ -69,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add `users add|list|remove|set-password|set-role` to the `earshot` command."""
-    from earshot.accounts import ROLES
+    from earshot.accounts.service import ROLES
 
     p = subparsers.add_parser("users", help="manage dashboard users (the team)")
     p.set_defaults(fn=_run)

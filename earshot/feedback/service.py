@@ -1,5 +1,5 @@
 """Feedback capture services: saving items, similar-item search, supporters, when we may
-ask for feedback, campaigns (enqueue and status) and importing outside feedback.
+ask for feedback and importing outside feedback (campaigns: earshot/outreach/campaigns.py).
 
 Pure core: no Rasa, no Telegram, no I/O at import time. Every function that touches the
 database takes the caller's Session (keyword-only) and never commits.
@@ -19,14 +19,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from earshot.privacy import redact
-from earshot.schemas import FeedbackIn, FeedbackType, Source, Status
-from earshot.settings import Campaign
-from earshot.storage import repo
-from earshot.storage.models import AskLog, CampaignSend, Customer, Feedback, Supporter, utcnow
+from earshot.conversations import queries as conversations
+from earshot.feedback import queries
+from earshot.feedback.schemas import FeedbackIn, FeedbackType, Source, Status
+from earshot.privacy.redaction import redact
+from earshot.storage.models import AskLog, Feedback, Supporter, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def save_feedback(
     }
     if item.sentiment is None and catalogue is not None and item.description:
         updates["sentiment"] = detect_safely(item.description, catalogue).sentiment
-    return repo.create_feedback(
+    return queries.create_feedback(
         session, item=item.model_copy(update=updates), ref_prefix=ref_prefix
     )
 
@@ -286,7 +286,7 @@ def add_supporter(session: Session, *, ref: str, customer_key: str) -> Feedback 
 
     Returns the item (with its updated supporters count), or None if there is no such item.
     """
-    item = repo.feedback_by_ref(session, ref=ref)
+    item = queries.feedback_by_ref(session, ref=ref)
     if item is None:
         return None
     if customer_key != item.customer_key:
@@ -313,7 +313,7 @@ class OwnItem:
 
 def items_of_customer(session: Session, *, customer_key: str, limit: int = 20) -> list[OwnItem]:
     """The customer's own items and the ones they support, newest first."""
-    own = repo.feedback_of_customer(session, customer_key=customer_key, limit=limit)
+    own = queries.feedback_of_customer(session, customer_key=customer_key, limit=limit)
     supported = session.execute(
         select(Feedback, Supporter.created_at)
         .join(Supporter, Supporter.feedback_id == Feedback.id)
@@ -360,7 +360,9 @@ def may_ask_after_service(
     if handoff_active or last_vote == "down":
         return False
     now = now or utcnow()
-    if not repo.may_ask(session, customer_key=customer_key, interval_days=interval_days, now=now):
+    if not queries.may_ask(
+        session, customer_key=customer_key, interval_days=interval_days, now=now
+    ):
         return False
     # The ask log also counts, so a customer without a customers row is not asked twice.
     last = _last_ask(session, customer_key=customer_key)
@@ -371,7 +373,7 @@ def may_ask_campaign(session: Session, *, customer_key: str, handoff_active: boo
     """Campaign questions go to everyone who has not opted out, unless in a handoff."""
     if handoff_active:
         return False
-    customer = repo.get_customer(session, user_key=customer_key)
+    customer = conversations.get_customer(session, user_key=customer_key)
     return customer is None or not customer.do_not_ask
 
 
@@ -395,14 +397,14 @@ def record_ask(
 ) -> AskLog:
     """Log a feedback question; earlier unanswered questions now count as ignored."""
     now = now or utcnow()
-    if repo.get_customer(session, user_key=customer_key) is None:
-        repo.touch_customer(session, user_key=customer_key, channel=channel)
+    if conversations.get_customer(session, user_key=customer_key) is None:
+        conversations.touch_customer(session, user_key=customer_key, channel=channel)
     session.execute(
         update(AskLog)
         .where(AskLog.customer_key == customer_key, AskLog.outcome == "asked")
         .values(outcome="ignored")
     )
-    row = repo.log_ask(
+    row = queries.log_ask(
         session,
         customer_key=customer_key,
         trigger=trigger,
@@ -453,130 +455,10 @@ def close_ask(
 
 def opt_out(session: Session, *, customer_key: str, channel: str = "unknown") -> None:
     """Never ask this customer for feedback again; an open question counts as declined."""
-    if repo.get_customer(session, user_key=customer_key) is None:
-        repo.touch_customer(session, user_key=customer_key, channel=channel)
-    repo.set_do_not_ask(session, customer_key=customer_key, value=True)
+    if conversations.get_customer(session, user_key=customer_key) is None:
+        conversations.touch_customer(session, user_key=customer_key, channel=channel)
+    queries.set_do_not_ask(session, customer_key=customer_key, value=True)
     close_ask(session, customer_key=customer_key, outcome="declined")
-
-
-# --------------------------------------------------------------------------- campaigns
-
-
-class CampaignError(Exception):
-    """A campaign that does not exist or is not running."""
-
-
-def find_campaign(campaigns: Iterable[Campaign], campaign_id: str) -> Campaign | None:
-    return next((c for c in campaigns if c.id == campaign_id), None)
-
-
-def campaign_active(campaign: Campaign, now: datetime | None = None) -> bool:
-    now = now or utcnow()
-    if campaign.starts is not None and now < campaign.starts:
-        return False
-    return campaign.ends is None or now <= campaign.ends
-
-
-def campaign_question(campaign: Campaign, language: str | None, default_language: str) -> str:
-    """The question in the customer's language, else the default, else any."""
-    q = campaign.question
-    return q.get(language or "") or q.get(default_language) or next(iter(q.values()), "")
-
-
-@dataclass(frozen=True)
-class Enqueued:
-    added: int
-    total: int
-
-
-def enqueue_campaign(
-    session: Session, *, campaign: Campaign, now: datetime | None = None
-) -> Enqueued:
-    """Queue the campaign question for every reachable customer who has not opted out.
-
-    Idempotent: a customer already queued for this campaign is not queued again (the
-    unique campaign_id + customer_key constraint backs this up against a concurrent run).
-    """
-    if not campaign_active(campaign, now):
-        raise CampaignError(f"campaign '{campaign.id}' is not running now")
-
-    def queued() -> int:
-        stmt = select(func.count()).where(CampaignSend.campaign_id == campaign.id)
-        return int(session.scalar(stmt) or 0)
-
-    before = queued()
-    already = exists().where(
-        CampaignSend.campaign_id == campaign.id, CampaignSend.customer_key == Customer.user_key
-    )
-    source = select(literal(campaign.id), Customer.user_key, literal("pending")).where(
-        Customer.do_not_ask.is_(False), Customer.chat_id.is_not(None), ~already
-    )
-    session.execute(
-        insert(CampaignSend).from_select(["campaign_id", "customer_key", "status"], source)
-    )
-    total = queued()  # rowcount of INSERT ... SELECT is not reliable on every driver
-    return Enqueued(added=total - before, total=total)
-
-
-@dataclass
-class CampaignStatus:
-    campaign_id: str
-    queued: int = 0  # rows in campaign_sends
-    pending: int = 0
-    sending: int = 0
-    sent: int = 0
-    failed: int = 0
-    asked: int = 0  # questions actually put to a customer (ask_log)
-    answered: int = 0
-    declined: int = 0
-    ignored: int = 0
-    waiting: int = 0  # asked less than ASK_OPEN_FOR ago, no answer yet
-    items: int = 0  # feedback items with this campaign as their source
-    extra: dict[str, int] = field(default_factory=dict)
-
-
-def campaign_status(
-    session: Session, *, campaign_id: str, now: datetime | None = None
-) -> CampaignStatus:
-    """Counts of a campaign: queue progress, asks and what came of them, items received."""
-    now = now or utcnow()
-    status = CampaignStatus(campaign_id=campaign_id)
-    for state, n in session.execute(
-        select(CampaignSend.status, func.count())
-        .where(CampaignSend.campaign_id == campaign_id)
-        .group_by(CampaignSend.status)
-    ):
-        status.queued += n
-        if state in ("pending", "sending", "sent", "failed"):
-            setattr(status, state, n)
-        else:
-            status.extra[state] = n
-    asks = and_(AskLog.trigger == "campaign", AskLog.campaign_id == campaign_id)
-    outcomes: Counter[str] = Counter()
-    for outcome, n in session.execute(
-        select(AskLog.outcome, func.count()).where(asks).group_by(AskLog.outcome)
-    ):
-        outcomes[outcome] += n
-    status.waiting = int(
-        session.scalar(
-            select(func.count())
-            .select_from(AskLog)
-            .where(asks, AskLog.outcome == "asked", AskLog.asked_at >= now - ASK_OPEN_FOR)
-        )
-        or 0
-    )
-    status.asked = sum(outcomes.values())
-    status.answered = outcomes["answered"]
-    status.declined = outcomes["declined"]
-    # Still unanswered after ASK_OPEN_FOR counts as ignored, like an explicit "ignored".
-    status.ignored = outcomes["ignored"] + outcomes["asked"] - status.waiting
-    status.items = int(
-        session.scalar(
-            select(func.count()).select_from(Feedback).where(Feedback.campaign_id == campaign_id)
-        )
-        or 0
-    )
-    return status
 
 
 # --------------------------------------------------------------------------- import

@@ -26,7 +26,7 @@ def _settings() -> Settings:
 
 
 def _campaign(settings: Settings, campaign_id: str) -> Campaign:
-    from earshot.feedback import find_campaign
+    from earshot.outreach.campaigns import find_campaign
 
     campaign = find_campaign(settings.campaigns, campaign_id)
     if campaign is None:
@@ -37,7 +37,7 @@ def _campaign(settings: Settings, campaign_id: str) -> Campaign:
 
 
 def cmd_campaign_send(args: argparse.Namespace) -> int:
-    from earshot.feedback import CampaignError, enqueue_campaign
+    from earshot.outreach.campaigns import CampaignError, enqueue_campaign
     from earshot.storage.db import session_scope
 
     settings = _settings()
@@ -57,7 +57,7 @@ def cmd_campaign_send(args: argparse.Namespace) -> int:
 
 
 def cmd_campaign_status(args: argparse.Namespace) -> int:
-    from earshot.feedback import campaign_active, campaign_status
+    from earshot.outreach.campaigns import campaign_active, campaign_status
     from earshot.storage.db import session_scope
 
     settings = _settings()
@@ -80,7 +80,7 @@ def cmd_campaign_status(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from earshot.feedback import ImportFailed, import_csv
+    from earshot.feedback.service import ImportFailed, import_csv
     from earshot.storage.db import session_scope
 
     settings = _settings()

@@ -1,7 +1,7 @@
 """The weekly digest for product managers: what came in, what gained support, what hurts.
 
 `build_digest` gathers the numbers; `render_markdown` and `render_html` lay them out.
-Customer text is passed through `earshot.privacy.redact` before it is quoted.
+Customer text is passed through `earshot.privacy.redaction.redact` before it is quoted.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from earshot.privacy import redact
-from earshot.schemas import FeedbackType
+from earshot.feedback.schemas import FeedbackType
+from earshot.privacy.redaction import redact
 from earshot.storage.models import Feedback, ServiceRating, Supporter, utcnow
 
 TYPES: tuple[str, ...] = tuple(t.value for t in FeedbackType)

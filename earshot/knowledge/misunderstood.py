@@ -5,7 +5,7 @@ fallback or out of scope, the question whose answer was voted 👎, and answers 
 two FAQ topics were close (the response selector's ranking; margin setting
 ``misunderstood_margin``). Texts are redacted before they are stored. The dashboard
 groups them by meaning and a team member assigns them to a topic, to out of scope or to
-"new topic needed"; assignments go to kb/learned/ (earshot.learned) for the next training.
+"new topic needed"; assignments go to kb/learned/ (earshot.knowledge.learned) for the next training.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from earshot import learned
-from earshot.privacy import redact
+from earshot.knowledge import learned
+from earshot.privacy.redaction import redact
 from earshot.storage.models import MisunderstoodEvent, MisunderstoodMessage, utcnow
 
 FALLBACK = "fallback"
@@ -257,7 +257,7 @@ class Training:
     @classmethod
     def load(cls, kb_dir: Path, languages: Sequence[str], rasa_dir: Path) -> Training:
         """Read the KB (with its learned files), the core NLU data and the test parts."""
-        from earshot.kb import load_kb
+        from earshot.knowledge.kb import load_kb
 
         kb = load_kb(kb_dir, languages=languages)
         topics = {lang: {t.key: t.examples[lang] for t in kb.topics} for lang in languages}
@@ -298,7 +298,7 @@ def assign(
     now: datetime | None = None,
 ) -> Assignment:
     """Assign messages to a topic, out_of_scope or new_topic_needed: write the texts to
-    kb/learned/<language>.yml (checked: see earshot.learned), mark the messages assigned
+    kb/learned/<language>.yml (checked: see earshot.knowledge.learned), mark the messages assigned
     and record who did it. Texts that cannot be learned (duplicates, test-set texts) are
     still marked assigned, so the queue empties; the result says why they were skipped."""
     if target not in training.targets():

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from earshot.feedback import count_supporters
-from earshot.schemas import Status
+from earshot.feedback.schemas import Status
+from earshot.feedback.service import count_supporters
 from earshot.storage.db import insert_ignoring_conflicts
 from earshot.storage.models import Feedback, FeedbackEvent, Notification, Supporter, utcnow
 
@@ -289,6 +289,18 @@ def pending_notifications(session: Session, *, limit: int = 100) -> Sequence[Not
         .limit(limit)
     )
     return session.scalars(stmt).all()
+
+
+def notices_queued(session: Session, *, item: Feedback) -> int:
+    """How many customers are queued a notice of the item's current status."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.feedback_id == item.id, Notification.status == item.status)
+        )
+        or 0
+    )
 
 
 def mark_notified(session: Session, *, notification_id: int) -> bool:

@@ -1,0 +1,1 @@
+"""Dashboard accounts: users, roles, passwords and sessions."""

@@ -1,0 +1,2 @@
+"""Feedback: capturing ideas from chats and imports, classifying, asking, triage (logic,
+schemas and the SQL for feedback items)."""

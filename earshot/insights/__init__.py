@@ -1,0 +1,1 @@
+"""Insights for product teams: statistics, the digest and exports."""

@@ -1,0 +1,1 @@
+"""Knowledge: the knowledge base, the Misunderstood queue and the answers learned from it."""

@@ -1,0 +1,1 @@
+"""Privacy: redaction before storage, pseudonymous keys, erasure and retention."""
