@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from earshot.knowledge import learned, misunderstood
 from earshot.accounts.service import add_user
+from earshot.knowledge import learned, misunderstood
 from earshot.knowledge.kb import KnowledgeBaseError, build_rasa_files, load_kb, render_nlu
 from earshot.privacy.erasure import erase_customer, purge
 from earshot.settings import ROOT, load_settings
