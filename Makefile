@@ -74,13 +74,12 @@ run: train ## Run the product: Rasa, actions, dashboard and Telegram (or a termi
 	@$(PY) -m earshot run
 
 # mypy runs in .venv, where rasa is not installed: it types rasa's names as Any
-# (ignore_missing_imports) and checks the Rasa side's own code. scripts/eval_nlu.py is
-# under ruff only (its rewrite is pending).
-lint: $(VENV)/.stamp ## ruff (every Python file) and mypy
+# (ignore_missing_imports) and checks the Rasa side's own code too.
+lint: $(VENV)/.stamp ## ruff and mypy over every Python file
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy earshot bot actions bench testkit tests
 	$(VENV)/bin/mypy scripts/bench.py  # apart from bench/: mypy sees two modules named bench
-	$(VENV)/bin/mypy scripts/train.py scripts/bench_export.py scripts/eval_languages.py
+	$(VENV)/bin/mypy $(filter-out scripts/bench.py,$(wildcard scripts/*.py))
 	$(VENV)/bin/mypy rasa_project/addons rasa_project/components  # rasa's names typed Any
 	$(VENV)/bin/hadolint Dockerfile
 

@@ -239,7 +239,7 @@ def score(kind: str, examples: list[tuple[str, str]], parsed: list[Parsed]) -> d
         for (t, lbl), p, o in zip(examples, parsed, outcomes, strict=True)
         if o in bad
     ]
-    errors.sort(key=lambda e: -e["confidence"])
+    errors.sort(key=lambda e: -float(e["confidence"]))  # type: ignore[arg-type]
     pairs = Counter((e["target"], e["got"]) for e in errors)
     result["error_count"] = len(errors)
     result["errors"] = errors[:ERRORS_KEPT]  # the most confident; keeps the JSON small

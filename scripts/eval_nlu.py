@@ -383,12 +383,14 @@ def main() -> int:
         name: (measured.get(set_name) or {}).get(metric)
         for name, (set_name, metric, _, _) in TARGETS.items()
     }
+    def met(value: float | None, op: str, limit: float) -> bool:
+        return value is not None and (value >= limit if op == ">=" else value <= limit)
+
     summary["checks"] = {
         name: {
             "value": values[name],
             "target": f"{op} {limit:.0%}",
-            "ok": values[name] is not None
-            and (values[name] >= limit if op == ">=" else values[name] <= limit),
+            "ok": met(values[name], op, limit),
         }
         for name, (_, _, op, limit) in TARGETS.items()
     }
