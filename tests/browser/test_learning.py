@@ -20,6 +20,7 @@ import pytest
 import yaml
 from sqlalchemy import select
 
+from earshot.accounts import service as accounts
 from earshot.knowledge.kb import build_rasa_files, load_kb
 from earshot.settings import ROOT
 from earshot.storage.db import session_scope
@@ -115,6 +116,8 @@ def test_a_wrong_answer_is_assigned_in_the_dashboard_and_answered_right_after_tr
             ]
             assert rows[0].customer_key == me.key and rows[0].language == "en"
 
+        with session_scope(db_url) as s:  # the team member who assigns: a triager
+            accounts.add_user(s, name="maria", role="triager", password=PASSWORD)
         base = f"http://127.0.0.1:{stack.env['WEB_PORT']}"
         page.goto(base + "/login?next=/misunderstood")
         page.fill("input[name=user]", "maria")
