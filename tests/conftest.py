@@ -39,6 +39,28 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def committing_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated database of the test module's own, once per backend, for code under test
+    that commits (the dashboard, the CLI): tests of other modules never see its rows."""
+    from earshot.storage.db import engine_for
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('own') / 'earshot.db'}"
+    else:
+        request.getfixturevalue("pg_url")  # skips when PostgreSQL is not running
+        url = create_pg_database()
+    migrate(url)
+    yield url
+    engine_for(url).dispose()
+    if request.param == "postgresql":
+        drop_pg_database(url)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest) -> str:
     """The URL of a migrated database, once per backend."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,9 +20,8 @@ from earshot.knowledge import learned, misunderstood
 from earshot.knowledge.kb import KnowledgeBaseError, build_rasa_files, load_kb, render_nlu
 from earshot.privacy.erasure import erase_customer, purge
 from earshot.settings import ROOT, load_settings
-from earshot.storage.db import engine_for, migrate, session_scope
+from earshot.storage.db import session_scope
 from earshot.storage.models import DashboardUser, MisunderstoodEvent, MisunderstoodMessage, utcnow
-from tests.conftest import create_pg_database, drop_pg_database
 
 RASA_DIR = ROOT / "rasa_project"
 LANGS = ("en", "nl")
@@ -350,23 +348,10 @@ def test_assigning_a_group_writes_the_training_file_and_the_history(
 PASSWORD = "misunderstood-test-password"
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def web_db(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def web_db(committing_db: str) -> str:
     """A migrated database of this module's own: the dashboard commits."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('mu') / 'web.db'}"
-    else:
-        request.getfixturevalue("pg_url")  # skips when PostgreSQL is not running
-        url = create_pg_database()
-    migrate(url)
-    yield url
-    engine_for(url).dispose()
-    if request.param == "postgresql":
-        drop_pg_database(url)
+    return committing_db
 
 
 def _csrf(html: str) -> str:

@@ -18,9 +18,8 @@ from earshot.cli import team as team_cli
 from earshot.feedback import queries as feedback_queries
 from earshot.feedback.schemas import FeedbackIn, FeedbackType
 from earshot.settings import get_settings
-from earshot.storage.db import engine_for, session_scope
+from earshot.storage.db import session_scope
 from earshot.storage.models import Feedback, FeedbackEvent, Notification
-from tests.conftest import create_pg_database, drop_pg_database
 
 CONFIG = """\
 company: {name: Test Co, ref_prefix: TC}
@@ -30,25 +29,10 @@ products:
 """
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def cli_db(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def cli_db(committing_db: str) -> str:
     """A database of this module's own: the CLI commits, so tests must not share one."""
-    from earshot.storage.db import migrate
-
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('cli') / 'cli.db'}"
-    else:
-        request.getfixturevalue("pg_url")  # skips when PostgreSQL is not running
-        url = create_pg_database()
-    migrate(url)
-    yield url
-    engine_for(url).dispose()
-    if request.param == "postgresql":
-        drop_pg_database(url)
+    return committing_db
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from earshot.feedback.schemas import FeedbackIn
 from earshot.insights.export import ExportFilter
 from earshot.privacy.identity import user_key
 from earshot.settings import ConfigError, Settings, load_settings
-from earshot.storage.db import engine_for, make_engine, migrate, session_scope
+from earshot.storage.db import make_engine, session_scope
 from earshot.storage.models import (
     AskLog,
     CallbackPayload,
@@ -45,30 +45,16 @@ from earshot.storage.models import (
 from earshot.web import charts, security
 from earshot.web.app import create_app
 from earshot.web.exporting import CHUNK, stream_export
-from tests.conftest import create_pg_database, drop_pg_database
 
 PASSWORD = "correct horse battery staple"
 SECRET = "test-secret-0123456789abcdef"
 NOW = datetime.now(timezone.utc)
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
-)
-def web_db(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def web_db(committing_db: str) -> str:
     """A migrated database of this module's own: the dashboard commits."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'web.db'}"
-    else:
-        request.getfixturevalue("pg_url")  # skips when PostgreSQL is not running
-        url = create_pg_database()
-    migrate(url)
-    yield url
-    engine_for(url).dispose()
-    if request.param == "postgresql":
-        drop_pg_database(url)
+    return committing_db
 
 
 def make_settings(url: str, **overrides: Any) -> Settings:
