@@ -120,8 +120,8 @@ def test_a_port_in_use_gives_one_line_naming_the_setting(
     assert not (tmp_path / "data" / "logs").exists()  # nothing was started
 
 
-def test_a_dead_part_stops_everything_with_a_reason(tmp_path: Path) -> None:
-    env = _own_ports(tmp_path)
+def _run_until_rasa_starts(env: dict[str, str], tmp_path: Path) -> subprocess.Popen[str]:
+    """`earshot run` in the background, returned once Rasa's log says it is starting."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "earshot", "run"],
         env=env,
@@ -137,6 +137,12 @@ def test_a_dead_part_stops_everything_with_a_reason(tmp_path: Path) -> None:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.5)
+    return proc
+
+
+def test_a_dead_part_stops_everything_with_a_reason(tmp_path: Path) -> None:
+    env = _own_ports(tmp_path)
+    proc = _run_until_rasa_starts(env, tmp_path)
     # Only Rasa's command line names this test's folder (its endpoints.yml is under it).
     rasa = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
     pids = [int(p) for p in rasa.stdout.split()]
@@ -146,6 +152,7 @@ def test_a_dead_part_stops_everything_with_a_reason(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     assert "Rasa server died (exit code -9); stopping everything." in err
+    log = tmp_path / "data" / "logs" / "rasa.log"
     assert f"last lines of {log}" in err  # what it said before it died
     assert "stopped everything" in out
     left = subprocess.run(["pgrep", "-f", str(tmp_path)], capture_output=True, text=True)
@@ -185,23 +192,9 @@ def test_ctrl_c_stops_every_part(stack: Stack, tmp_path: Path) -> None:
         "ACTION_SERVER_PORT": str(free_port()),
         "WEB_PORT": str(free_port()),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "earshot", "run"],
-        env=env,
-        cwd=ROOT,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     # Interrupt once every part has started (Rasa may still be loading its model): Ctrl-C
     # must stop them all in any state.
-    deadline = time.monotonic() + 180
-    log = tmp_path / "data" / "logs" / "rasa.log"
-    while not (log.exists() and "Starting Rasa server" in log.read_text(errors="replace")):
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
+    proc = _run_until_rasa_starts(env, tmp_path)
     time.sleep(3)
     proc.send_signal(signal.SIGINT)
     proc.wait(60)
