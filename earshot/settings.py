@@ -7,6 +7,7 @@ Secrets (tokens, keys, passwords) are read only from the environment or `.env`.
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +31,9 @@ SECRET_KEYS = (
     "earshot_secret",
     "rasa_token",
     "admin_password",
+    "whatsapp_access_token",
+    "whatsapp_app_secret",
+    "whatsapp_verify_token",
 )
 
 
@@ -59,6 +63,22 @@ class Campaign(_Strict):
     product: str | None = None
     starts: datetime | None = None
     ends: datetime | None = None
+
+
+class WhatsAppTemplates(_Strict):
+    """Approved template names per language, for messages sent outside the 24-hour window."""
+
+    feedback_ask: dict[str, str] = {}
+    campaign: dict[str, str] = {}
+    notice: dict[str, str] = {}
+
+
+class WhatsApp(_Strict):
+    """WhatsApp settings that are not secrets (config.yml's `whatsapp:`)."""
+
+    templates: WhatsAppTemplates = WhatsAppTemplates()
+    # The business number as customers type it in wa.me links (digits only, no +).
+    number: str | None = Field(default=None, pattern=r"^[1-9][0-9]{6,14}$")
 
 
 class Settings(BaseSettings):
@@ -105,6 +125,22 @@ class Settings(BaseSettings):
     # rather than hold them; nothing is paid under the limit.
     telegram_paid_overflow: bool = False
 
+    # WhatsApp Business (Cloud API): the webhook runs when the token and number id are set.
+    whatsapp: WhatsApp = WhatsApp()
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    # The Graph API root; tests and the benchmark point it at the local fake.
+    whatsapp_api_base_url: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = "23.0"
+    whatsapp_webhook_listen: str = "127.0.0.1"
+    whatsapp_webhook_port: int = 8444
+    whatsapp_webhook_path: str = "/whatsapp"
+    # Cloud API throughput per business number (80 messages/s by default; Meta raises it
+    # to 1,000 for large senders). 0: no limit (test doubles).
+    whatsapp_messages_per_second: float = Field(default=80.0, ge=0)
+
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr = SecretStr("dev-only-rasa-token")
     rasa_timeout_s: float = 20.0
@@ -139,6 +175,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"campaigns.{c.id}.product: unknown product '{c.product}'")
         if self.default_language not in self.languages:
             raise ValueError("default_language: must be one of languages")
+        for purpose, names in self.whatsapp.templates.model_dump().items():
+            for lang, name in names.items():
+                if lang not in self.languages:
+                    raise ValueError(f"whatsapp.templates.{purpose}.{lang}: not one of languages")
+                if not re.fullmatch(r"[a-z0-9_]{1,512}", name):
+                    raise ValueError(
+                        f"whatsapp.templates.{purpose}.{lang}: '{name}' is not a template "
+                        "name (lowercase letters, digits and _)"
+                    )
+        if self.whatsapp_access_token and not self.whatsapp_app_secret:
+            raise ValueError("WHATSAPP_APP_SECRET: required with WHATSAPP_ACCESS_TOKEN")
+        if self.whatsapp_access_token and not self.whatsapp_phone_number_id:
+            raise ValueError("WHATSAPP_PHONE_NUMBER_ID: required with WHATSAPP_ACCESS_TOKEN")
         if self.environment == "production":
             if self.earshot_secret.get_secret_value() in ("", DEFAULT_SECRET):
                 raise ValueError("EARSHOT_SECRET: must be set to a private value in production")
@@ -161,6 +210,11 @@ class Settings(BaseSettings):
     def catalogue(self) -> dict[str, list[str]]:
         """Product key -> names and synonyms, for text matching."""
         return {p.key: [p.name, *p.synonyms] for p in self.products}
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        """True when the WhatsApp webhook has what it needs to run."""
+        return bool(self.whatsapp_access_token and self.whatsapp_phone_number_id)
 
     def product_name(self, key: str | None) -> str | None:
         return next((p.name for p in self.products if p.key == key), None)
@@ -267,6 +321,8 @@ def check_exposed_secret(
         reasons.append(f"the dashboard listens on {listen_host}")
     if settings.telegram_webhook_url:
         reasons.append("TELEGRAM_WEBHOOK_URL is set")
+    if settings.whatsapp_enabled:
+        reasons.append("the WhatsApp webhook is set up")
     if settings.admin_password and settings.admin_password.get_secret_value():
         reasons.append("ADMIN_PASSWORD is set")
     if users_exist:

@@ -47,6 +47,8 @@ from earshot.storage.models import (
     ProcessedUpdate,
     ServiceRating,
     Supporter,
+    WhatsAppSend,
+    WhatsAppWindow,
     utcnow,
 )
 
@@ -142,6 +144,8 @@ def erase_customer(session: Session, *, customer_key: str, everything: bool) -> 
     remove("callback_payloads", delete(CallbackPayload).where(CallbackPayload.customer_key == key))
     remove("processed_updates", delete(ProcessedUpdate).where(ProcessedUpdate.customer_key == key))
     remove("inbox", delete(InboxMessage).where(InboxMessage.customer_key == key))
+    remove("whatsapp_windows", delete(WhatsAppWindow).where(WhatsAppWindow.customer_key == key))
+    remove("whatsapp_sends", delete(WhatsAppSend).where(WhatsAppSend.customer_key == key))
     remove("notifications", delete(Notification).where(Notification.customer_key == key))
     remove("campaign_sends", delete(CampaignSend).where(CampaignSend.customer_key == key))
     # Misunderstood messages are conversation text (redacted, yet the customer's words);
@@ -263,6 +267,7 @@ def purge(session: Session, *, older_than_days: int, now: datetime | None = None
         "processed_updates", delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < cutoff)
     )
     remove("callback_payloads", delete(CallbackPayload).where(CallbackPayload.created_at < cutoff))
+    remove("whatsapp_sends", delete(WhatsAppSend).where(WhatsAppSend.created_at < cutoff))
     remove("ask_log", delete(AskLog).where(AskLog.asked_at < cutoff))
     remove("notifications", delete(Notification).where(Notification.sent_at < cutoff))
     remove(

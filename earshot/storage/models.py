@@ -298,3 +298,30 @@ class MisunderstoodEvent(Base):
     new_value: Mapped[str] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(8))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WhatsAppWindow(Base):
+    """When a WhatsApp customer last wrote: the 24-hour customer-service window opens then."""
+
+    __tablename__ = "whatsapp_windows"
+
+    customer_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_inbound_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WhatsAppSend(Base):
+    """A proactive WhatsApp message (campaign ask, status notice, feedback ask) and its
+    delivery status from WhatsApp's status webhooks. `ref` is the campaign id or the
+    feedback reference; no phone number is kept here."""
+
+    __tablename__ = "whatsapp_sends"
+
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    customer_key: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    template: Mapped[str | None] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), default="accepted")
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
