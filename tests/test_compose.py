@@ -22,3 +22,14 @@ def test_the_bot_keeps_its_data_on_a_volume_and_stops_gracefully() -> None:
     assert named and named[0] in (compose.get("volumes") or {})  # a named volume, not a layer
     rasa_timeout = Settings.model_fields["rasa_timeout_s"].default
     assert _seconds(str(bot.get("stop_grace_period", "10s"))) > rasa_timeout
+
+
+def test_the_whatsapp_webhook_keeps_its_spool_and_is_published() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    wa = compose["services"]["whatsapp"]
+    assert wa["command"] == ["whatsapp"] and "public" in wa["networks"]
+    assert any(v.endswith(":/app/data") for v in wa["volumes"])
+    port = Settings.model_fields["whatsapp_webhook_port"].default
+    assert f"{port}:{port}" in wa["ports"]
+    entrypoint = (ROOT / "scripts" / "entrypoint.sh").read_text(encoding="utf-8")
+    assert "-m whatsapp" in entrypoint

@@ -34,6 +34,12 @@ CUSTOMER = "31611111111"
 VERIFY = "verify-me"
 
 
+@pytest.fixture(autouse=True)
+def no_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Each test says its settings (config.yml's templates would merge into them)."""
+    monkeypatch.setenv("EARSHOT_CONFIG", str(tmp_path / "absent.yml"))
+
+
 def choices(n: int, title: str = "Choice") -> tuple[Button, ...]:
     return tuple(Button(f"{title} {i}", ref=f"ref{i}") for i in range(n))
 
@@ -306,3 +312,33 @@ async def test_delivery_statuses_are_recorded(
         counts = wa_queries.status_counts(session, kind="campaign", ref="winter")
         failed = session.get(wa_queries.WhatsAppSend, "wamid.S2")
         assert counts == {"read": 1, "failed": 1} and failed and failed.error_code == 131026
+
+
+# --------------------------------------------------------------------------- deep links
+
+
+def test_a_wa_me_link_starts_the_feedback_flow_like_telegrams_start_parameter() -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from earshot.outreach.links import LinkError, whatsapp_link
+
+    s = Settings(
+        languages=["en", "nl"],
+        products=[{"key": "bulb", "name": "Lumen Bulb"}],
+        campaigns=[{"id": "winter", "question": {"en": "How?"}}],
+        whatsapp={"number": "31201234567"},
+    )
+    for kwargs, start in (
+        ({"product": "bulb", "language": "nl"}, "/start fb-bulb"),
+        ({"campaign": "winter"}, "/start c-winter"),
+    ):
+        url = urlsplit(whatsapp_link(s, **kwargs))
+        assert url.netloc == "wa.me" and url.path == "/31201234567"
+        (prefilled,) = parse_qs(url.query)["text"]
+        assert inbound.typed(prefilled) == start
+        # The customer may edit the words before the code; it still starts the flow.
+        assert inbound.typed("hoi! " + prefilled) == start
+    assert "Lumen Bulb" in whatsapp_link(s, product="bulb").replace("%20", " ")
+    with pytest.raises(LinkError):
+        whatsapp_link(s, product="toaster")
+    assert inbound.typed("my lamp does not stop blinking") == "my lamp does not stop blinking"

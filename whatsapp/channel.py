@@ -94,6 +94,8 @@ class WhatsAppChannel:
                     sent.skipped = f"failed_{exc.code}"
                 break
         if purpose is not Purpose.REPLY and sent.message_ids:
+            if ref is None:  # the gateway's outreach does not say: the claimed outbox row
+                ref = await self._db(wa_queries.proactive_ref, customer_key=key, kind=purpose.value)
             await self._db(
                 _record, ids=sent.message_ids, key=key, purpose=purpose, ref=ref, template=template
             )

@@ -10,7 +10,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from earshot.storage.models import WhatsAppSend, WhatsAppWindow, utcnow
+from earshot.storage.models import (
+    CampaignSend,
+    Feedback,
+    Notification,
+    WhatsAppSend,
+    WhatsAppWindow,
+    utcnow,
+)
 
 WINDOW = timedelta(hours=24)
 # A status only moves forward (WhatsApp may deliver "delivered" after "read").
@@ -82,3 +89,25 @@ def status_counts(session: Session, *, kind: str, ref: str | None = None) -> dic
     if ref is not None:
         stmt = stmt.where(WhatsAppSend.ref == ref)
     return {s: int(n) for s, n in session.execute(stmt.group_by(WhatsAppSend.status)).all()}
+
+
+def proactive_ref(session: Session, *, customer_key: str, kind: str) -> str | None:
+    """The campaign id or feedback reference a proactive message being sent is about: the
+    outbox row claimed for this customer just before the send (the gateway's outreach
+    claims one at a time, under the customer's lock)."""
+    if kind == "campaign":
+        return session.scalar(
+            select(CampaignSend.campaign_id)
+            .where(CampaignSend.customer_key == customer_key, CampaignSend.status == "sending")
+            .order_by(CampaignSend.id.desc())
+            .limit(1)
+        )
+    if kind == "notice":
+        return session.scalar(
+            select(Feedback.ref)
+            .join(Notification, Notification.feedback_id == Feedback.id)
+            .where(Notification.customer_key == customer_key, Notification.sent_at.is_not(None))
+            .order_by(Notification.sent_at.desc(), Notification.id.desc())
+            .limit(1)
+        )
+    return None
