@@ -1,51 +1,13 @@
-"""Per-customer inbound limit and the once-per-group pointer (issue 19, groups and floods).
-
-One sender must not use up the bot's shared sending rate (about 30 messages/s for all
-chats) or its paid Stars: past `limit` messages a minute a customer gets one polite
-notice, then silence until the minute has passed. Other customers lose nothing.
-"""
+"""The once-per-group pointer (issue 19, groups); the per-customer inbound limit lives in
+the gateway (earshot/gateway/limits.py) and is re-exported here."""
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict, deque
-from enum import Enum
+from collections import OrderedDict
 
+from earshot.gateway.limits import InboundLimit, Verdict
 
-class Verdict(Enum):
-    OK = "ok"  # within the limit: answer it
-    NOTICE = "notice"  # first one over the limit: say so once
-    DROP = "drop"  # over the limit and already told: stay silent
-
-
-class InboundLimit:
-    """At most `limit` messages per `window` seconds per customer (sliding window)."""
-
-    def __init__(self, limit: int, window: float = 60.0, max_keys: int = 100_000) -> None:
-        self.limit, self.window, self.max_keys = limit, window, max_keys
-        self._hits: OrderedDict[int, deque[float]] = OrderedDict()
-        self._told: set[int] = set()
-
-    def hit(self, key: int, now: float | None = None) -> Verdict:
-        """Count a message of `key`; messages over the limit are not counted."""
-        if self.limit <= 0:
-            return Verdict.OK
-        now = time.monotonic() if now is None else now
-        hits = self._hits.pop(key, None) or deque()
-        self._hits[key] = hits  # most recently seen last, so the oldest go first below
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
-        if len(self._hits) > self.max_keys:
-            old, _ = self._hits.popitem(last=False)
-            self._told.discard(old)
-        if len(hits) < self.limit:
-            hits.append(now)
-            self._told.discard(key)
-            return Verdict.OK
-        if key in self._told:
-            return Verdict.DROP
-        self._told.add(key)
-        return Verdict.NOTICE
+__all__ = ["GroupPointers", "InboundLimit", "Verdict"]
 
 
 class GroupPointers:

@@ -1,53 +1,102 @@
-"""A local terminal chat with the assistant: no Telegram token needed."""
+"""A local terminal chat with the assistant (no Telegram token needed): a gateway adapter.
+
+Commands, language, erasure and handoff work as on every channel. Choices are numbered
+(typing the number presses it); links are shown with their address and not numbered.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import getpass
+import io
 import sys
-from typing import Any
+from typing import Any, TextIO
 
-from bot.rasa_client import RasaClient, RasaUnavailable
 from earshot.cli.progress import phase
-from earshot.privacy.identity import user_key
-from earshot.privacy.redaction import redact
-from earshot.settings import ConfigError, load_settings
+from earshot.gateway.model import Incoming, Purpose, Reply, Sent
+from earshot.gateway.service import Gateway
+from earshot.gateway.support import BotApiSupportDesk
+from earshot.settings import ConfigError, Settings, load_settings
 
-HELP = "Type a message. Numbers pick a button. /quit ends the chat."
-
-
-def render(messages: list[dict[str, Any]]) -> list[str]:
-    """Print the assistant's messages; return the button payloads, numbered from 1."""
-    payloads: list[str] = []
-    for msg in messages:
-        if msg.get("text"):
-            print(f"bot> {msg['text']}")
-        if msg.get("image"):
-            print(f"bot> [image] {msg['image']}")
-        for b in msg.get("buttons") or []:
-            payloads.append(str(b.get("payload", "")))
-            print(f"     {len(payloads)}. {b.get('title', '')}")
-    return payloads
+HELP = "Type a message. Numbers pick a button. /help lists the commands; /quit ends the chat."
 
 
-async def chat(lines: Any = None) -> int:
-    """Read lines (stdin by default), relay them to Rasa, print what it answers."""
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        print(f"earshot: {exc}", file=sys.stderr)
-        return 2
-    rasa = RasaClient(
-        settings.rasa_url, settings.rasa_timeout_s, settings.rasa_token.get_secret_value()
+class TerminalChannel:
+    """The gateway's `Channel` on a terminal: prints replies, remembers the choices shown."""
+
+    name = "terminal"
+    proactive = False  # nobody reads the terminal later: "try again" rather than kept
+
+    def __init__(self, out: TextIO | None = None) -> None:
+        self.out = out
+        self.choices: list[str] = []  # the references of the numbered buttons, from 1
+
+    def _print(self, line: str) -> None:
+        print(line, file=self.out or sys.stdout)
+
+    async def send(
+        self, chat_id: str, replies: list[Reply], *, purpose: Purpose, language: str
+    ) -> Sent:
+        choices: list[str] = []
+        for reply in replies:
+            if reply.text.strip():
+                self._print(f"bot> {reply.text}")
+            if reply.image:
+                self._print(f"bot> [image] {reply.image}")
+            for b in reply.buttons:
+                if b.is_link:
+                    self._print(f"     - {b.title}: {b.url}")
+                elif b.ref:
+                    choices.append(b.ref)
+                    self._print(f"     {len(choices)}. {b.title}")
+        if choices or any(r.buttons for r in replies):
+            self.choices = choices  # a new turn's buttons replace the old ones
+        return Sent()
+
+
+def _support(settings: Settings) -> BotApiSupportDesk | None:
+    """Handoffs go to the support chat through the Telegram Bot API, if one is set up."""
+    token = settings.telegram_bot_token
+    if token is None or not token.get_secret_value() or settings.support_chat_id is None:
+        return None
+    return BotApiSupportDesk(
+        settings.telegram_api_base_url, token.get_secret_value(), settings.support_chat_id
     )
-    sender = user_key(settings.earshot_secret.get_secret_value(), "terminal", getpass.getuser())
-    meta = {"channel": "terminal", "language": settings.default_language, "chat_type": "private"}
-    payloads: list[str] = []
+
+
+def to_incoming(text: str, channel: TerminalChannel, user: str) -> Incoming | None:
+    """A typed line as the gateway's message: a number presses that choice."""
+    if text.isdigit() and 1 <= int(text) <= len(channel.choices):
+        return Incoming("terminal", user, user, button=channel.choices[int(text) - 1])
+    if not text:
+        return None
+    return Incoming("terminal", user, user, text=text)
+
+
+async def chat(
+    lines: Any = None, *, gateway: Gateway | None = None, user: str | None = None
+) -> int:
+    """Read lines (stdin by default), hand them to the gateway, print what it answers."""
+    if gateway is None:
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            print(f"earshot: {exc}", file=sys.stderr)
+            return 2
+        gateway = Gateway(settings, support=_support(settings))
+    settings = gateway.settings
+    user = user or getpass.getuser()
+    held = io.StringIO()  # the greeting shows after the "chat ready" line
+    channel = TerminalChannel(out=held)
     source = lines if lines is not None else sys.stdin
     try:
-        greeting = await rasa.send(sender, "/start", meta)
+        greeting = await gateway.handle(Incoming("terminal", user, user, text="/start"), channel)
+        if greeting.status == "unavailable":
+            print(f"earshot: Rasa is not reachable at {settings.rasa_url}", file=sys.stderr)
+            return 1
         phase(f"chat ready ({settings.company.name} assistant). {HELP}")
-        payloads = render(greeting)
+        print(held.getvalue(), end="")
+        channel.out = None
         while True:
             print("you> ", end="", flush=True)
             line = await asyncio.to_thread(source.readline)
@@ -59,21 +108,11 @@ async def chat(lines: Any = None) -> int:
                 if not getattr(source, "isatty", lambda: False)():
                     print()  # piped input is not echoed: end the prompt's line
                 return 0
-            if not text:
-                continue
-            if text.isdigit() and 1 <= int(text) <= len(payloads):
-                text = payloads[int(text) - 1]
-            else:  # typed text: personal details never reach Rasa's tracker as typed
-                text = redact(text)
-            try:
-                payloads = render(await rasa.send(sender, text, meta))
-            except RasaUnavailable:
-                print("bot> I can't answer right now. Please try again in a moment.")
-    except RasaUnavailable as exc:
-        print(f"earshot: Rasa is not reachable at {settings.rasa_url}: {exc}", file=sys.stderr)
-        return 1
+            incoming = to_incoming(text, channel, user)
+            if incoming is not None:
+                await gateway.handle(incoming, channel)
     finally:
-        await rasa.aclose()
+        await gateway.aclose()
 
 
 def main() -> None:

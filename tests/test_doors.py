@@ -376,7 +376,7 @@ def test_action_server_wants_the_shared_secret(tmp_path: Path) -> None:
 
 
 def test_inbound_limit_notices_once_then_is_silent_until_the_window_passes() -> None:
-    from bot.inbound import InboundLimit, Verdict
+    from earshot.gateway.limits import InboundLimit, Verdict
 
     limit = InboundLimit(3, window=60)
     assert [limit.hit(1, now=t) for t in (0, 1, 2)] == [Verdict.OK] * 3

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.delivery import BotDeps
-from bot.rasa_client import RasaUnavailable
-from bot.workers import send_notifications
+from earshot.gateway.model import Purpose, Reply, Sent
+from earshot.gateway.outreach import send_notifications
+from earshot.gateway.rasa import RasaUnavailable
+from earshot.gateway.service import Gateway
 from earshot.settings import load_settings
 from earshot.storage.db import migrate, session_scope
 from earshot.storage.models import Customer, Feedback, Notification
@@ -36,14 +37,22 @@ class FlakyRasa:
 
 @dataclass
 class FakeBot:
-    sent: list[tuple[int, str]] = field(default_factory=list)
+    """A channel that records what it was asked to send."""
 
-    async def send_message(self, chat_id: int, text: str, **_: Any) -> None:
-        self.sent.append((chat_id, text))
+    name: str = "telegram"
+    sent: list[tuple[int, str]] = field(default_factory=list)
+    purposes: list[Purpose] = field(default_factory=list)
+
+    async def send(
+        self, chat_id: str, replies: list[Reply], *, purpose: Purpose, language: str
+    ) -> Sent:
+        self.sent += [(int(chat_id), r.text) for r in replies]
+        self.purposes.append(purpose)
+        return Sent()
 
 
 @pytest.fixture
-def deps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BotDeps:
+def deps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Gateway:
     monkeypatch.setenv("EARSHOT_CONFIG", str(tmp_path / "none.yml"))
     url = f"sqlite:///{tmp_path / 'n.db'}"
     migrate(url)
@@ -64,24 +73,25 @@ def deps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> BotDeps:
             s.flush()
             s.add(Notification(feedback_id=item.id, customer_key=key, status="planned"))
     settings = load_settings(database_url=url, data_dir=tmp_path, earshot_secret="x" * 32)
-    return BotDeps(settings=settings, rasa=FlakyRasa())  # type: ignore[arg-type]
+    return Gateway(settings, rasa=FlakyRasa())  # type: ignore[arg-type]
 
 
-def _unsent(d: BotDeps) -> int:
+def _unsent(d: Gateway) -> int:
     with session_scope(d.settings.db_url) as s:
         return len(s.scalars(select(Notification).where(Notification.sent_at.is_(None))).all())
 
 
-def test_notices_wait_while_rasa_is_down_and_go_out_once_when_it_is_back(deps: BotDeps) -> None:
+def test_notices_wait_while_rasa_is_down_and_go_out_once_when_it_is_back(deps: Gateway) -> None:
     rasa: FlakyRasa = deps.rasa  # type: ignore[assignment]
     bot = FakeBot()
-    assert asyncio.run(send_notifications(bot, deps)) == 0  # type: ignore[arg-type]
+    assert asyncio.run(send_notifications(deps, bot)) == 0
     assert rasa.calls == 1  # the batch stopped at the first failure
     assert _unsent(deps) == 3 and bot.sent == []  # nothing was marked sent
 
     rasa.up = True
-    assert asyncio.run(send_notifications(bot, deps)) == 3  # type: ignore[arg-type]
-    assert asyncio.run(send_notifications(bot, deps)) == 0  # type: ignore[arg-type]
+    assert asyncio.run(send_notifications(deps, bot)) == 3
+    assert asyncio.run(send_notifications(deps, bot)) == 0
     assert sorted(chat for chat, _ in bot.sent) == [5000, 5001, 5002]  # each told once
     assert all("is now planned" in text for _, text in bot.sent)
     assert _unsent(deps) == 0
+    assert bot.purposes == [Purpose.NOTICE] * 3

@@ -1,10 +1,31 @@
-"""How Rasa's messages become Telegram messages: escaping, splitting, buttons."""
+"""How Rasa's messages become Telegram messages: the gateway's reply model (merging,
+buttons, links), then Telegram's escaping and splitting."""
 
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
+from typing import Any
 
-from bot.render import TELEGRAM_TEXT_LIMIT, split_escaped, to_replies
+from bot.render import TELEGRAM_TEXT_LIMIT, split_escaped
+from earshot.gateway.model import Button
+from earshot.gateway.replies import parse
+
+
+@dataclass
+class Shown:
+    """A reply as the Telegram adapter lays it out: escaped chunks, photo, buttons."""
+
+    chunks: list[str]
+    image: str | None
+    buttons: list[Button]
+
+
+def to_replies(messages: list[dict[str, Any]]) -> list[Shown]:
+    return [
+        Shown(split_escaped(r.text) if r.text else [], r.image, list(r.buttons))
+        for r in parse(messages).replies
+    ]
 
 
 def test_html_special_characters_are_escaped() -> None:
@@ -46,7 +67,7 @@ def test_buttons_and_links_are_kept() -> None:
             }
         ]
     )
-    assert [(b.title, b.is_url) for b in reply.buttons] == [("Yes", False), ("Site", True)]
+    assert [(b.title, b.is_link) for b in reply.buttons] == [("Yes", False), ("Site", True)]
 
 
 def test_image_only_message_becomes_a_photo() -> None:
@@ -74,7 +95,7 @@ def test_texts_of_one_turn_become_one_message_with_the_last_buttons() -> None:
 
 def test_buttons_without_text_ride_on_the_text_before_them() -> None:
     [reply] = to_replies([{"text": "Pick one"}, {"buttons": [{"title": "A", "payload": "/a"}]}])
-    assert reply.chunks == ["Pick one"] and [b.payload for b in reply.buttons] == ["/a"]
+    assert reply.chunks == ["Pick one"] and [b.ref for b in reply.buttons] == ["/a"]
 
 
 def test_a_text_after_links_joins_them_and_its_buttons_follow_the_links() -> None:
@@ -85,4 +106,4 @@ def test_a_text_after_links_joins_them_and_its_buttons_follow_the_links() -> Non
         ]
     )
     assert reply.chunks == ["Sign up here.\n\nDid that help?"]
-    assert [(b.title, b.is_url) for b in reply.buttons] == [("Sign up", True), ("👍 Yes", False)]
+    assert [(b.title, b.is_link) for b in reply.buttons] == [("Sign up", True), ("👍 Yes", False)]

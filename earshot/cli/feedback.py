@@ -69,7 +69,7 @@ def cmd_campaign_status(args: argparse.Namespace) -> int:
     print(f"campaign {campaign.id} ({state})")
     print(
         f"  queued    {s.queued:6d}  (pending {s.pending}, sending {s.sending}, "
-        f"sent {s.sent}, failed {s.failed})"
+        f"sent {s.sent}, failed {s.failed}, skipped {s.skipped})"
     )
     print(f"  asked     {s.asked:6d}")
     print(f"  answered  {s.answered:6d}")

@@ -8,6 +8,7 @@ together.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Sequence
 from datetime import timedelta
@@ -140,3 +141,29 @@ def release_update(session: Session, *, update_id: int, bot_id: int = 0) -> None
             ProcessedUpdate.bot_id == bot_id, ProcessedUpdate.update_id == update_id
         )
     )
+
+
+def _message_slot(channel: str, message_id: str) -> tuple[int, int]:
+    """A channel's message id as a (bot_id, update_id) pair of processed_updates.
+
+    Channels other than Telegram have string ids (WhatsApp "wamid.…"): the channel's name
+    hashes to a negative bot id (Telegram's bot ids are positive) and the message id to a
+    63-bit update id, so one table and its erasure and retention serve every channel.
+    """
+    channel_hash = int.from_bytes(hashlib.sha256(channel.encode()).digest()[:4], "big")
+    message_hash = int.from_bytes(hashlib.sha256(message_id.encode()).digest()[:8], "big")
+    return -(channel_hash + 1), message_hash >> 1
+
+
+def claim_message(
+    session: Session, *, channel: str, message_id: str, customer_key: str | None
+) -> bool:
+    """Record a channel's message id; False if it was already processed (a redelivery)."""
+    bot_id, update_id = _message_slot(channel, message_id)
+    return claim_update(session, update_id=update_id, customer_key=customer_key, bot_id=bot_id)
+
+
+def release_message(session: Session, *, channel: str, message_id: str) -> None:
+    """Forget a message id, so a message whose processing was cut short runs again."""
+    bot_id, update_id = _message_slot(channel, message_id)
+    release_update(session, update_id=update_id, bot_id=bot_id)

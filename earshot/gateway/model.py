@@ -83,7 +83,18 @@ class Sent:
 
 
 class Channel(Protocol):
-    """What an adapter gives the gateway to reach its customers."""
+    """What an adapter gives the gateway to reach its customers.
+
+    Optional attributes the gateway reads with a default (a channel need not declare them):
+    `proactive` (True: the channel can message a customer later, so a message Rasa could
+    not answer is kept and answered on replay; False for request/response channels such as
+    the web chat and the terminal, which say "try again" instead); `async pressed(incoming,
+    notice)`, called once a pressed button is resolved, before the turn (notice None) or
+    with the "expired" text for a forged or expired one, which the gateway then does not
+    send (Telegram answers the callback query with it and locks the keyboard); and
+    `async typing(chat_id)`, called when an answer takes longer than `typing_after_s`;
+    `merge_texts` (default True: a turn's texts become one message, buttons on the last).
+    """
 
     name: str
 
@@ -92,3 +103,23 @@ class Channel(Protocol):
     ) -> Sent:
         """Show the replies in the chat (split, escaped and laid out as the channel needs)."""
         ...
+
+
+class SupportDesk(Protocol):
+    """Where handoffs go: the support team's chat (Telegram's support_chat_id today)."""
+
+    async def hand_off(self, handoff: Handoff) -> bool:
+        """Post the handoff with its transcript; False if it could not be delivered."""
+        ...
+
+
+@dataclass
+class Outcome:
+    """What the gateway did with one `Incoming` (adapters of request/response channels
+    answer with it; others may ignore it)."""
+
+    status: str  # answered, command, erasure, duplicate, limited, queued, kept,
+    # unavailable, expired, unknown_command, empty
+    language: str
+    sent: Sent | None = None
+    notice: str | None = None  # the "expired" text a channel's `pressed` hook showed

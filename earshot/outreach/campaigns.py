@@ -83,6 +83,7 @@ class CampaignStatus:
     sending: int = 0
     sent: int = 0
     failed: int = 0
+    skipped: int = 0  # not sent: the channel could not (e.g. WhatsApp's window closed)
     asked: int = 0  # questions actually put to a customer (ask_log)
     answered: int = 0
     declined: int = 0
@@ -104,7 +105,7 @@ def campaign_status(
         .group_by(CampaignSend.status)
     ):
         status.queued += n
-        if state in ("pending", "sending", "sent", "failed"):
+        if state in ("pending", "sending", "sent", "failed", "skipped"):
             setattr(status, state, n)
         else:
             status.extra[state] = n

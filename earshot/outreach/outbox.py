@@ -6,10 +6,11 @@ marking never asks or tells anyone twice: at most once, by design.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from earshot.storage.models import CampaignSend, Customer, Feedback, Notification, utcnow
@@ -61,11 +62,16 @@ def claim_campaign_sends(session: Session, *, channel: str, limit: int = 20) -> 
     return claimed
 
 
-def finish_campaign_send(session: Session, *, send_id: int, ok: bool) -> None:
+def finish_campaign_send(
+    session: Session, *, send_id: int, ok: bool, skipped: str | None = None
+) -> None:
+    """Mark an ask sent or failed; or skipped, with the channel's reason (e.g. WhatsApp's
+    service window closed and no approved template): not sent, and counted as skipped."""
+    status = "skipped" if skipped else "sent" if ok else "failed"
     session.execute(
         update(CampaignSend)
         .where(CampaignSend.id == send_id)
-        .values(status="sent" if ok else "failed", sent_at=utcnow())
+        .values(status=status, sent_at=utcnow(), skipped_reason=skipped)
     )
 
 
@@ -123,6 +129,13 @@ def claim_notifications(session: Session, *, channel: str, limit: int = 20) -> l
     return claimed
 
 
+def skip_notification(session: Session, *, notice_id: int, reason: str) -> None:
+    """The channel could not send the notice (e.g. its service window closed): recorded."""
+    session.execute(
+        update(Notification).where(Notification.id == notice_id).values(skipped_reason=reason)
+    )
+
+
 def release_notification(session: Session, *, notice_id: int) -> None:
     """Nothing was sent (the assistant was unreachable): back in the queue."""
     session.execute(update(Notification).where(Notification.id == notice_id).values(sent_at=None))
@@ -137,17 +150,24 @@ class KeptMessage:
     meta: dict[str, object]
 
 
-def pending_inbox(session: Session, *, limit: int = 50) -> list[KeptMessage]:
-    """Messages kept while the assistant was unreachable, oldest first."""
+def pending_inbox(
+    session: Session, *, limit: int = 50, channels: Sequence[str] | None = None
+) -> list[KeptMessage]:
+    """Messages kept while the assistant was unreachable, oldest first; with `channels`,
+    only those of customers on these channels (a process replays its own channels)."""
     from earshot.storage.models import InboxMessage
 
-    rows = session.scalars(
-        select(InboxMessage)
-        .where(InboxMessage.done_at.is_(None))
-        .order_by(InboxMessage.id)
-        .limit(limit)
-    ).all()
-    return [KeptMessage(r.id, r.customer_key, r.chat_id, r.text, dict(r.meta or {})) for r in rows]
+    query = select(InboxMessage).where(InboxMessage.done_at.is_(None))
+    if channels is not None:
+        # A message spooled before its customer's row existed has no row to join: kept.
+        query = query.outerjoin(Customer, Customer.user_key == InboxMessage.customer_key).where(
+            or_(Customer.channel.in_(list(channels)), Customer.user_key.is_(None))
+        )
+    rows = session.scalars(query.order_by(InboxMessage.id).limit(limit)).all()
+    kept = [KeptMessage(r.id, r.customer_key, r.chat_id, r.text, dict(r.meta or {})) for r in rows]
+    if channels is None:
+        return kept
+    return [m for m in kept if str(m.meta.get("channel") or "telegram") in channels]
 
 
 def has_pending_inbox(session: Session, *, customer_key: str) -> bool:

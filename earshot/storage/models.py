@@ -212,6 +212,8 @@ class Notification(Base):
     status: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Why the channel did not send it (e.g. WhatsApp's window closed, no template).
+    skipped_reason: Mapped[str | None] = mapped_column(String(64))
 
 
 class CampaignSend(Base):
@@ -225,6 +227,7 @@ class CampaignSend(Base):
     customer_key: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    skipped_reason: Mapped[str | None] = mapped_column(String(64))
 
 
 class DashboardUser(Base):

@@ -33,15 +33,15 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from earshot import i18n
-from earshot import language as lang_mod
 from earshot.accounts import service as accounts
 from earshot.feedback import inbox as feedback_inbox
 from earshot.feedback import triage
+from earshot.gateway.model import Incoming
+from earshot.gateway.rasa import RasaClient
+from earshot.gateway.service import Gateway
 from earshot.insights import overview
 from earshot.insights.export import FORMATS
 from earshot.insights.stats import snippet
-from earshot.privacy.identity import user_key
-from earshot.privacy.redaction import redact
 from earshot.settings import ConfigError, Settings
 from earshot.storage.db import make_engine
 from earshot.storage.models import utcnow
@@ -118,6 +118,7 @@ class Dashboard:
         self.throttle = accounts.LoginThrottle(free=LOGIN_FAILURES_PER_MINUTE)
         self.chat_limiter = security.RateLimiter(CHAT_MESSAGES_PER_MINUTE, 60.0)
         self.rasa_transport = rasa_transport
+        self._gateway: Gateway | None = None
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         env = self.templates.env
         env.filters.update(label=_label, when=_when, day=_day, pct=charts.pct, snippet=snippet)
@@ -131,6 +132,17 @@ class Dashboard:
             type_colors=TYPE_COLORS,
             formats=FORMATS,
         )
+
+    def gateway(self, transport: httpx.AsyncBaseTransport | None = None) -> Gateway:
+        """The web chat's gateway (made on first use; Rasa through `transport` in tests)."""
+        if self._gateway is None:
+            s = self.settings
+            rasa = RasaClient(
+                s.rasa_url, s.rasa_timeout_s, s.rasa_token.get_secret_value(), pooled=False
+            )
+            self._gateway = Gateway(s, rasa=rasa, support=chat.support_desk(s), db=self.db)
+        self._gateway.rasa.transport = transport or self.rasa_transport
+        return self._gateway
 
     async def can_login(self) -> bool:
         """Someone can sign in: ADMIN_PASSWORD is set or dashboard users exist."""
@@ -621,53 +633,27 @@ async def chat_send(request: Request) -> Response:
         return JSONResponse({"error": "expected JSON"}, 400)
     if not isinstance(data, dict):
         return JSONResponse({"error": "expected a JSON object"}, 400)
-    sender = user_key(d.secret, "web", cookie)
+    # The page's language picker is the channel's hint; a language the visitor chose in
+    # the chat (/language) beats it (the gateway remembers the choice).
     language = str(data.get("language") or "")
     if language not in d.settings.languages:
         language = d.settings.default_language
     button = data.get("button")
-    typed = False
     if isinstance(button, str) and button:
-        text = await d.db(chat.resolve_button, ref=button, customer_key=sender)
-        if text is None:
-            return _chat_error(i18n.text("expired", language), 200)
+        incoming = Incoming("web", cookie, cookie, button=button, language_hint=language)
     else:
         text = " ".join(str(data.get("message") or "").split())[: chat.MAX_MESSAGE]
         if not text:
             return JSONResponse({"error": "empty message"}, 400)
-        command = chat.command_payload(text)
-        if text.split()[0].lower() == "/language":
-            command = lang_mod.command_payload(text.split()[1:])
-        if command == "":
-            return _chat_error(i18n.text("unknown_command", language), 200)
-        # Typed text is redacted before Rasa (and so any table or log) sees it.
-        typed, text = command is None, command or redact(text)
-    if not typed and text.startswith(chat.ERASE_PREFIX):
-        replies = await d.db(
-            chat.erasure,
-            step=text,
-            customer_key=sender,
-            language=language,
-            spool_root=d.settings.data_dir / "spool",
-        )
-        refs = await d.db(chat.store_buttons, replies=replies, customer_key=sender)
-        return JSONResponse({"messages": chat.replies_json(replies, refs), "language": language})
-    language = lang_mod.chosen(text, d.settings.languages) or language
-    try:
-        replies = await chat.relay(
-            rasa_url=d.settings.rasa_url,
-            sender=sender,
-            text=text,
-            language=language,
-            timeout=d.settings.rasa_timeout_s,
-            token=d.settings.rasa_token.get_secret_value(),
-            transport=getattr(request.app.state, "rasa_transport", None) or d.rasa_transport,
-        )
-    except chat.RasaUnavailable as exc:
-        log.warning("web chat: Rasa unavailable: %s", exc)
-        return _chat_error(i18n.text("web_unavailable", language), 503)
-    refs = await d.db(chat.store_buttons, replies=replies, customer_key=sender)
-    return JSONResponse({"messages": chat.replies_json(replies, refs), "language": language})
+        incoming = Incoming("web", cookie, cookie, text=text, language_hint=language)
+    gateway = d.gateway(getattr(request.app.state, "rasa_transport", None))
+    channel = chat.WebChannel()
+    outcome = await gateway.handle(incoming, channel)
+    status = {"unavailable": 503, "limited": 429}.get(outcome.status, 200)
+    body: dict[str, Any] = {"messages": channel.messages, "language": outcome.language}
+    if outcome.status in ("unavailable", "limited", "expired", "unknown_command"):
+        body["error"] = True
+    return JSONResponse(body, status)
 
 
 # --- errors and app -----------------------------------------------------------------------

@@ -1,0 +1,94 @@
+"""Handoffs to the support team: the transcript posted to the team's Telegram chat.
+
+The Telegram adapter posts through its own bot (bot/app.py); channels without a Telegram
+bot of their own (web chat, terminal, WhatsApp, ...) use `BotApiSupportDesk`, which posts
+to the same `support_chat_id` over the Bot API's HTTP interface (base URL configurable, so
+tests point it at the local fake).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+
+import httpx
+
+from earshot.gateway.model import Handoff
+
+log = logging.getLogger("earshot.gateway.support")
+
+CHANNEL_NAMES = {
+    "telegram": "Telegram",
+    "web": "the web chat",
+    "terminal": "the terminal chat",
+    "whatsapp": "WhatsApp",
+    "messenger": "Messenger",
+}
+CHUNK = 3500  # leaves room for the header within Telegram's 4096
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def handoff_messages(handoff: Handoff, *, who_html: str | None = None) -> list[str]:
+    """The handoff as Telegram HTML messages: a header, then the transcript in chunks."""
+    who = who_html or escape(handoff.display_name or "A customer")
+    where = CHANNEL_NAMES.get(handoff.channel, handoff.channel)
+    header = f"🙋 {who} asked to talk to a person"
+    if handoff.channel != "telegram":
+        header += f" on {escape(where)} (customer {handoff.customer_key[:8]})"
+    if handoff.topic:
+        header += f" (topic: {escape(handoff.topic)})"
+    parts = _chunks(escape(handoff.transcript or "")) or [""]
+    return [f"{header}\n\n{parts[0]}", *parts[1:]]
+
+
+def _chunks(escaped: str) -> list[str]:
+    """Escaped text in chunks of at most CHUNK characters, cut at a line where one is near
+    and never inside an HTML entity."""
+    out = []
+    while len(escaped) > CHUNK:
+        cut = escaped.rfind("\n", CHUNK // 2, CHUNK) + 1 or CHUNK
+        amp = escaped.rfind("&", cut - 6, cut)
+        if amp >= 0 and ";" not in escaped[amp:cut]:
+            cut = amp
+        out.append(escaped[:cut])
+        escaped = escaped[cut:]
+    return [*out, escaped] if escaped else out
+
+
+class BotApiSupportDesk:
+    """Posts handoffs to the support chat through the Telegram Bot API over HTTP."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        support_chat_id: int | str | None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self._url = f"{base_url.rstrip('/')}{token}/sendMessage"
+        self._chat = support_chat_id
+        self._transport = transport
+        self._timeout = timeout
+
+    async def hand_off(self, handoff: Handoff) -> bool:
+        chat = handoff.support_chat_id or self._chat
+        if not chat:
+            log.error("a handoff arrived but no support chat is configured")
+            return False
+        async with httpx.AsyncClient(transport=self._transport, timeout=self._timeout) as http:
+            for text in handoff_messages(handoff):
+                body = {"chat_id": chat, "text": text, "parse_mode": "HTML"}
+                try:
+                    resp = await http.post(self._url, json=body)
+                except httpx.HTTPError:
+                    log.exception("could not post a handoff to the support chat")
+                    return False
+                if resp.status_code != 200:
+                    log.error("the support chat refused a handoff: %s", resp.status_code)
+                    return False
+        return True
