@@ -342,3 +342,8 @@ def test_a_wa_me_link_starts_the_feedback_flow_like_telegrams_start_parameter() 
     with pytest.raises(LinkError):
         whatsapp_link(s, product="toaster")
     assert inbound.typed("my lamp does not stop blinking") == "my lamp does not stop blinking"
+
+
+def test_telegram_html_becomes_whatsapp_markup() -> None:
+    (out,) = layout(Reply("Use <b>/language nl</b> &amp; <i>more</i> <u>x</u>"))
+    assert out.text == "Use */language nl* & _more_ x"

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from functools import partial
 
 import uvicorn
-from earshot.gateway.service import Gateway
-from earshot.gateway.support import BotApiSupportDesk
 from starlette.applications import Starlette
 
 from earshot.conversations import queries as conversations
 from earshot.gateway import outreach
+from earshot.gateway.model import Incoming
+from earshot.gateway.service import Gateway
+from earshot.gateway.support import BotApiSupportDesk
 from earshot.settings import Settings
 from whatsapp.api import CloudApi
 from whatsapp.channel import WhatsAppChannel
@@ -67,8 +68,8 @@ def build(settings: Settings, *, gateway: Gateway | None = None) -> WhatsAppApp:
     channel = WhatsAppChannel(settings, api)
     gw = gateway or Gateway(settings, support=support_desk(settings))
 
-    async def handle(message: object) -> None:
-        await gw.handle(message, channel)  # type: ignore[arg-type]
+    async def handle(message: Incoming) -> None:
+        await gw.handle(message, channel)
 
     processor = Processor(
         handle,

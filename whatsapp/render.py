@@ -10,7 +10,9 @@ one link and no choices; otherwise their addresses are written into the text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import html
+import re
+from dataclasses import dataclass, field, replace
 
 from earshot.gateway.model import Button, Reply
 
@@ -46,6 +48,19 @@ class Out:
     title: str | None = None  # the list's or cta button's label; the template's name
     language: str | None = None  # a template's language
     params: tuple[str, ...] = field(default=())
+
+
+_BOLD = re.compile(r"<b>(.*?)</b>", re.DOTALL)
+_ITALIC = re.compile(r"<i>(.*?)</i>", re.DOTALL)
+_TAG = re.compile(r"</?[a-z]+>")
+
+
+def formatted(text: str) -> str:
+    """Texts written for Telegram's HTML in WhatsApp's own markup (*bold*, _italic_)."""
+    if "<" not in text and "&" not in text:
+        return text
+    text = _ITALIC.sub(r"_\1_", _BOLD.sub(r"*\1*", text))
+    return html.unescape(_TAG.sub("", text))
 
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
@@ -100,6 +115,7 @@ def _body_and_rest(text: str) -> tuple[list[str], str]:
 
 def layout(reply: Reply, language: str = "en") -> list[Out]:
     """The messages that show one reply, in order."""
+    reply = replace(reply, text=formatted(reply.text))
     out: list[Out] = []
     if reply.image:
         out.append(Out("image", url=reply.image))

@@ -1,7 +1,7 @@
 """WhatsApp: the customer-service window, and proactive sends with their delivery statuses
 
 Revision ID: 0005_whatsapp
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0005_whatsapp"
-down_revision: str | None = "0004"
+down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
