@@ -205,6 +205,7 @@ def _validate_interactive(inter: JSONDict) -> None:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 256  # the sender opens up to 64 connections at once
 
     def __init__(self, address: tuple[str, int], fake: FakeWhatsAppAPI) -> None:
         self.fake = fake

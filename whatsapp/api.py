@@ -84,8 +84,9 @@ class CloudApi:
         self.client = WhatsApp(
             phone_id=phone_number_id, token=token, session=self._http, api_version=api_version
         )
-        # A 1-second bucket of `per_second`: bursts up to the limit, then its pace.
-        self._limiter = AsyncLimiter(per_second, 1.0) if per_second > 0 else None
+        # Evenly paced, no burst: a full bucket's burst on top of the steady rate would
+        # put up to twice the limit into one second, and WhatsApp refuses that (130429).
+        self._limiter = AsyncLimiter(1, 1.0 / per_second) if per_second > 0 else None
         self._sleep = sleep
 
     async def send(self, to: str, out: Out) -> str:
