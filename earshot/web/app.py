@@ -557,6 +557,30 @@ async def overview_page(request: Request) -> Response:
     )
 
 
+# --- campaigns ----------------------------------------------------------------------------
+
+
+@login_required
+async def campaigns_page(request: Request) -> Response:
+    """Each campaign's progress (skipped sends and WhatsApp deliveries included) and the
+    wa.me links that start feedback for a campaign or a product."""
+    from earshot.outreach.campaigns import campaign_rows
+    from earshot.outreach.links import LinkError, whatsapp_link
+
+    d = dash(request)
+    rows = await d.db(campaign_rows, campaigns=d.settings.campaigns)
+
+    def link(**which: str) -> str | None:
+        try:
+            return whatsapp_link(d.settings, **which)
+        except LinkError:
+            return None
+
+    links = {r.id: link(campaign=r.id) for r in rows}
+    products = [(p.name, link(product=p.key)) for p in d.settings.products]
+    return render(request, "campaigns.html", rows=rows, links=links, products=products)
+
+
 # --- export -------------------------------------------------------------------------------
 
 
@@ -721,6 +745,7 @@ def create_app(
         Route("/items/{ref}/notes", note_action, methods=["POST"]),
         Route("/items/{ref}/merge", merge_action, methods=["POST"]),
         Route("/overview", overview_page),
+        Route("/campaigns", campaigns_page),
         Route("/export.{fmt}", export_download),
         Route("/chat", chat_page),
         Route("/chat/send", chat_send, methods=["POST"]),
