@@ -63,8 +63,11 @@ def cmd_campaign_status(args: argparse.Namespace) -> int:
 
     settings = _settings()
     campaign = _campaign(settings, args.campaign_id)
+    from earshot.conversations.whatsapp import status_counts
+
     with session_scope(settings.db_url) as session:
         s = campaign_status(session, campaign_id=campaign.id)
+        deliveries = status_counts(session, kind="campaign", ref=campaign.id)
     state = "running" if campaign_active(campaign) else "not running"
     print(f"campaign {campaign.id} ({state})")
     print(
@@ -77,6 +80,12 @@ def cmd_campaign_status(args: argparse.Namespace) -> int:
     print(f"  ignored   {s.ignored:6d}")
     print(f"  waiting   {s.waiting:6d}  (asked in the last day, no answer yet)")
     print(f"  feedback  {s.items:6d}  item(s) from this campaign")
+    if deliveries:  # WhatsApp reports what became of each ask it accepted
+        shown = ", ".join(
+            f"{k} {deliveries.get(k, 0)}"
+            for k in ("accepted", "sent", "delivered", "read", "failed")
+        )
+        print(f"  whatsapp  {sum(deliveries.values()):6d}  ({shown})")
     return 0
 
 
