@@ -8,26 +8,15 @@ waits on disk holds no more personal data than needed and erasure finds it by ke
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
 from earshot.gateway.model import Incoming
+from earshot.gateway.texts import typed
 from earshot.privacy.redaction import redact
 
 CHANNEL = "whatsapp"
-# "Feedback Lumen Bulb [fb-bulb]": the prefilled text of a wa.me deep link (see
-# earshot/outreach/links.py); it starts the feedback flow as `/start fb-bulb` on Telegram.
-DEEP_LINK = re.compile(r"\[((?:fb|c)-[a-z0-9_-]{1,64})\]\s*$", re.IGNORECASE)
-# Whole messages that stop feedback asks (the /stop of Telegram), English and Dutch.
-STOP_WORDS = frozenset(
-    {"stop", "stoppen", "afmelden", "uitschrijven", "unsubscribe", "stop asking", "niet meer"}
-)
-# WhatsApp has no command menu: these typed phrases are the /deletemydata command.
-ERASE_PHRASES = frozenset(
-    {"delete my data", "verwijder mijn gegevens", "wis mijn gegevens", "deletemydata"}
-)
 MEDIA_KINDS = {
     "image": "photo",
     "sticker": "sticker",
@@ -106,20 +95,6 @@ def split(payload: Any, key_of: Callable[[str], str]) -> Iterator[dict[str, Any]
                         "error_code": int(code) if code is not None else None,
                     },
                 }
-
-
-def typed(text: str) -> str:
-    """A typed message as the gateway should read it: a deep link's start, STOP, erasure."""
-    plain = " ".join(text.split())
-    word = plain.lower().strip(".!?")
-    if word in STOP_WORDS:
-        return "/stop"
-    if word in ERASE_PHRASES:
-        return "/deletemydata"
-    found = DEEP_LINK.search(plain)
-    if found:
-        return f"/start {found.group(1).lower()}"
-    return plain
 
 
 def incoming(entry: dict[str, Any]) -> Incoming:

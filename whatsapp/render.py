@@ -14,6 +14,7 @@ import html
 import re
 from dataclasses import dataclass, field, replace
 
+from earshot.gateway import texts
 from earshot.gateway.model import Button, Reply
 
 TEXT_LIMIT = 4096
@@ -64,26 +65,8 @@ def formatted(text: str) -> str:
 
 
 def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
-    """Split at paragraph, line or word boundaries into chunks of at most `limit` chars."""
-    chunks: list[str] = []
-    rest = text.strip()
-    while len(rest) > limit:
-        cut = limit
-        for sep in ("\n\n", "\n", " "):
-            pos = rest.rfind(sep, 0, limit)
-            if pos > limit // 2:
-                cut = pos
-                break
-        chunks.append(rest[:cut].rstrip())
-        rest = rest[cut:].lstrip()
-    if rest:
-        chunks.append(rest)
-    return chunks
-
-
-def _shorten(title: str, limit: int) -> str:
-    title = " ".join(title.split())
-    return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
+    """Split at paragraph, line or word boundaries (WhatsApp's 4,096 by default)."""
+    return texts.split_text(text, limit)
 
 
 def _row(button: Button) -> Row:
@@ -91,8 +74,8 @@ def _row(button: Button) -> Row:
     title = " ".join(button.title.split())
     if len(title) <= ROW_TITLE_LIMIT:
         return Row(str(button.ref), title)
-    head = _shorten(title, ROW_TITLE_LIMIT)
-    return Row(str(button.ref), head, _shorten(title, ROW_DESCRIPTION_LIMIT))
+    head = texts.shorten(title, ROW_TITLE_LIMIT)
+    return Row(str(button.ref), head, texts.shorten(title, ROW_DESCRIPTION_LIMIT))
 
 
 def _with_links(text: str, links: list[Button]) -> str:
