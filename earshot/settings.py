@@ -34,7 +34,14 @@ SECRET_KEYS = (
     "whatsapp_access_token",
     "whatsapp_app_secret",
     "whatsapp_verify_token",
+    "messenger_page_access_token",
+    "messenger_app_secret",
+    "messenger_verify_token",
 )
+# Message tags Meta allows for Messenger messages outside the 24-hour standard window, each
+# for non-promotional updates only; Instagram accepts none of these (only HUMAN_AGENT, for
+# people answering), so Instagram messages outside the window are skipped.
+MESSENGER_TAGS = ("ACCOUNT_UPDATE", "CONFIRMED_EVENT_UPDATE", "POST_PURCHASE_UPDATE")
 
 
 class ConfigError(Exception):
@@ -79,6 +86,19 @@ class WhatsApp(_Strict):
     templates: WhatsAppTemplates = WhatsAppTemplates()
     # The business number as customers type it in wa.me links (digits only, no +).
     number: str | None = Field(default=None, pattern=r"^[1-9][0-9]{6,14}$")
+
+
+class Messenger(_Strict):
+    """Messenger and Instagram settings that are not secrets (config.yml's `messenger:`)."""
+
+    # The Page's username, for m.me/<page>?ref=... deep links.
+    page: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.]{5,50}$")
+    # The Instagram professional account's username, for ig.me/m/<name>?ref=... links.
+    instagram_username: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._]{1,30}$")
+    # The tag a status notice about the customer's own feedback carries outside the window
+    # (None: such notices are skipped there too). Campaign questions are promotional and
+    # feedback asks are surveys: Meta allows no tag for them, so they have none.
+    notice_tag: str | None = "ACCOUNT_UPDATE"
 
 
 class Settings(BaseSettings):
@@ -141,6 +161,22 @@ class Settings(BaseSettings):
     # to 1,000 for large senders). 0: no limit (test doubles).
     whatsapp_messages_per_second: float = Field(default=80.0, ge=0)
 
+    # Facebook Messenger (and Instagram direct messages through the same Page): the webhook
+    # runs when the Page access token is set.
+    messenger: Messenger = Messenger()
+    messenger_page_access_token: SecretStr | None = None
+    messenger_app_secret: SecretStr | None = None
+    messenger_verify_token: SecretStr | None = None
+    # The Graph API root; tests point it at the local fake.
+    messenger_api_base_url: str = "https://graph.facebook.com"
+    messenger_api_version: str = "23.0"
+    messenger_webhook_listen: str = "127.0.0.1"
+    messenger_webhook_port: int = 8445
+    messenger_webhook_path: str = "/messenger"
+    # Instagram direct messages of the professional account connected to the Page: the
+    # same webhook (object "instagram") and Send API, with Instagram's limits.
+    instagram_enabled: bool = False
+
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr = SecretStr("dev-only-rasa-token")
     rasa_timeout_s: float = 20.0
@@ -188,6 +224,15 @@ class Settings(BaseSettings):
             raise ValueError("WHATSAPP_APP_SECRET: required with WHATSAPP_ACCESS_TOKEN")
         if self.whatsapp_access_token and not self.whatsapp_phone_number_id:
             raise ValueError("WHATSAPP_PHONE_NUMBER_ID: required with WHATSAPP_ACCESS_TOKEN")
+        if self.messenger_page_access_token and not self.messenger_app_secret:
+            raise ValueError("MESSENGER_APP_SECRET: required with MESSENGER_PAGE_ACCESS_TOKEN")
+        if self.instagram_enabled and not self.messenger_page_access_token:
+            raise ValueError("INSTAGRAM_ENABLED: needs MESSENGER_PAGE_ACCESS_TOKEN (its Page's)")
+        tag = self.messenger.notice_tag
+        if tag is not None and tag not in MESSENGER_TAGS:
+            raise ValueError(
+                f"messenger.notice_tag: '{tag}' is not one of {', '.join(MESSENGER_TAGS)}"
+            )
         if self.environment == "production":
             if self.earshot_secret.get_secret_value() in ("", DEFAULT_SECRET):
                 raise ValueError("EARSHOT_SECRET: must be set to a private value in production")
@@ -215,6 +260,11 @@ class Settings(BaseSettings):
     def whatsapp_enabled(self) -> bool:
         """True when the WhatsApp webhook has what it needs to run."""
         return bool(self.whatsapp_access_token and self.whatsapp_phone_number_id)
+
+    @property
+    def messenger_enabled(self) -> bool:
+        """True when the Messenger webhook has what it needs to run."""
+        return bool(self.messenger_page_access_token and self.messenger_app_secret)
 
     def product_name(self, key: str | None) -> str | None:
         return next((p.name for p in self.products if p.key == key), None)
@@ -323,6 +373,8 @@ def check_exposed_secret(
         reasons.append("TELEGRAM_WEBHOOK_URL is set")
     if settings.whatsapp_enabled:
         reasons.append("the WhatsApp webhook is set up")
+    if settings.messenger_enabled:
+        reasons.append("the Messenger webhook is set up")
     if settings.admin_password and settings.admin_password.get_secret_value():
         reasons.append("ADMIN_PASSWORD is set")
     if users_exist:

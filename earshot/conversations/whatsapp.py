@@ -1,11 +1,13 @@
 """What the WhatsApp adapter keeps: when each customer last wrote (the 24-hour
 customer-service window), and proactive sends with the delivery statuses WhatsApp reports
-for them. Keyword-only functions on the caller's Session; they never commit.
+for them. Keyword-only functions on the caller's Session; they never commit. Messenger
+keeps the same in tables of its own (earshot/conversations/messenger.py passes them).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,32 +15,49 @@ from sqlalchemy.orm import Session
 from earshot.storage.models import (
     CampaignSend,
     Feedback,
+    MessengerSend,
+    MessengerWindow,
     Notification,
+    ProactiveSendColumns,
+    ServiceWindowColumns,
     WhatsAppSend,
     WhatsAppWindow,
     utcnow,
 )
+
+Windows = type[WhatsAppWindow] | type[MessengerWindow]
+Sends = type[WhatsAppSend] | type[MessengerSend]
 
 WINDOW = timedelta(hours=24)
 # A status only moves forward (WhatsApp may deliver "delivered" after "read").
 STATUS_ORDER = {"accepted": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 
 
-def note_inbound(session: Session, *, customer_key: str, at: datetime | None = None) -> None:
+def note_inbound(
+    session: Session,
+    *,
+    customer_key: str,
+    at: datetime | None = None,
+    table: Windows = WhatsAppWindow,
+) -> None:
     """The customer wrote: their customer-service window runs 24 hours from `at`."""
     at = at or utcnow()
-    row = session.get(WhatsAppWindow, customer_key)
+    row = cast("ServiceWindowColumns | None", session.get(table, customer_key))
     if row is None:
-        session.add(WhatsAppWindow(customer_key=customer_key, last_inbound_at=at))
+        session.add(table(customer_key=customer_key, last_inbound_at=at))
     elif row.last_inbound_at < at:
         row.last_inbound_at = at
 
 
-def window_open(session: Session, *, customer_key: str, now: datetime | None = None) -> bool:
+def window_open(
+    session: Session,
+    *,
+    customer_key: str,
+    now: datetime | None = None,
+    table: Windows = WhatsAppWindow,
+) -> bool:
     """True while the customer wrote less than 24 hours ago (free-form messages allowed)."""
-    last = session.scalar(
-        select(WhatsAppWindow.last_inbound_at).where(WhatsAppWindow.customer_key == customer_key)
-    )
+    last = session.scalar(select(table.last_inbound_at).where(table.customer_key == customer_key))
     return last is not None and (now or utcnow()) - last < WINDOW
 
 
@@ -50,11 +69,12 @@ def record_send(
     kind: str,
     ref: str | None,
     template: str | None = None,
+    table: Sends = WhatsAppSend,
 ) -> None:
     """A proactive message went out (accepted by WhatsApp); statuses follow by webhook."""
     now = utcnow()
     session.add(
-        WhatsAppSend(
+        table(
             message_id=message_id,
             customer_key=customer_key,
             kind=kind,
@@ -68,11 +88,16 @@ def record_send(
 
 
 def record_status(
-    session: Session, *, message_id: str, status: str, error_code: int | None = None
+    session: Session,
+    *,
+    message_id: str,
+    status: str,
+    error_code: int | None = None,
+    table: Sends = WhatsAppSend,
 ) -> bool:
     """Apply a status webhook to a recorded send; False for messages not recorded
     (replies are not tracked) or statuses older than the one we have."""
-    row = session.get(WhatsAppSend, message_id)
+    row = cast("ProactiveSendColumns | None", session.get(table, message_id))
     if row is None or status not in STATUS_ORDER:
         return False
     if STATUS_ORDER[status] <= STATUS_ORDER.get(row.status, 0) and status != "failed":
@@ -83,12 +108,14 @@ def record_status(
     return True
 
 
-def status_counts(session: Session, *, kind: str, ref: str | None = None) -> dict[str, int]:
+def status_counts(
+    session: Session, *, kind: str, ref: str | None = None, table: Sends = WhatsAppSend
+) -> dict[str, int]:
     """How many proactive sends of a kind (and campaign/feedback ref) are in each status."""
-    stmt = select(WhatsAppSend.status, func.count()).where(WhatsAppSend.kind == kind)
+    stmt = select(table.status, func.count()).where(table.kind == kind)
     if ref is not None:
-        stmt = stmt.where(WhatsAppSend.ref == ref)
-    return {s: int(n) for s, n in session.execute(stmt.group_by(WhatsAppSend.status)).all()}
+        stmt = stmt.where(table.ref == ref)
+    return {s: int(n) for s, n in session.execute(stmt.group_by(table.status)).all()}
 
 
 def proactive_ref(session: Session, *, customer_key: str, kind: str) -> str | None:

@@ -48,7 +48,7 @@ def signature_ok(app_secret: str, body: bytes, header: str) -> bool:
 
 class SpoolProcessor:
     """Acts on stored entries: one at a time per customer, in the order Meta sent them.
-    Channels subclass it with `process` (and `message_id_of` for replays)."""
+    Channels subclass it with `process` (and `release` if their entries differ)."""
 
     name = "graph"
 
@@ -69,10 +69,11 @@ class SpoolProcessor:
         """Act on one stored entry (the channel's part)."""
         raise NotImplementedError
 
-    def message_id_of(self, entry: Entry) -> str | None:
-        """The channel's message id of an entry, released before a replay."""
+    async def release(self, entry: Entry) -> None:
+        """Forget that the gateway claimed this entry's message (before a replay)."""
         mid = (entry.get("message") or {}).get("id")
-        return str(mid) if mid else None
+        if mid and self._release is not None:
+            await self._db(self._release, message_id=str(mid))
 
     def _db(self, fn: Callable[..., Any], /, **kwargs: Any) -> Awaitable[Any]:
         def run() -> Any:
@@ -111,12 +112,10 @@ class SpoolProcessor:
         second answer is accepted over a lost message."""
         count = 0
         for path, entry in self.spool.entries():
-            mid = self.message_id_of(entry)
-            if mid and self._release is not None:
-                try:
-                    await self._db(self._release, message_id=mid)
-                except DBAPIError:
-                    log.warning("database unavailable; a replayed message may be skipped")
+            try:
+                await self.release(entry)
+            except DBAPIError:
+                log.warning("database unavailable; a replayed message may be skipped")
             self.start(entry, path)
             count += 1
         if count:

@@ -14,6 +14,7 @@ import logging
 import httpx
 
 from earshot.gateway.model import Handoff
+from earshot.settings import Settings
 
 log = logging.getLogger("earshot.gateway.support")
 
@@ -23,6 +24,7 @@ CHANNEL_NAMES = {
     "terminal": "the terminal chat",
     "whatsapp": "WhatsApp",
     "messenger": "Messenger",
+    "instagram": "Instagram",
 }
 CHUNK = 3500  # leaves room for the header within Telegram's 4096
 
@@ -92,3 +94,13 @@ class BotApiSupportDesk:
                     log.error("the support chat refused a handoff: %s", resp.status_code)
                     return False
         return True
+
+
+def support_desk(settings: Settings) -> BotApiSupportDesk | None:
+    """The support team's Telegram chat, for channels without a Telegram bot of their own."""
+    token = settings.telegram_bot_token
+    if token is None or not token.get_secret_value() or settings.support_chat_id is None:
+        return None
+    return BotApiSupportDesk(
+        settings.telegram_api_base_url, token.get_secret_value(), settings.support_chat_id
+    )

@@ -303,28 +303,48 @@ class MisunderstoodEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WhatsAppWindow(Base):
-    """When a WhatsApp customer last wrote: the 24-hour customer-service window opens then."""
-
-    __tablename__ = "whatsapp_windows"
+class ServiceWindowColumns:
+    """When a customer last wrote on a channel with a 24-hour window (WhatsApp, Messenger)."""
 
     customer_key: Mapped[str] = mapped_column(String(64), primary_key=True)
     last_inbound_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class WhatsAppSend(Base):
-    """A proactive WhatsApp message (campaign ask, status notice, feedback ask) and its
-    delivery status from WhatsApp's status webhooks. `ref` is the campaign id or the
-    feedback reference; no phone number is kept here."""
-
-    __tablename__ = "whatsapp_sends"
+class ProactiveSendColumns:
+    """A proactive message (campaign ask, status notice, feedback ask) and the delivery
+    status the channel's webhooks report for it. `ref` is the campaign id or the feedback
+    reference; no phone number or channel user id is kept."""
 
     message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     customer_key: Mapped[str] = mapped_column(String(64), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     ref: Mapped[str | None] = mapped_column(String(64), index=True)
-    template: Mapped[str | None] = mapped_column(String(512))
+    template: Mapped[str | None] = mapped_column(String(512))  # WhatsApp template / Messenger tag
     status: Mapped[str] = mapped_column(String(16), default="accepted")
     error_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WhatsAppWindow(ServiceWindowColumns, Base):
+    """When a WhatsApp customer last wrote: the 24-hour customer-service window opens then."""
+
+    __tablename__ = "whatsapp_windows"
+
+
+class WhatsAppSend(ProactiveSendColumns, Base):
+    """A proactive WhatsApp message and its delivery status from WhatsApp's webhooks."""
+
+    __tablename__ = "whatsapp_sends"
+
+
+class MessengerWindow(ServiceWindowColumns, Base):
+    """When a Messenger or Instagram customer last wrote: the standard messaging window."""
+
+    __tablename__ = "messenger_windows"
+
+
+class MessengerSend(ProactiveSendColumns, Base):
+    """A proactive Messenger or Instagram message and its delivered/read status."""
+
+    __tablename__ = "messenger_sends"

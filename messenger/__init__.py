@@ -1,0 +1,1 @@
+"""The Facebook Messenger (and Instagram direct messages) adapter: webhook in, Channel.send out."""

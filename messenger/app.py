@@ -1,0 +1,95 @@
+"""The Messenger process: the webhook server, the gateway behind it, and the background
+work (kept messages, campaign asks, status notices) for Messenger (and Instagram)
+customers. One Page access token sends to both: Instagram direct messages reach the
+professional account connected to the Page through the same Send API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.applications import Starlette
+
+from earshot.gateway import outreach
+from earshot.gateway.model import Incoming
+from earshot.gateway.service import Gateway
+from earshot.gateway.support import support_desk
+from earshot.settings import Settings
+from messenger.api import SendApi
+from messenger.channel import MessengerChannel
+from messenger.webhook import Processor, build_webhook_app, webhook_spool
+
+log = logging.getLogger("earshot.messenger")
+
+
+@dataclass
+class MessengerApp:
+    """Everything the Messenger process runs, wired once (the composition root)."""
+
+    settings: Settings
+    gateway: Gateway
+    channels: dict[str, MessengerChannel]
+    processor: Processor
+    asgi: Starlette
+    api: SendApi
+
+    async def aclose(self) -> None:
+        await self.processor.drain()
+        await self.api.aclose()
+        await self.gateway.aclose()
+
+
+def build(settings: Settings, *, gateway: Gateway | None = None) -> MessengerApp:
+    """Wire the adapter: Send API, channels, gateway, webhook processor, ASGI app."""
+    assert settings.messenger_page_access_token, "MESSENGER_PAGE_ACCESS_TOKEN is required"
+    assert settings.messenger_app_secret, "MESSENGER_APP_SECRET is required"
+    api = SendApi(
+        token=settings.messenger_page_access_token.get_secret_value(),
+        base_url=settings.messenger_api_base_url,
+        api_version=settings.messenger_api_version,
+    )
+    platforms = ("messenger", "instagram") if settings.instagram_enabled else ("messenger",)
+    channels = {p: MessengerChannel(settings, api, p) for p in platforms}
+    gw = gateway or Gateway(settings, support=support_desk(settings))
+
+    async def handle(message: Incoming) -> None:
+        await gw.handle(message, channels[message.channel])
+
+    processor = Processor(handle, settings.db_url, webhook_spool(settings))
+    verify = settings.messenger_verify_token
+    asgi = build_webhook_app(
+        path=settings.messenger_webhook_path,
+        app_secret=settings.messenger_app_secret.get_secret_value(),
+        verify_token=verify.get_secret_value() if verify else "",
+        processor=processor,
+        key_of=lambda platform, sender: channels[platform].key(sender),
+        platforms=frozenset(platforms),
+    )
+    return MessengerApp(settings, gw, channels, processor, asgi, api)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until stopped (SIGINT/SIGTERM): first what the last run left in the spool,
+    then new webhooks; the background loop sends campaign asks and notices meanwhile."""
+    app = build(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app.asgi,
+            host=settings.messenger_webhook_listen,
+            port=settings.messenger_webhook_port,
+            log_level="warning",
+            limit_concurrency=512,
+        )
+    )
+    await app.processor.replay()
+    worker = asyncio.create_task(outreach.run_forever(app.gateway, list(app.channels.values())))
+    try:
+        await server.serve()
+    finally:
+        worker.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await worker
+        await app.aclose()
