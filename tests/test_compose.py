@@ -33,3 +33,15 @@ def test_the_whatsapp_webhook_keeps_its_spool_and_is_published() -> None:
     assert f"{port}:{port}" in wa["ports"]
     entrypoint = (ROOT / "scripts" / "entrypoint.sh").read_text(encoding="utf-8")
     assert "-m whatsapp" in entrypoint
+
+
+def test_the_messenger_webhook_keeps_its_spool_and_is_published() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    fb = compose["services"]["messenger"]
+    assert fb["command"] == ["messenger"] and "public" in fb["networks"]
+    assert fb["profiles"] == ["messenger"]
+    assert any(v.endswith(":/app/data") for v in fb["volumes"])
+    port = Settings.model_fields["messenger_webhook_port"].default
+    assert f"{port}:{port}" in fb["ports"]
+    entrypoint = (ROOT / "scripts" / "entrypoint.sh").read_text(encoding="utf-8")
+    assert "-m messenger" in entrypoint

@@ -36,11 +36,16 @@ def violations(package: str, forbidden: set[str]) -> list[str]:
     [
         (
             "earshot",
-            {"rasa", "rasa_sdk", "telegram", "pywa", "pywa_async", "bot", "whatsapp", "actions"}
+            {"rasa", "rasa_sdk", "telegram", "pywa", "pywa_async", "bot", "whatsapp", "messenger"}
+            | {"actions"}
             | TEST_CODE,
         ),
         ("bot", {"actions", "rasa", "rasa_sdk", "whatsapp", *TEST_CODE}),
-        ("whatsapp", {"actions", "bot", "telegram", "rasa", "rasa_sdk", *TEST_CODE}),
+        ("whatsapp", {"actions", "bot", "telegram", "rasa", "rasa_sdk", "messenger", *TEST_CODE}),
+        (
+            "messenger",
+            {"actions", "bot", "telegram", "rasa", "rasa_sdk", "whatsapp", "pywa", *TEST_CODE},
+        ),
         ("actions", {"bot", "telegram", *TEST_CODE}),
         ("bench", {"tests"}),
         ("scripts", {"tests"}),
@@ -77,7 +82,7 @@ def test_every_rasa_patch_names_a_test_that_exists() -> None:
 
 # The front ends call the feature packages (earshot/feedback, earshot/privacy, ...), which
 # own their queries: from SQLAlchemy they take sessions and error types, never a query.
-FRONT_ENDS = ["earshot/web", "earshot/cli", "bot", "whatsapp", "actions"]
+FRONT_ENDS = ["earshot/web", "earshot/cli", "bot", "whatsapp", "messenger", "actions"]
 SESSION_ONLY = {"sqlalchemy.orm": {"Session", "sessionmaker"}, "sqlalchemy.exc": None}
 
 

@@ -355,3 +355,50 @@ def test_split_keys_customers_per_platform() -> None:
     with pytest.raises(ValueError):
         wa = {"object": "whatsapp_business_account"}
         list(inbound.split(wa, lambda p, s: s, frozenset({"messenger"})))
+
+
+# --------------------------------------------------------------------------- deep links
+
+
+def test_m_me_and_ig_me_links_carry_the_code_the_adapter_starts_with(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    from earshot.cli.app import main as earshot_main
+    from earshot.outreach.links import LinkError, deep_link
+
+    s = Settings(
+        products=[{"key": "bulb", "name": "Lumen Bulb"}],
+        campaigns=[{"id": "winter", "question": {"en": "How?"}}],
+        messenger={"page": "lumenhome.example", "instagram_username": "lumenhome"},
+    )
+    fake = FakeMessengerAPI()
+    for channel, host, path in (
+        ("messenger", "m.me", "/lumenhome.example"),
+        ("instagram", "ig.me", "/m/lumenhome"),
+    ):
+        url = urlsplit(deep_link(s, channel, product="bulb"))
+        assert (url.netloc, url.path) == (host, path)
+        (ref,) = parse_qs(url.query)["ref"]
+        referral = fake.event_payload(PSID, {"referral": {"ref": ref}})
+        (entry,) = inbound.split(referral, lambda p, x: x, frozenset({"messenger"}))
+        assert inbound.incoming(entry).text == "/start fb-bulb"
+    assert deep_link(s, "messenger", campaign="winter").endswith("?ref=c-winter")
+    with pytest.raises(LinkError):
+        deep_link(s, "messenger", product="toaster")
+    with pytest.raises(LinkError):
+        deep_link(Settings(products=[{"key": "bulb", "name": "B"}]), "messenger", product="bulb")
+    # A forged ref starts a plain conversation, never an unknown deep link.
+    odd = fake.event_payload(PSID, {"referral": {"ref": "x{'inject': 1}"}})
+    (entry,) = inbound.split(odd, lambda p, x: x, frozenset({"messenger"}))
+    assert inbound.incoming(entry).text == "/start"
+    config = tmp_path / "config.yml"
+    config.write_text(
+        "products: [{key: bulb, name: Lumen Bulb}]\nmessenger: {page: lumenhome.example}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("EARSHOT_CONFIG", str(config))
+    assert earshot_main(["link", "--channel", "messenger", "--product", "bulb"]) == 0
+    assert capsys.readouterr().out.strip() == "https://m.me/lumenhome.example?ref=fb-bulb"
+    assert earshot_main(["link", "--channel", "instagram", "--product", "bulb"]) == 2

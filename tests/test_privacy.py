@@ -47,6 +47,7 @@ from earshot.storage.models import (
     Feedback,
     FeedbackEvent,
     InboxMessage,
+    MessengerSend,
     Notification,
     ProcessedUpdate,
     ServiceRating,
@@ -489,6 +490,17 @@ def test_purge_deletes_old_conversation_data_only(rasa: Session) -> None:
                 updated_at=when,
             )
         )
+        rasa.add(  # and one on Messenger
+            MessengerSend(
+                message_id=f"m_{c.key[:8]}",
+                customer_key=c.key,
+                kind="campaign",
+                ref="winter",
+                status="delivered",
+                created_at=when,
+                updated_at=when,
+            )
+        )
     rasa.flush()
 
     counts = purge(rasa, older_than_days=180, now=NOW)
@@ -506,6 +518,7 @@ def test_purge_deletes_old_conversation_data_only(rasa: Session) -> None:
         "feedback_unlinked": 1,
         "service_ratings_unlinked": 1,
         "whatsapp_sends": 1,
+        "messenger_sends": 1,
     }
     conn = rasa.connection()
     assert search_everywhere(conn, [old.question]) == []

@@ -1,7 +1,7 @@
 """Feedback commands of the `earshot` CLI: campaigns and importing outside feedback.
 
-`register(subparsers)` adds `campaign send|status`, `import` and `whatsapp-link` to the
-main parser.
+`register(subparsers)` adds `campaign send|status`, `import`, `whatsapp-link` and `link`
+to the main parser.
 Handlers import the core lazily so `earshot --help` stays fast, and return the exit code.
 """
 
@@ -63,11 +63,13 @@ def cmd_campaign_status(args: argparse.Namespace) -> int:
 
     settings = _settings()
     campaign = _campaign(settings, args.campaign_id)
+    from earshot.conversations import messenger
     from earshot.conversations.whatsapp import status_counts
 
     with session_scope(settings.db_url) as session:
         s = campaign_status(session, campaign_id=campaign.id)
         deliveries = status_counts(session, kind="campaign", ref=campaign.id)
+        receipts = messenger.status_counts(session, kind="campaign", ref=campaign.id)
     state = "running" if campaign_active(campaign) else "not running"
     print(f"campaign {campaign.id} ({state})")
     print(
@@ -86,6 +88,9 @@ def cmd_campaign_status(args: argparse.Namespace) -> int:
             for k in ("accepted", "sent", "delivered", "read", "failed")
         )
         print(f"  whatsapp  {sum(deliveries.values()):6d}  ({shown})")
+    if receipts:  # Messenger and Instagram report delivered and read
+        shown = ", ".join(f"{k} {receipts.get(k, 0)}" for k in ("accepted", "delivered", "read"))
+        print(f"  messenger {sum(receipts.values()):6d}  ({shown})")
     return 0
 
 
@@ -136,6 +141,25 @@ def cmd_whatsapp_link(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_link(args: argparse.Namespace) -> int:
+    from earshot.outreach.links import LinkError, deep_link
+
+    try:
+        print(
+            deep_link(
+                _settings(),
+                args.channel,
+                product=args.product,
+                campaign=args.campaign,
+                language=args.language,
+            )
+        )
+    except LinkError as exc:
+        print(f"earshot: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def register(subparsers: Any) -> None:
     """Add `campaign` and `import` to the `earshot` command's subparsers."""
     c = subparsers.add_parser("campaign", help="send a feedback campaign or show its progress")
@@ -165,3 +189,14 @@ def register(subparsers: Any) -> None:
     which.add_argument("--campaign", help="campaign id from config.yml")
     p.add_argument("--language", help="language of the prefilled text (default: default_language)")
     p.set_defaults(fn=cmd_whatsapp_link)
+
+    p = subparsers.add_parser(
+        "link",
+        help="print a WhatsApp, Messenger or Instagram link that starts the feedback flow",
+    )
+    p.add_argument("--channel", choices=["whatsapp", "messenger", "instagram"], required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--product", help="product key from config.yml")
+    which.add_argument("--campaign", help="campaign id from config.yml")
+    p.add_argument("--language", help="WhatsApp: language of the prefilled text")
+    p.set_defaults(fn=cmd_link)

@@ -219,20 +219,35 @@ def channel_part(settings: Settings, log_dir: Path, base_env: dict[str, str] | N
     return Part("terminal chat", [sys.executable, "-m", "bot.terminal"], env, None, None)
 
 
+def webhook_part(
+    label: str, module: str, host: str, port: int, log_dir: Path, base_env: dict[str, str] | None
+) -> Part:
+    """A channel's webhook process (python -m <module>), health-checked on /healthz."""
+    env = {**(os.environ if base_env is None else base_env), "PYTHONPATH": str(ROOT)}
+    health_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    return Part(
+        label,
+        [sys.executable, "-m", module],
+        env,
+        f"http://{health_host}:{port}/healthz",
+        log_dir / f"{module}.log",
+    )
+
+
 def whatsapp_part(
     settings: Settings, log_dir: Path, base_env: dict[str, str] | None = None
 ) -> Part:
     """The WhatsApp webhook (python -m whatsapp), when its variables are set."""
-    env = {**(os.environ if base_env is None else base_env), "PYTHONPATH": str(ROOT)}
-    host = settings.whatsapp_webhook_listen
-    health_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
-    return Part(
-        "WhatsApp webhook",
-        [sys.executable, "-m", "whatsapp"],
-        env,
-        f"http://{health_host}:{settings.whatsapp_webhook_port}/healthz",
-        log_dir / "whatsapp.log",
-    )
+    host, port = settings.whatsapp_webhook_listen, settings.whatsapp_webhook_port
+    return webhook_part("WhatsApp webhook", "whatsapp", host, port, log_dir, base_env)
+
+
+def messenger_part(
+    settings: Settings, log_dir: Path, base_env: dict[str, str] | None = None
+) -> Part:
+    """The Messenger (and Instagram) webhook (python -m messenger), when configured."""
+    host, port = settings.messenger_webhook_listen, settings.messenger_webhook_port
+    return webhook_part("Messenger webhook", "messenger", host, port, log_dir, base_env)
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -270,6 +285,15 @@ def busy_port(settings: Settings, rasa_port: int) -> str | None:
                 settings.whatsapp_webhook_port,
                 "the WhatsApp webhook",
                 "WHATSAPP_WEBHOOK_PORT",
+            )
+        )
+    if settings.messenger_enabled:
+        wanted.append(
+            (
+                settings.messenger_webhook_listen,
+                settings.messenger_webhook_port,
+                "the Messenger webhook",
+                "MESSENGER_WEBHOOK_PORT",
             )
         )
     for host, port, what, setting in wanted:
@@ -363,6 +387,13 @@ def run(argv: Sequence[str] | None = None) -> int:
             wa.start()
             url = f"{settings.whatsapp_webhook_listen}:{settings.whatsapp_webhook_port}"
             phase(f"WhatsApp webhook on {url}{settings.whatsapp_webhook_path}")
+        if settings.messenger_enabled:
+            fb = messenger_part(settings, log_dir)
+            parts.append(fb)
+            fb.start()
+            url = f"{settings.messenger_webhook_listen}:{settings.messenger_webhook_port}"
+            also = " (and Instagram)" if settings.instagram_enabled else ""
+            phase(f"Messenger{also} webhook on {url}{settings.messenger_webhook_path}")
         while not stopping:
             for part in parts:
                 if not part.alive():

@@ -4,7 +4,9 @@ Telegram carries a start parameter (`t.me/<bot>?start=fb-bulb`). WhatsApp has no
 `wa.me/<number>?text=...` link fills in the customer's first message instead, so the
 prefilled text ends in the same code in brackets ("Feedback Lumen Bulb [fb-bulb]"), which
 the WhatsApp adapter turns into `/start fb-bulb` (whatsapp/inbound.py). The customer sees
-and sends a readable sentence; the code survives edits before it.
+and sends a readable sentence; the code survives edits before it. Messenger and Instagram
+carry the code itself: `m.me/<page>?ref=fb-bulb` and `ig.me/m/<account>?ref=fb-bulb` (the
+adapter gets it in a referral or Get Started postback, messenger/inbound.py).
 """
 
 from __future__ import annotations
@@ -61,3 +63,43 @@ def whatsapp_link(
     code = deep_link_code(settings, product=product, campaign=campaign)
     text = prefilled_text(settings, code, language or settings.default_language)
     return f"https://wa.me/{number}?text={quote(text, safe='')}"
+
+
+def messenger_link(
+    settings: Settings, *, product: str | None = None, campaign: str | None = None
+) -> str:
+    """https://m.me/<page>?ref=fb-<product> (or c-<campaign>)."""
+    page = settings.messenger.page
+    if not page:
+        raise LinkError("set messenger.page in config.yml (the Page's username)")
+    code = deep_link_code(settings, product=product, campaign=campaign)
+    return f"https://m.me/{page}?ref={quote(code, safe='')}"
+
+
+def instagram_link(
+    settings: Settings, *, product: str | None = None, campaign: str | None = None
+) -> str:
+    """https://ig.me/m/<account>?ref=fb-<product> (or c-<campaign>)."""
+    name = settings.messenger.instagram_username
+    if not name:
+        raise LinkError("set messenger.instagram_username in config.yml")
+    code = deep_link_code(settings, product=product, campaign=campaign)
+    return f"https://ig.me/m/{name}?ref={quote(code, safe='')}"
+
+
+def deep_link(
+    settings: Settings,
+    channel: str,
+    *,
+    product: str | None = None,
+    campaign: str | None = None,
+    language: str | None = None,
+) -> str:
+    """The link that starts the feedback flow on `channel` (whatsapp, messenger, instagram)."""
+    if channel == "whatsapp":
+        return whatsapp_link(settings, product=product, campaign=campaign, language=language)
+    if channel == "messenger":
+        return messenger_link(settings, product=product, campaign=campaign)
+    if channel == "instagram":
+        return instagram_link(settings, product=product, campaign=campaign)
+    raise LinkError(f"no deep links for channel '{channel}'")

@@ -42,6 +42,8 @@ from earshot.storage.models import (
     Feedback,
     FeedbackEvent,
     InboxMessage,
+    MessengerSend,
+    MessengerWindow,
     MisunderstoodMessage,
     Notification,
     ProcessedUpdate,
@@ -146,6 +148,8 @@ def erase_customer(session: Session, *, customer_key: str, everything: bool) -> 
     remove("inbox", delete(InboxMessage).where(InboxMessage.customer_key == key))
     remove("whatsapp_windows", delete(WhatsAppWindow).where(WhatsAppWindow.customer_key == key))
     remove("whatsapp_sends", delete(WhatsAppSend).where(WhatsAppSend.customer_key == key))
+    remove("messenger_windows", delete(MessengerWindow).where(MessengerWindow.customer_key == key))
+    remove("messenger_sends", delete(MessengerSend).where(MessengerSend.customer_key == key))
     remove("notifications", delete(Notification).where(Notification.customer_key == key))
     remove("campaign_sends", delete(CampaignSend).where(CampaignSend.customer_key == key))
     # Misunderstood messages are conversation text (redacted, yet the customer's words);
@@ -268,6 +272,7 @@ def purge(session: Session, *, older_than_days: int, now: datetime | None = None
     )
     remove("callback_payloads", delete(CallbackPayload).where(CallbackPayload.created_at < cutoff))
     remove("whatsapp_sends", delete(WhatsAppSend).where(WhatsAppSend.created_at < cutoff))
+    remove("messenger_sends", delete(MessengerSend).where(MessengerSend.created_at < cutoff))
     remove("ask_log", delete(AskLog).where(AskLog.asked_at < cutoff))
     remove("notifications", delete(Notification).where(Notification.sent_at < cutoff))
     remove(
