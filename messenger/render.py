@@ -5,14 +5,15 @@ a button template: a text of up to 640 characters with up to 3 buttons (titles u
 postbacks or links. A text message holds 2,000 characters (Instagram: 1,000). Every
 button set the assistant produces is shown:
 
-- choices with links, 3 buttons in all: one button template (links as web_url buttons);
+- choices with links, 3 buttons in all, and a text of up to 640 characters: one button
+  template (links as web_url buttons); a longer answer keeps its links as addresses in
+  the text rather than being split in two;
 - up to 13 choices: quick replies on the last part of the text; a title over 20
   characters is shortened on its button and written out in full in the text;
 - more than 13 choices: button templates of 3 postback buttons each, in order (quick
   replies would show only the last 13; templates stay tappable, and the gateway's button
   store tells an old one from a forged one);
-- links otherwise: one button template when there are at most 3 with short titles and
-  no choices, else their addresses are written into the text.
+- links otherwise: their addresses are written into the text.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def layout(reply: Reply, language: str = "en", *, text_limit: int = TEXT_LIMIT) 
     choices = [b for b in reply.buttons if not b.is_link and b.ref]
     links = [b for b in reply.buttons if b.is_link]
     short = all(len(_one_line(b.title)) <= TITLE_LIMIT for b in (*choices, *links))
-    if links and short and len(choices) + len(links) <= MAX_TEMPLATE_BUTTONS and reply.text:
+    fits = 0 < len(reply.text.strip()) <= TEMPLATE_TEXT_LIMIT  # one message, not a split answer
+    if links and short and len(choices) + len(links) <= MAX_TEMPLATE_BUTTONS and fits:
         in_order = [b for b in reply.buttons if b.is_link or b.ref]
         return out + _template(reply.text, in_order, text_limit)
     text = _with_lines(reply.text, [f"{b.title}: {b.url}" for b in links]) if links else reply.text

@@ -70,6 +70,8 @@ def test_links_ride_a_button_template_or_are_written_out() -> None:
     assert tpl.kind == "buttons" and tpl.buttons[0] == ("Portal", None, "https://x.example/r")
     outs = layout(Reply("Pick", (Button("Website", url="https://x.example"), *choices(3))))
     assert outs[-1].kind == "quick_replies" and "Website: https://x.example" in outs[-1].text
+    long = layout(Reply("y " * 400, (Button("Portal", url="https://x.example/r"), *choices(2))))
+    assert [o.kind for o in long] == ["quick_replies"] and "Portal: https://x" in long[0].text
 
 
 def test_long_text_is_split_at_2000_and_html_is_dropped() -> None:
