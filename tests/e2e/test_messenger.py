@@ -284,7 +284,7 @@ def test_the_feedback_flow_to_its_reference_code(fb: FbStack) -> None:
 
 def test_an_m_me_link_starts_feedback_for_its_product_in_dutch(fb: FbStack) -> None:
     me = FbCustomer(fb)
-    me.say("Hallo")
+    me.say("/language nl")
     fb.fake.push_referral(me.psid, "fb-doorbell")  # m.me/lumenhome.example?ref=fb-doorbell
     kind = me._new(1)
     assert "Lumen Doorbell" in texts(kind)
