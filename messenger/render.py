@@ -109,7 +109,6 @@ def layout_all(
 
 def message(out: Out) -> dict[str, Any]:
     """The Send API's `message` object for one laid-out message."""
-    quick: list[dict[str, Any]]
     if out.kind == "text":
         return {"text": out.text}
     if out.kind == "quick_replies":

@@ -171,6 +171,44 @@ async def test_rate_limits_are_retried_permanent_errors_are_not(fake: FakeMessen
     await api.aclose()
 
 
+def test_the_fake_plays_the_customer_side_as_meta_does(
+    fake: FakeMessengerAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    posted: list[dict[str, Any]] = []
+
+    def record(payload: dict[str, Any], *, signed: str = "valid") -> httpx.Response:
+        posted.append(payload)
+        return httpx.Response(200, request=httpx.Request("POST", "http://adapter/messenger"))
+
+    monkeypatch.setattr(fake, "post_webhook", record)
+    fake.open_window(PSID)
+    quick = layout(Reply("Helped?", (Button("Yes", "q1"),)))[0]
+    template = layout(Reply("Open", (Button("Site", url="https://x.example"), Button("Go", "t1"))))
+    fake._accept(
+        {"recipient": {"id": PSID}, "messaging_type": "RESPONSE", "message": render.message(quick)},
+        "",
+    )
+    fake._accept(
+        {
+            "recipient": {"id": PSID},
+            "messaging_type": "RESPONSE",
+            "message": render.message(template[0]),
+        },
+        "",
+    )
+    fake.press_title(PSID, "Yes")
+    fake.press_title(PSID, "Go")
+    fake.push_referral(PSID, "fb-bulb")
+    fake.push_receipt(IGSID, "read", mids=["m_1"], platform="instagram")
+    events = [p["entry"][0]["messaging"][0] for p in posted]
+    assert events[0]["message"]["quick_reply"] == {"payload": "q1"}  # a quick reply: a message
+    assert events[1]["postback"]["payload"] == "t1"  # a template button: a postback
+    assert events[2]["referral"]["ref"] == "fb-bulb"
+    assert events[3]["read"] == {"mid": "m_1"} and posted[3]["object"] == "instagram"
+    with pytest.raises(LookupError):
+        fake.press_title(PSID, "Never shown")
+
+
 # --------------------------------------------------------------------------- the window
 
 
