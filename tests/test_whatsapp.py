@@ -347,3 +347,35 @@ def test_a_wa_me_link_starts_the_feedback_flow_like_telegrams_start_parameter() 
 def test_telegram_html_becomes_whatsapp_markup() -> None:
     (out,) = layout(Reply("Use <b>/language nl</b> &amp; <i>more</i> <u>x</u>"))
     assert out.text == "Use */language nl* & _more_ x"
+
+
+async def test_a_failed_entry_is_retried_with_its_claim_released(
+    tmp_path: Path, committing_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from whatsapp import webhook
+
+    monkeypatch.setattr(webhook, "RETRY_DELAYS", (0.0, 0.0))
+    calls: list[str] = []
+    released: list[str] = []
+
+    async def flaky(msg: Incoming) -> None:
+        calls.append(str(msg.text))
+        if len(calls) < 3:
+            raise RuntimeError("database is locked")
+
+    def release(_session: Any, *, message_id: str) -> None:
+        released.append(message_id)
+
+    spool = Spool(tmp_path / "spool")
+    processor = Processor(flaky, committing_db, spool, release=release)
+    entry = next(
+        inbound.split(
+            FakeWhatsAppAPI().message_payload(
+                CUSTOMER, {"type": "text", "text": {"body": "hello"}}, message_id="wamid.R1"
+            ),
+            lambda w: "k-" + w,
+        )
+    )
+    processor.start(entry, spool.put(entry))
+    await processor.drain()
+    assert calls == ["hello"] * 3 and released == ["wamid.R1"] * 2 and len(spool) == 0

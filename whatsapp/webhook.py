@@ -37,6 +37,7 @@ from whatsapp import inbound
 log = logging.getLogger("earshot.whatsapp.webhook")
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 MAX_BODY_BYTES = 3 << 20  # Meta's webhook payloads stay under 3 MB
+RETRY_DELAYS = (1.0, 3.0)  # a failed entry is tried again after these pauses
 
 Handle = Callable[[Incoming], Awaitable[Any]]
 
@@ -56,7 +57,7 @@ class Processor:
         db_url: str,
         spool: Spool,
         *,
-        release: Callable[[Any, str], None] | None = None,
+        release: Callable[..., None] | None = None,
     ) -> None:
         self.handle, self.db_url, self.spool = handle, db_url, spool
         self._release = release  # forgets a claimed message id (replay after a crash)
@@ -83,17 +84,39 @@ class Processor:
     async def _run(self, entry: dict[str, Any], path: Path, key: str, lock: asyncio.Lock) -> None:
         try:
             async with lock:  # taken in creation order: asyncio's locks are fair
-                try:
-                    await self.process(entry)
-                except Exception:
-                    # Logged and dropped: a poison entry must not block the next ones.
-                    log.exception("a WhatsApp webhook entry failed")
+                await self._process_retrying(entry)
                 await asyncio.to_thread(path.unlink, missing_ok=True)
         finally:
             self._holders[key] -= 1
             if not self._holders[key]:  # nobody waits: forget the lock, the map stays small
                 del self._holders[key]
                 self._order.pop(key, None)
+
+    async def _process_retrying(self, entry: dict[str, Any]) -> None:
+        """Process an entry; after a failure (a database busy under load, ...) release
+        its claim and try again, then give up: a poison entry must not block the
+        customer's next ones. A rare second answer is accepted over a lost message."""
+        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+            try:
+                await self.process(entry)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if delay is None:
+                    log.exception("a WhatsApp webhook entry failed %d times; dropped", attempt + 1)
+                    return
+                log.warning("a WhatsApp webhook entry failed; retrying", exc_info=True)
+            await self._release_claim(entry)
+            await asyncio.sleep(delay)
+
+    async def _release_claim(self, entry: dict[str, Any]) -> None:
+        mid = (entry.get("message") or {}).get("id")
+        if mid and self._release is not None:
+            try:
+                await self._db(self._release, message_id=str(mid))
+            except DBAPIError:
+                log.warning("database unavailable; a retried message may be skipped")
 
     async def process(self, entry: dict[str, Any]) -> None:
         if "status" in entry:
@@ -126,12 +149,7 @@ class Processor:
         second answer is accepted over a lost message."""
         count = 0
         for path, entry in self.spool.entries():
-            mid = (entry.get("message") or {}).get("id")
-            if mid and self._release is not None:
-                try:
-                    await self._db(self._release, message_id=str(mid))
-                except DBAPIError:
-                    log.warning("database unavailable; a replayed message may be skipped")
+            await self._release_claim(entry)
             self.start(entry, path)
             count += 1
         if count:
