@@ -234,6 +234,7 @@ def test_a_handoff_reaches_the_support_chat_and_the_customer_is_told(wa: WaStack
     forwarded = wa.stack.fake.wait_for_messages(SUPPORT_CHAT_ID, 1, timeout=15)
     text = " ".join(m.text or "" for m in forwarded)
     assert "asked to talk to a person on WhatsApp" in text and "Hub is offline" in text
+    assert f"https://wa.me/{me.number}" in text  # how the colleague reaches the customer
 
 
 # --------------------------------------------------------------------------- feedback
