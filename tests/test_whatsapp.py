@@ -170,6 +170,10 @@ async def test_proactive_messages_honour_the_window(
     fake.close_window(CUSTOMER)
     reply = await channel.send(CUSTOMER, ask, purpose=Purpose.REPLY, language="en")
     assert reply.skipped == "window_closed"  # WhatsApp refused: reported, not retried
+    # A permanent refusal of a proactive message is an error the outbox records as failed.
+    fake.fail_next(131026)
+    with pytest.raises(SendFailed):
+        await channel.send(CUSTOMER, ask, purpose=Purpose.CAMPAIGN, language="nl", ref="w")
     with session_scope(committing_db) as session:
         assert wa_queries.status_counts(session, kind="campaign", ref="w") == {"accepted": 1}
         assert wa_queries.status_counts(session, kind="notice", ref="LH-1") == {"accepted": 1}
