@@ -1153,9 +1153,9 @@ def whatsapp_vs_telegram(
                 rows.append({"channel": channel, **{k: m.summary.get(k) for k in keys}})
                 next_id += 10_000
         assert ours.wa is not None
-        refused = [err["error"]["code"] for _, err in ours.wa.refused]
+        refused = dict(Counter(err["error"]["code"] for _, err in ours.wa.refused))
         problems = failure_lines((ours.workdir / "data" / "logs").glob("*.log"), limit=20)
-        log(f"refused by the fake Cloud API: {Counter(refused)}; log lines: {problems}")
+        log(f"refused by the fake Cloud API: {refused}; log lines: {problems}")
     if not write:
         return 0
     limit = Settings.model_fields["whatsapp_messages_per_second"].default
@@ -1166,6 +1166,8 @@ def whatsapp_vs_telegram(
         "machine": procs.describe_machine(procs.machine()),
         "runs": rows,
         "throughput": throughput,
+        "refused": refused,
+        "failure_lines": problems,
     }
     REPORTS.mkdir(exist_ok=True)
     (REPORTS / "bench-whatsapp.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -1208,6 +1210,13 @@ def write_whatsapp_markdown(result: dict[str, Any], path: Path) -> None:
         if t_cpu and w_cpu:
             ratios.append(f"c={tg['concurrency']}: {w_cpu / t_cpu:.2f}")
     t = result["throughput"]
+    problems = result.get("failure_lines") or []
+    lines += [
+        "",
+        f"Sends the fake Cloud API refused during the runs: {result.get('refused') or 'none'}. "
+        f"Failure lines in the stack's logs: {len(problems)}"
+        + ("".join(f"\n    {p}" for p in problems) if problems else "."),
+    ]
     lines += [
         "",
         f"WhatsApp's channel CPU per turn over Telegram's: {', '.join(ratios)} "
