@@ -21,8 +21,9 @@ from earshot import i18n
 from earshot.gateway.rasa import RasaClient
 from earshot.gateway.replies import plain
 from earshot.gateway.service import Gateway
+from earshot.privacy.erasure import search_everywhere
 from earshot.settings import Settings, load_settings
-from earshot.storage.db import migrate, session_scope
+from earshot.storage.db import make_engine, migrate, session_scope
 from earshot.storage.models import Customer
 from earshot.web.app import create_app
 from testkit.telegram_api import DEFAULT_TOKEN, FakeBotAPI
@@ -94,6 +95,12 @@ def test_a_web_chat_handoff_reaches_the_support_chat(settings_for: MakeSettings)
             assert [m["text"] for m in r.json()["messages"]] == [
                 "I've passed our conversation on to our support team."
             ]
+            cookie = client.cookies["earshot_chat"]
+        engine = make_engine(settings.db_url)
+        try:  # the browser's cookie is a session secret: only its keyed hash is kept
+            assert search_everywhere(engine, [cookie]) == []
+        finally:
+            engine.dispose()
         [posted] = telegram.wait_for_messages(SUPPORT, 1)
     text = html.unescape(posted.text or "")  # sent as Telegram HTML, escaped
     assert "asked to talk to a person on the web chat" in text

@@ -200,15 +200,17 @@ class Gateway:
         button or a command) rather than typed; or the answer already given."""
         chat_id, hint = incoming.chat_id, incoming.language_hint
         if incoming.button is not None:
+            pressed = getattr(channel, "pressed", None)
             try:
                 payload = await self.db(buttons.resolve, ref=incoming.button, customer_key=key)
             except DBAPIError:
                 lang = self._default_language(hint)
-                await self.say(
-                    channel, chat_id, self._unavailable_key(channel), lang, Purpose.REPLY
-                )
+                unavailable = self._unavailable_key(channel)
+                if pressed is not None:
+                    await pressed(incoming, replies.say(unavailable, lang).text)
+                else:
+                    await self.say(channel, chat_id, unavailable, lang, Purpose.REPLY)
                 return None, False, Outcome("unavailable", lang)
-            pressed = getattr(channel, "pressed", None)
             if payload is None:
                 lang = await self.language_of(key, hint)
                 notice = replies.say("expired", lang).text
@@ -258,7 +260,7 @@ class Gateway:
                 conversations.see_customer,
                 user_key=key,
                 channel=incoming.channel,
-                chat_id=chat_id,
+                chat_id=chat_id or None,  # the web chat has none worth keeping
                 reported_language=incoming.language_hint,
                 text=text,
                 languages=s.languages,
@@ -329,9 +331,9 @@ class Gateway:
 
     async def _keep(self, key: str, incoming: Incoming, text: str, meta: dict[str, Any]) -> None:
         """Keep a message for replay: in the database inbox, or on local disk if that is down."""
+        # No display name in it: nothing personal is stored unredacted (a handoff replayed
+        # from the inbox names "a customer"; Telegram's still links to the chat).
         entry = {"customer_key": key, "chat_id": incoming.chat_id, "text": text, "meta": meta}
-        if incoming.display_name:
-            entry["meta"] = {**meta, "display_name": incoming.display_name}
         if not len(self.spool):  # while anything is spooled, spool too: replay keeps the order
             try:
                 await self.db(outbox.keep_in_inbox, **entry)
@@ -429,8 +431,7 @@ class Gateway:
             channel = by_name.get(str(msg.meta.get("channel") or "telegram"))
             if channel is None:
                 continue
-            meta = {k: v for k, v in msg.meta.items() if k != "display_name"}
-            name = msg.meta.get("display_name")
+            meta = dict(msg.meta)
             async with self.customer_lock(msg.customer_key):
                 try:
                     messages = await self.rasa.send(msg.customer_key, msg.text, meta)
@@ -444,7 +445,6 @@ class Gateway:
                     messages=messages,
                     channel=channel,
                     language=str(meta.get("language") or self.settings.default_language),
-                    display_name=str(name) if name else None,
                 )
             done += 1
         if done:

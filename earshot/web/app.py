@@ -640,12 +640,12 @@ async def chat_send(request: Request) -> Response:
         language = d.settings.default_language
     button = data.get("button")
     if isinstance(button, str) and button:
-        incoming = Incoming("web", cookie, cookie, button=button, language_hint=language)
+        incoming = Incoming("web", cookie, "", button=button, language_hint=language)
     else:
         text = " ".join(str(data.get("message") or "").split())[: chat.MAX_MESSAGE]
         if not text:
             return JSONResponse({"error": "empty message"}, 400)
-        incoming = Incoming("web", cookie, cookie, text=text, language_hint=language)
+        incoming = Incoming("web", cookie, "", text=text, language_hint=language)
     gateway = d.gateway(getattr(request.app.state, "rasa_transport", None))
     channel = chat.WebChannel()
     outcome = await gateway.handle(incoming, channel)
