@@ -22,7 +22,7 @@ from earshot.gateway.rasa import RasaClient
 from earshot.gateway.replies import plain
 from earshot.gateway.service import Gateway
 from earshot.privacy.erasure import search_everywhere
-from earshot.settings import Settings, load_settings
+from earshot.settings import ROOT, Settings, load_settings
 from earshot.storage.db import make_engine, migrate, session_scope
 from earshot.storage.models import Customer
 from earshot.web.app import create_app
@@ -59,6 +59,7 @@ def settings_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MakeSetting
             languages=["en", "nl"],
             default_language="en",
             rasa_url="http://rasa.test",
+            knowledge_base=ROOT / "kb",
             **extra,
         )
 
@@ -92,9 +93,14 @@ def test_a_web_chat_handoff_reaches_the_support_chat(settings_for: MakeSettings)
                 "/chat/send", json={"message": "I want to talk to a person"}, headers=headers
             )
             assert r.status_code == 200
-            assert [m["text"] for m in r.json()["messages"]] == [
-                "I've passed our conversation on to our support team."
-            ]
+            shown = r.json()["messages"]
+            assert shown[0]["text"] == "I've passed our conversation on to our support team."
+            # The page cannot be written to later: the visitor learns how to reach a person.
+            assert shown[1]["text"].startswith("This chat can't receive an answer")
+            assert "+31 30 799 1234" in shown[2]["text"]
+            assert {"title": "Contact form", "url": "https://www.lumenhome.example/contact"} in (
+                shown[2]["buttons"]
+            )
             cookie = client.cookies["earshot_chat"]
         engine = make_engine(settings.db_url)
         try:  # the browser's cookie is a session secret: only its keyed hash is kept

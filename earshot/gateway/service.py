@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -25,6 +26,7 @@ from earshot.conversations import queries as conversations
 from earshot.gateway import buttons, commands, erasure, replies
 from earshot.gateway.limits import InboundLimit, Verdict
 from earshot.gateway.model import (
+    Button,
     Channel,
     Handoff,
     Incoming,
@@ -35,6 +37,7 @@ from earshot.gateway.model import (
     SupportDesk,
 )
 from earshot.gateway.rasa import RasaClient, RasaUnavailable
+from earshot.knowledge.kb import KnowledgeBase, KnowledgeBaseError, load_kb
 from earshot.outreach import outbox
 from earshot.privacy.identity import user_key
 from earshot.privacy.redaction import redact
@@ -86,6 +89,7 @@ class Gateway:
         self._locks: dict[str, asyncio.Lock] = {}
         self._holders: Counter[str] = Counter()
         self._told: set[str] = set()  # told "unavailable" since their last answer
+        self._kb: KnowledgeBase | None = None  # loaded when a handoff first needs it
 
     # --- keys, locks, language ------------------------------------------------------------
 
@@ -378,9 +382,14 @@ class Gateway:
     ) -> Sent:
         """Rasa's messages to the customer: handoffs to the support desk, buttons stored."""
         parsed = replies.parse(messages, merge=getattr(channel, "merge_texts", True))
-        for handoff in parsed.handoffs:
-            await self._hand_off(handoff, key, channel.name, chat_id, display_name)
         shown: list[Reply] = parsed.replies
+        for handoff in parsed.handoffs:
+            if not await self._hand_off(handoff, key, channel.name, chat_id, display_name):
+                # Nobody was told: the customer must not wait for a colleague in vain.
+                shown = [*shown, *self._reach_us("handoff_failed", language)]
+            elif not getattr(channel, "proactive", True):
+                # A colleague cannot write into this chat later: say how to reach them.
+                shown = [*shown, *self._reach_us("handoff_reach_us", language)]
         if any(not b.is_link for r in shown for b in r.buttons):
             shown = await self.db(buttons.store, replies=shown, customer_key=key)
         if not shown:
@@ -389,7 +398,8 @@ class Gateway:
 
     async def _hand_off(
         self, raw: dict[str, Any], key: str, channel: str, chat_id: str, name: str | None
-    ) -> None:
+    ) -> bool:
+        """Post a handoff to the support desk; False if it did not get there."""
         support = raw.get("support_chat_id")
         handoff = Handoff(
             customer_key=key,
@@ -402,7 +412,7 @@ class Gateway:
         )
         if self.support is None:
             log.error("a customer asked for a person but this process has no support desk")
-            return
+            return False
         try:
             ok = await self.support.hand_off(handoff)
         except Exception:
@@ -410,6 +420,23 @@ class Gateway:
             ok = False
         if not ok:
             log.error("a handoff did not reach the support team")
+        return ok
+
+    def _reach_us(self, why: str, language: str) -> list[Reply]:
+        """Why, and how to reach customer service directly (kb/company.yml's contact
+        options)."""
+        shown = [replies.say(why, language)]
+        try:
+            kb = self._kb or load_kb(Path(self.settings.knowledge_base), self.settings.languages)
+        except (KnowledgeBaseError, OSError):
+            log.warning("no knowledge base to take the contact options from", exc_info=True)
+            return shown
+        self._kb = kb
+        answer = kb.responses.get("utter_contact_options", {}).get(language)
+        if answer is not None:
+            links = tuple(Button(link.title, url=link.url) for link in answer.links)
+            shown.append(Reply(text=answer.text, buttons=links))
+        return shown
 
     def _unspool(self) -> int:
         """Move messages kept on disk while the database was down into the database inbox."""
