@@ -142,11 +142,11 @@ class Gateway:
         )
 
     async def say(
-        self, channel: Channel, chat_id: str, key: str, language: str, purpose: Purpose
+        self, channel: Channel, chat_id: str, text_key: str, language: str, purpose: Purpose
     ) -> Sent:
-        """Send one of Earshot's own texts."""
+        """Send one of Earshot's own texts (a key of earshot/i18n.py)."""
         return await channel.send(
-            chat_id, [replies.say(key, language)], purpose=purpose, language=language
+            chat_id, [replies.say(text_key, language)], purpose=purpose, language=language
         )
 
     # --- one incoming message ---------------------------------------------------------------

@@ -39,6 +39,7 @@ from earshot.feedback import triage
 from earshot.gateway.model import Incoming
 from earshot.gateway.rasa import RasaClient
 from earshot.gateway.service import Gateway
+from earshot.gateway.support import support_desk
 from earshot.insights import overview
 from earshot.insights.export import FORMATS
 from earshot.insights.stats import snippet
@@ -140,7 +141,7 @@ class Dashboard:
             rasa = RasaClient(
                 s.rasa_url, s.rasa_timeout_s, s.rasa_token.get_secret_value(), pooled=False
             )
-            self._gateway = Gateway(s, rasa=rasa, support=chat.support_desk(s), db=self.db)
+            self._gateway = Gateway(s, rasa=rasa, support=support_desk(s), db=self.db)
         self._gateway.rasa.transport = transport or self.rasa_transport
         return self._gateway
 
