@@ -13,10 +13,9 @@ import uvicorn
 from starlette.applications import Starlette
 
 from earshot.conversations import queries as conversations
-from earshot.gateway import outreach
+from earshot.gateway import outreach, support
 from earshot.gateway.model import Handoff, Incoming, SupportDesk
 from earshot.gateway.service import Gateway
-from earshot.gateway.support import BotApiSupportDesk
 from earshot.settings import Settings
 from whatsapp.api import CloudApi
 from whatsapp.channel import WhatsAppChannel
@@ -56,16 +55,9 @@ class WhatsAppSupportDesk:
 
 
 def support_desk(settings: Settings) -> WhatsAppSupportDesk | None:
-    """The support team's Telegram chat, reached over the Bot API."""
-    if not (settings.telegram_bot_token and settings.support_chat_id):
-        return None
-    return WhatsAppSupportDesk(
-        BotApiSupportDesk(
-            settings.telegram_api_base_url,
-            settings.telegram_bot_token.get_secret_value(),
-            settings.support_chat_id,
-        )
-    )
+    """The support team's Telegram chat, reached over the Bot API (if configured)."""
+    desk = support.support_desk(settings)
+    return WhatsAppSupportDesk(desk) if desk is not None else None
 
 
 def build(settings: Settings, *, gateway: Gateway | None = None) -> WhatsAppApp:

@@ -14,6 +14,7 @@ import logging
 import httpx
 
 from earshot.gateway.model import Handoff
+from earshot.settings import Settings
 
 log = logging.getLogger("earshot.gateway.support")
 
@@ -92,3 +93,14 @@ class BotApiSupportDesk:
                     log.error("the support chat refused a handoff: %s", resp.status_code)
                     return False
         return True
+
+
+def support_desk(settings: Settings) -> BotApiSupportDesk | None:
+    """The support desk of a process without a Telegram bot of its own (web chat, terminal,
+    WhatsApp, ...): the Bot API with TELEGRAM_BOT_TOKEN, if that and support_chat_id are set."""
+    token = settings.telegram_bot_token
+    if token is None or not token.get_secret_value() or settings.support_chat_id is None:
+        return None
+    return BotApiSupportDesk(
+        settings.telegram_api_base_url, token.get_secret_value(), settings.support_chat_id
+    )
