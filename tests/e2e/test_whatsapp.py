@@ -352,6 +352,25 @@ def test_a_status_notice_inside_the_window(wa: WaStack) -> None:
         session.add(Notification(feedback_id=item.id, customer_key=me.key, status="planned"))
     notice = me._new(1)
     assert ref in texts(notice)
+    # A supporter who last wrote 25 hours ago: no notice template configured, so skipped.
+    other = WaCustomer(wa)
+    other.say("Hello")
+    other.settle(0.5)
+    close_window(wa, other)
+    with session_scope(wa.stack.db_url) as session:
+        item = session.scalar(select(Feedback).where(Feedback.ref == ref))
+        assert item is not None
+        session.add(Notification(feedback_id=item.id, customer_key=other.key, status="planned"))
+    deadline = time.monotonic() + 30
+    while True:
+        with session_scope(wa.stack.db_url) as session:
+            row = session.scalar(select(Notification).where(Notification.customer_key == other.key))
+            reason = row.skipped_reason if row is not None else None
+        if reason:
+            break
+        assert time.monotonic() < deadline, "the notice was not handled"
+        time.sleep(0.3)
+    assert reason == "window_closed" and other.settle(0.5) == []
 
 
 # --------------------------------------------------------------------------- erasure
