@@ -398,3 +398,38 @@ def test_spool_is_empty_after_the_journeys(wa: WaStack) -> None:
     spool = Path(wa.stack.workdir) / "data" / "spool" / "whatsapp"
     time.sleep(1.0)
     assert not spool.exists() or not list(spool.glob("*.json"))
+
+
+def test_dutch_feedback_to_its_reference_and_the_status_notice_in_dutch(wa: WaStack) -> None:
+    import subprocess
+    import sys
+
+    from earshot.settings import ROOT
+
+    me = WaCustomer(wa)
+    me.say("Hallo, ik wil graag iets vertellen over mijn thermostaat")
+    me.settle(0.5)
+    assert "Over welk product gaat het?" in texts(me.say("/feedback"))
+    kinds = me.press("Lumen Thermostat")
+    assert {"Probleem", "Idee", "Klacht"} <= set(titles(kinds))
+    me.press("Idee")
+    said = "Een vakantiestand die de verwarming laag zet als we weg zijn"
+    me.say(said)
+    me.press("Overslaan")
+    consent = me.press("Belangrijk")
+    assert "contact met je opnemen" in texts(consent)
+    summary = me.press("Ja")  # consent: the author hears back about it
+    assert "Soort: Idee" in texts(summary)
+    done = me.press("Versturen")
+    assert "Dankjewel" in texts(done)
+    ref = ref_in(done)
+    row = feedback(wa, ref)
+    assert (row.language, row.type, row.channel) == ("nl", "idea", "whatsapp") and row.consent
+    # The team plans it: the customer hears so on WhatsApp, in Dutch.
+    cmd = [sys.executable, "-m", "earshot", "triage", "set-status", ref, "planned"]
+    out = subprocess.run(
+        cmd, env=wa.stack.env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    told = me._new(1, timeout=60)
+    assert ref in texts(told) and "Goed nieuws" in texts(told)
