@@ -28,6 +28,8 @@ STOP_WORDS = frozenset(
 ERASE_PHRASES = frozenset(
     {"delete my data", "verwijder mijn gegevens", "wis mijn gegevens", "deletemydata"}
 )
+# Not messages to answer: an emoji reaction to one of ours, a number change notice.
+IGNORED = frozenset({"reaction", "system", "ephemeral"})
 MEDIA_KINDS = {
     "image": "photo",
     "sticker": "sticker",
@@ -85,6 +87,8 @@ def split(payload: Any, key_of: Callable[[str], str]) -> Iterator[dict[str, Any]
             }
             for message in value.get("messages") or []:
                 if not isinstance(message, dict) or not message.get("from"):
+                    continue
+                if message.get("type") in IGNORED:
                     continue
                 wa_id = str(message["from"])
                 yield {
