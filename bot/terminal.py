@@ -15,8 +15,8 @@ from typing import Any, TextIO
 from earshot.cli.progress import phase
 from earshot.gateway.model import Incoming, Purpose, Reply, Sent
 from earshot.gateway.service import Gateway
-from earshot.gateway.support import BotApiSupportDesk
-from earshot.settings import ConfigError, Settings, load_settings
+from earshot.gateway.support import support_desk
+from earshot.settings import ConfigError, load_settings
 
 HELP = "Type a message. Numbers pick a button. /help lists the commands; /quit ends the chat."
 
@@ -54,16 +54,6 @@ class TerminalChannel:
         return Sent()
 
 
-def _support(settings: Settings) -> BotApiSupportDesk | None:
-    """Handoffs go to the support chat through the Telegram Bot API, if one is set up."""
-    token = settings.telegram_bot_token
-    if token is None or not token.get_secret_value() or settings.support_chat_id is None:
-        return None
-    return BotApiSupportDesk(
-        settings.telegram_api_base_url, token.get_secret_value(), settings.support_chat_id
-    )
-
-
 def to_incoming(text: str, channel: TerminalChannel, user: str) -> Incoming | None:
     """A typed line as the gateway's message: a number presses that choice."""
     if text.isdigit() and 1 <= int(text) <= len(channel.choices):
@@ -83,7 +73,7 @@ async def chat(
         except ConfigError as exc:
             print(f"earshot: {exc}", file=sys.stderr)
             return 2
-        gateway = Gateway(settings, support=_support(settings))
+        gateway = Gateway(settings, support=support_desk(settings))
     settings = gateway.settings
     user = user or getpass.getuser()
     held = io.StringIO()  # the greeting shows after the "chat ready" line

@@ -37,6 +37,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "delete_cancelled": "OK, I haven't deleted anything.",
         "edited": "I can't pick up edited messages. Please send the corrected text as a new "
         "message.",
+        "handoff_reach_us": "This chat can't receive an answer once you have left it, so to "
+        "be sure you hear from us, you can also reach our customer service directly:",
+        "handoff_failed": "Sorry, I couldn't reach our support team just now, so nobody has "
+        "seen your request yet. You can reach our customer service directly:",
         "something_else": "Something else",
         "no_product": "Not about a product",
         "summary_product": "Product",
@@ -86,6 +90,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "delete_cancelled": "Oké, ik heb niets verwijderd.",
         "edited": "Aangepaste berichten kan ik niet verwerken. Stuur de verbeterde tekst als "
         "nieuw bericht.",
+        "handoff_reach_us": "Deze chat kan geen antwoord ontvangen als je hem hebt verlaten. "
+        "Wil je zeker weten dat je van ons hoort, neem dan ook rechtstreeks contact op met "
+        "onze klantenservice:",
+        "handoff_failed": "Sorry, ik kon onze klantenservice nu niet bereiken, dus niemand heeft "
+        "je verzoek nog gezien. Je bereikt onze klantenservice rechtstreeks:",
         "something_else": "Iets anders",
         "no_product": "Niet over een product",
         "summary_product": "Product",

@@ -8,15 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import uvicorn
 from starlette.applications import Starlette
 
-from earshot.gateway import outreach
-from earshot.gateway.model import Incoming
+from earshot.gateway import outreach, support
+from earshot.gateway.model import Handoff, Incoming, SupportDesk
 from earshot.gateway.service import Gateway
-from earshot.gateway.support import support_desk
 from earshot.settings import Settings
 from messenger.api import SendApi
 from messenger.channel import MessengerChannel
@@ -40,6 +39,30 @@ class MessengerApp:
         await self.processor.drain()
         await self.api.aclose()
         await self.gateway.aclose()
+
+
+# Where a colleague answers: the Page's inbox in Meta Business Suite holds Messenger and
+# Instagram conversations alike (the Page-scoped id is no address a person can use).
+PAGE_INBOX = "https://business.facebook.com/latest/inbox/all"
+
+
+class MessengerSupportDesk:
+    """Handoffs go to the support team's Telegram chat, as from every channel, saying where
+    to answer: the customer was told a colleague gets back to them in the same chat."""
+
+    def __init__(self, desk: SupportDesk) -> None:
+        self.desk = desk
+
+    async def hand_off(self, handoff: Handoff) -> bool:
+        name = handoff.display_name or "A customer"
+        who = f"{name} (answer in the Page's inbox: {PAGE_INBOX})"
+        return await self.desk.hand_off(replace(handoff, display_name=who))
+
+
+def support_desk(settings: Settings) -> MessengerSupportDesk | None:
+    """The support team's Telegram chat, reached over the Bot API (if configured)."""
+    desk = support.support_desk(settings)
+    return MessengerSupportDesk(desk) if desk is not None else None
 
 
 def build(settings: Settings, *, gateway: Gateway | None = None) -> MessengerApp:

@@ -1,5 +1,5 @@
 """The Messenger/Instagram webhook: Meta's handshake and signed POSTs (shared with
-WhatsApp in earshot/gateway/graph_webhook.py), and what the stored entries mean.
+WhatsApp in earshot/webhooks/graph.py), and what the stored entries mean.
 
 Messages, quick replies, postbacks and referrals go to the gateway (de-duplicated there
 by the message id, durably: a redelivered webhook is answered once); delivery and read
@@ -17,10 +17,10 @@ from starlette.applications import Starlette
 
 from earshot.conversations import messenger as queries
 from earshot.conversations import queries as conversations
-from earshot.gateway.graph_webhook import Entry, SpoolProcessor, build_graph_webhook_app
 from earshot.gateway.model import Incoming
 from earshot.settings import Settings
 from earshot.storage.spool import Spool
+from earshot.webhooks.graph import Entry, SpoolProcessor, build_graph_webhook_app
 from messenger import inbound
 
 log = logging.getLogger("earshot.messenger.webhook")

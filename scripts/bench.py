@@ -1129,7 +1129,12 @@ def wa_throughput(per_second: float, messages: int) -> dict[str, Any]:
     }
 
 
-def whatsapp_vs_telegram(rtt_ms: float, levels: Sequence[int]) -> int:
+def whatsapp_vs_telegram(
+    rtt_ms: float,
+    levels: Sequence[int],
+    channels: Sequence[str] = ("telegram", "whatsapp"),
+    write: bool = True,
+) -> int:
     """Our stack with both channels: the same conversations through Telegram and through
     WhatsApp at each concurrency; CPU per turn of each channel's process (gateway and
     adapter), errors, latency; then the sender against the per-number limit. Writes
@@ -1141,12 +1146,18 @@ def whatsapp_vs_telegram(rtt_ms: float, levels: Sequence[int]) -> int:
         next_id = 1_000_000
         for c in levels:
             n = customers_at(c)
-            for channel in ("telegram", "whatsapp"):
+            for channel in channels:
                 make = ours.customers if channel == "telegram" else ours.wa_customers
                 scripts = [standard(i) for i in range(n)]
                 m = measure(f"{channel} c={c}", make(next_id, n), scripts, c, ours.pids)
                 rows.append({"channel": channel, **{k: m.summary.get(k) for k in keys}})
                 next_id += 10_000
+        assert ours.wa is not None
+        refused = dict(Counter(err["error"]["code"] for _, err in ours.wa.refused))
+        problems = failure_lines((ours.workdir / "data" / "logs").glob("*.log"), limit=20)
+        log(f"refused by the fake Cloud API: {refused}; log lines: {problems}")
+    if not write:
+        return 0
     limit = Settings.model_fields["whatsapp_messages_per_second"].default
     throughput = wa_throughput(limit, int(limit * 5))
     log(json.dumps(throughput))
@@ -1155,6 +1166,8 @@ def whatsapp_vs_telegram(rtt_ms: float, levels: Sequence[int]) -> int:
         "machine": procs.describe_machine(procs.machine()),
         "runs": rows,
         "throughput": throughput,
+        "refused": refused,
+        "failure_lines": problems,
     }
     REPORTS.mkdir(exist_ok=True)
     (REPORTS / "bench-whatsapp.json").write_text(json.dumps(result, indent=1) + "\n")
@@ -1197,6 +1210,13 @@ def write_whatsapp_markdown(result: dict[str, Any], path: Path) -> None:
         if t_cpu and w_cpu:
             ratios.append(f"c={tg['concurrency']}: {w_cpu / t_cpu:.2f}")
     t = result["throughput"]
+    problems = result.get("failure_lines") or []
+    lines += [
+        "",
+        f"Sends the fake Cloud API refused during the runs: {result.get('refused') or 'none'}. "
+        f"Failure lines in the stack's logs: {len(problems)}"
+        + ("".join(f"\n    {p}" for p in problems) if problems else "."),
+    ]
     lines += [
         "",
         f"WhatsApp's channel CPU per turn over Telegram's: {', '.join(ratios)} "

@@ -92,10 +92,11 @@ class Recorder:
 @dataclass
 class Desk:
     handoffs: list[Handoff] = field(default_factory=list)
+    up: bool = True
 
     async def hand_off(self, handoff: Handoff) -> bool:
         self.handoffs.append(handoff)
-        return True
+        return self.up
 
 
 @dataclass
@@ -337,6 +338,18 @@ def test_a_handoff_reaches_the_support_desk_and_the_customer_is_told(world: Worl
     assert (handoff.display_name, handoff.topic, handoff.transcript) == ("Ann", "returns", "t")
     assert handoff.support_chat_id == "-100"
     assert ch.texts == ["I've passed our conversation on to our support team."]
+
+
+def test_a_handoff_that_fails_tells_the_customer_how_to_reach_a_person(world: World) -> None:
+    world.rasa.answers["I want a human"] = [
+        {"custom": {"handoff": {"support_chat_id": -100, "transcript": "t"}}},
+        {"text": "I've passed our conversation on to our support team."},
+    ]
+    world.desk.up = False
+    ch = Recorder()
+    world.say("I want a human", ch)
+    assert len(world.desk.handoffs) == 1
+    assert "couldn't reach our support team" in ch.texts[1]
 
 
 # --- Rasa down: kept, told once, replayed in order ---------------------------------------------

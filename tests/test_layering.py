@@ -40,6 +40,11 @@ def violations(package: str, forbidden: set[str]) -> list[str]:
             | {"actions"}
             | TEST_CODE,
         ),
+        # The gateway is every channel's: no channel library, no web framework in it.
+        (
+            "earshot/gateway",
+            {"rasa", "rasa_sdk", "telegram", "bot", "actions", "starlette", "pywa", *TEST_CODE},
+        ),
         ("bot", {"actions", "rasa", "rasa_sdk", "whatsapp", *TEST_CODE}),
         ("whatsapp", {"actions", "bot", "telegram", "rasa", "rasa_sdk", "messenger", *TEST_CODE}),
         (
@@ -82,7 +87,16 @@ def test_every_rasa_patch_names_a_test_that_exists() -> None:
 
 # The front ends call the feature packages (earshot/feedback, earshot/privacy, ...), which
 # own their queries: from SQLAlchemy they take sessions and error types, never a query.
-FRONT_ENDS = ["earshot/web", "earshot/cli", "bot", "whatsapp", "messenger", "actions"]
+FRONT_ENDS = [
+    "earshot/web",
+    "earshot/cli",
+    "earshot/gateway",
+    "earshot/webhooks",
+    "bot",
+    "whatsapp",
+    "messenger",
+    "actions",
+]
 SESSION_ONLY = {"sqlalchemy.orm": {"Session", "sessionmaker"}, "sqlalchemy.exc": None}
 
 

@@ -170,6 +170,10 @@ async def test_proactive_messages_honour_the_window(
     fake.close_window(CUSTOMER)
     reply = await channel.send(CUSTOMER, ask, purpose=Purpose.REPLY, language="en")
     assert reply.skipped == "window_closed"  # WhatsApp refused: reported, not retried
+    # A permanent refusal of a proactive message is an error the outbox records as failed.
+    fake.fail_next(131026)
+    with pytest.raises(SendFailed):
+        await channel.send(CUSTOMER, ask, purpose=Purpose.CAMPAIGN, language="nl", ref="w")
     with session_scope(committing_db) as session:
         assert wa_queries.status_counts(session, kind="campaign", ref="w") == {"accepted": 1}
         assert wa_queries.status_counts(session, kind="notice", ref="LH-1") == {"accepted": 1}
@@ -347,3 +351,83 @@ def test_a_wa_me_link_starts_the_feedback_flow_like_telegrams_start_parameter() 
 def test_telegram_html_becomes_whatsapp_markup() -> None:
     (out,) = layout(Reply("Use <b>/language nl</b> &amp; <i>more</i> <u>x</u>"))
     assert out.text == "Use */language nl* & _more_ x"
+
+
+async def test_a_failed_entry_is_retried_with_its_claim_released(
+    tmp_path: Path, committing_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from earshot.webhooks import graph  # the retry is the shared Graph webhook's
+
+    monkeypatch.setattr(graph, "RETRY_DELAYS", (0.0, 0.0))
+    calls: list[str] = []
+    released: list[str] = []
+
+    async def flaky(msg: Incoming) -> None:
+        calls.append(str(msg.text))
+        if len(calls) < 3:
+            raise RuntimeError("database is locked")
+
+    def release(_session: Any, *, message_id: str) -> None:
+        released.append(message_id)
+
+    spool = Spool(tmp_path / "spool")
+    processor = Processor(flaky, committing_db, spool, release=release)
+    entry = next(
+        inbound.split(
+            FakeWhatsAppAPI().message_payload(
+                CUSTOMER, {"type": "text", "text": {"body": "hello"}}, message_id="wamid.R1"
+            ),
+            lambda w: "k-" + w,
+        )
+    )
+    processor.start(entry, spool.put(entry))
+    await processor.drain()
+    assert calls == ["hello"] * 3 and released == ["wamid.R1"] * 2 and len(spool) == 0
+
+
+def test_reactions_are_not_answered() -> None:
+    fake = FakeWhatsAppAPI()
+    reaction = {"type": "reaction", "reaction": {"message_id": "wamid.X", "emoji": "👍"}}
+    assert list(inbound.split(fake.message_payload(CUSTOMER, reaction), str)) == []
+    with pytest.raises(ValueError):
+        list(inbound.split({"object": "page", "entry": []}, str))
+
+
+def test_whatsapp_settings_are_checked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from earshot.settings import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match=r"whatsapp.templates.campaign.de"):
+        load_settings(languages=["en"], whatsapp={"templates": {"campaign": {"de": "x_de"}}})
+    with pytest.raises(ConfigError, match="not a template name"):
+        load_settings(languages=["en"], whatsapp={"templates": {"notice": {"en": "Bad Name"}}})
+    with pytest.raises(ConfigError, match="WHATSAPP_APP_SECRET"):
+        load_settings(whatsapp_access_token="t", whatsapp_phone_number_id="1")
+    ok = load_settings(
+        whatsapp_access_token="t", whatsapp_phone_number_id="1", whatsapp_app_secret="s"
+    )
+    assert ok.whatsapp_enabled and ok.whatsapp_messages_per_second == 80
+
+
+def test_earshot_run_names_a_taken_whatsapp_port(tmp_path: Path) -> None:
+    import socket
+
+    from earshot.cli.supervise import busy_port, whatsapp_part
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        s = Settings(
+            data_dir=tmp_path,
+            whatsapp_access_token="t",
+            whatsapp_phone_number_id="1",
+            whatsapp_app_secret="s",
+            whatsapp_webhook_port=port,
+            web_port=0,
+            action_server_port=0,
+        )
+        message = busy_port(s, rasa_port=0)
+    assert message is not None and "WHATSAPP_WEBHOOK_PORT" in message
+    part = whatsapp_part(s, tmp_path)
+    assert part.argv[-2:] == ["-m", "whatsapp"] and part.health_url is not None
+    assert part.health_url.endswith(f":{port}/healthz")

@@ -6,17 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import uvicorn
 from starlette.applications import Starlette
 
 from earshot.conversations import queries as conversations
-from earshot.gateway import outreach
-from earshot.gateway.model import Incoming
+from earshot.gateway import outreach, support
+from earshot.gateway.model import Handoff, Incoming, SupportDesk
 from earshot.gateway.service import Gateway
-from earshot.gateway.support import BotApiSupportDesk
 from earshot.settings import Settings
 from whatsapp.api import CloudApi
 from whatsapp.channel import WhatsAppChannel
@@ -41,15 +40,24 @@ class WhatsAppApp:
         await self.gateway.aclose()
 
 
-def support_desk(settings: Settings) -> BotApiSupportDesk | None:
-    """Handoffs go to the support team's Telegram chat, as from every channel."""
-    if not (settings.telegram_bot_token and settings.support_chat_id):
-        return None
-    return BotApiSupportDesk(
-        settings.telegram_api_base_url,
-        settings.telegram_bot_token.get_secret_value(),
-        settings.support_chat_id,
-    )
+class WhatsAppSupportDesk:
+    """Handoffs go to the support team's Telegram chat, as from every channel, with the
+    customer's WhatsApp number and a wa.me link: the customer is told a colleague gets
+    back to them, and this is how the colleague reaches them."""
+
+    def __init__(self, desk: SupportDesk) -> None:
+        self.desk = desk
+
+    async def hand_off(self, handoff: Handoff) -> bool:
+        name = handoff.display_name or "A customer"
+        who = f"{name} (+{handoff.chat_id}, https://wa.me/{handoff.chat_id})"
+        return await self.desk.hand_off(replace(handoff, display_name=who))
+
+
+def support_desk(settings: Settings) -> WhatsAppSupportDesk | None:
+    """The support team's Telegram chat, reached over the Bot API (if configured)."""
+    desk = support.support_desk(settings)
+    return WhatsAppSupportDesk(desk) if desk is not None else None
 
 
 def build(settings: Settings, *, gateway: Gateway | None = None) -> WhatsAppApp:

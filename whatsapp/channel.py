@@ -90,8 +90,10 @@ class WhatsAppChannel:
                 log.warning("WhatsApp refused a %s message: %s", purpose.value, exc)
                 if exc.code == 131047:  # re-engagement: the window closed meanwhile
                     sent.skipped = "window_closed"
-                else:
+                elif purpose is Purpose.REPLY:  # nothing to record: reported in the log
                     sent.skipped = f"failed_{exc.code}"
+                else:  # the outbox records a campaign ask or notice that failed as failed
+                    raise
                 break
         if purpose is not Purpose.REPLY and sent.message_ids:
             if ref is None:  # the gateway's outreach does not say: the claimed outbox row

@@ -17,6 +17,8 @@ from earshot.gateway.texts import typed
 from earshot.privacy.redaction import redact
 
 CHANNEL = "whatsapp"
+# Not messages to answer: an emoji reaction to one of ours, a number change notice.
+IGNORED = frozenset({"reaction", "system", "ephemeral"})
 MEDIA_KINDS = {
     "image": "photo",
     "sticker": "sticker",
@@ -74,6 +76,8 @@ def split(payload: Any, key_of: Callable[[str], str]) -> Iterator[dict[str, Any]
             }
             for message in value.get("messages") or []:
                 if not isinstance(message, dict) or not message.get("from"):
+                    continue
+                if message.get("type") in IGNORED:
                     continue
                 wa_id = str(message["from"])
                 yield {

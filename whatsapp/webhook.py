@@ -1,4 +1,4 @@
-"""The WhatsApp webhook: Meta's handshake and signed POSTs (earshot/gateway/graph_webhook.py,
+"""The WhatsApp webhook: Meta's handshake and signed POSTs (earshot/webhooks/graph.py,
 shared with Messenger), and what WhatsApp's stored entries mean.
 
 Each message and status is one spool entry (typed text redacted), stored before the 200 and
@@ -16,10 +16,10 @@ from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 
 from earshot.conversations import whatsapp as wa_queries
-from earshot.gateway.graph_webhook import SpoolProcessor, build_graph_webhook_app
 from earshot.gateway.model import Incoming
 from earshot.settings import Settings
 from earshot.storage.spool import Spool
+from earshot.webhooks.graph import SpoolProcessor, build_graph_webhook_app
 from whatsapp import inbound
 
 log = logging.getLogger("earshot.whatsapp.webhook")
@@ -44,7 +44,7 @@ class Processor(SpoolProcessor):
         db_url: str,
         spool: Spool,
         *,
-        release: Callable[[Any, str], None] | None = None,
+        release: Callable[..., None] | None = None,
     ) -> None:
         super().__init__(db_url, spool, release=release)
         self.handle = handle

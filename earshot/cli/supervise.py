@@ -375,12 +375,17 @@ def run(argv: Sequence[str] | None = None) -> int:
             time.sleep(0.5)
         if stopping:
             return _shutdown(parts, 0)
-        channel = channel_part(settings, log_dir)
-        parts.append(channel)
-        if settings.telegram_bot_token:
-            mode = "webhook" if settings.telegram_webhook_url else "polling"
-            phase(f"starting the Telegram bot ({mode}); Ctrl-C stops everything")
-        channel.start()
+        channel: Part | None = None
+        # WhatsApp or Messenger alone without a terminal (a container, a service): no
+        # terminal chat, whose end of input would stop everything.
+        webhooks = settings.whatsapp_enabled or settings.messenger_enabled
+        if settings.telegram_bot_token or not webhooks or sys.stdin.isatty():
+            channel = channel_part(settings, log_dir)
+            parts.append(channel)
+            if settings.telegram_bot_token:
+                mode = "webhook" if settings.telegram_webhook_url else "polling"
+                phase(f"starting the Telegram bot ({mode}); Ctrl-C stops everything")
+            channel.start()
         if settings.whatsapp_enabled:
             wa = whatsapp_part(settings, log_dir)
             parts.append(wa)

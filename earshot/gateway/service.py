@@ -16,6 +16,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -25,6 +26,7 @@ from earshot.conversations import queries as conversations
 from earshot.gateway import buttons, commands, erasure, replies
 from earshot.gateway.limits import InboundLimit, Verdict
 from earshot.gateway.model import (
+    Button,
     Channel,
     Handoff,
     Incoming,
@@ -35,6 +37,7 @@ from earshot.gateway.model import (
     SupportDesk,
 )
 from earshot.gateway.rasa import RasaClient, RasaUnavailable
+from earshot.knowledge.kb import KnowledgeBase, KnowledgeBaseError, load_kb
 from earshot.outreach import outbox
 from earshot.privacy.identity import user_key
 from earshot.privacy.redaction import redact
@@ -86,6 +89,7 @@ class Gateway:
         self._locks: dict[str, asyncio.Lock] = {}
         self._holders: Counter[str] = Counter()
         self._told: set[str] = set()  # told "unavailable" since their last answer
+        self._kb: KnowledgeBase | None = None  # loaded when a handoff first needs it
 
     # --- keys, locks, language ------------------------------------------------------------
 
@@ -138,11 +142,11 @@ class Gateway:
         )
 
     async def say(
-        self, channel: Channel, chat_id: str, key: str, language: str, purpose: Purpose
+        self, channel: Channel, chat_id: str, text_key: str, language: str, purpose: Purpose
     ) -> Sent:
-        """Send one of Earshot's own texts."""
+        """Send one of Earshot's own texts (a key of earshot/i18n.py)."""
         return await channel.send(
-            chat_id, [replies.say(key, language)], purpose=purpose, language=language
+            chat_id, [replies.say(text_key, language)], purpose=purpose, language=language
         )
 
     # --- one incoming message ---------------------------------------------------------------
@@ -200,15 +204,17 @@ class Gateway:
         button or a command) rather than typed; or the answer already given."""
         chat_id, hint = incoming.chat_id, incoming.language_hint
         if incoming.button is not None:
+            pressed = getattr(channel, "pressed", None)
             try:
                 payload = await self.db(buttons.resolve, ref=incoming.button, customer_key=key)
             except DBAPIError:
                 lang = self._default_language(hint)
-                await self.say(
-                    channel, chat_id, self._unavailable_key(channel), lang, Purpose.REPLY
-                )
+                unavailable = self._unavailable_key(channel)
+                if pressed is not None:
+                    await pressed(incoming, replies.say(unavailable, lang).text)
+                else:
+                    await self.say(channel, chat_id, unavailable, lang, Purpose.REPLY)
                 return None, False, Outcome("unavailable", lang)
-            pressed = getattr(channel, "pressed", None)
             if payload is None:
                 lang = await self.language_of(key, hint)
                 notice = replies.say("expired", lang).text
@@ -258,7 +264,7 @@ class Gateway:
                 conversations.see_customer,
                 user_key=key,
                 channel=incoming.channel,
-                chat_id=chat_id,
+                chat_id=chat_id or None,  # the web chat has none worth keeping
                 reported_language=incoming.language_hint,
                 text=text,
                 languages=s.languages,
@@ -329,9 +335,9 @@ class Gateway:
 
     async def _keep(self, key: str, incoming: Incoming, text: str, meta: dict[str, Any]) -> None:
         """Keep a message for replay: in the database inbox, or on local disk if that is down."""
+        # No display name in it: nothing personal is stored unredacted (a handoff replayed
+        # from the inbox names "a customer"; Telegram's still links to the chat).
         entry = {"customer_key": key, "chat_id": incoming.chat_id, "text": text, "meta": meta}
-        if incoming.display_name:
-            entry["meta"] = {**meta, "display_name": incoming.display_name}
         if not len(self.spool):  # while anything is spooled, spool too: replay keeps the order
             try:
                 await self.db(outbox.keep_in_inbox, **entry)
@@ -376,9 +382,14 @@ class Gateway:
     ) -> Sent:
         """Rasa's messages to the customer: handoffs to the support desk, buttons stored."""
         parsed = replies.parse(messages, merge=getattr(channel, "merge_texts", True))
-        for handoff in parsed.handoffs:
-            await self._hand_off(handoff, key, channel.name, chat_id, display_name)
         shown: list[Reply] = parsed.replies
+        for handoff in parsed.handoffs:
+            if not await self._hand_off(handoff, key, channel.name, chat_id, display_name):
+                # Nobody was told: the customer must not wait for a colleague in vain.
+                shown = [*shown, *self._reach_us("handoff_failed", language)]
+            elif not getattr(channel, "proactive", True):
+                # A colleague cannot write into this chat later: say how to reach them.
+                shown = [*shown, *self._reach_us("handoff_reach_us", language)]
         if any(not b.is_link for r in shown for b in r.buttons):
             shown = await self.db(buttons.store, replies=shown, customer_key=key)
         if not shown:
@@ -387,7 +398,8 @@ class Gateway:
 
     async def _hand_off(
         self, raw: dict[str, Any], key: str, channel: str, chat_id: str, name: str | None
-    ) -> None:
+    ) -> bool:
+        """Post a handoff to the support desk; False if it did not get there."""
         support = raw.get("support_chat_id")
         handoff = Handoff(
             customer_key=key,
@@ -400,7 +412,7 @@ class Gateway:
         )
         if self.support is None:
             log.error("a customer asked for a person but this process has no support desk")
-            return
+            return False
         try:
             ok = await self.support.hand_off(handoff)
         except Exception:
@@ -408,6 +420,23 @@ class Gateway:
             ok = False
         if not ok:
             log.error("a handoff did not reach the support team")
+        return ok
+
+    def _reach_us(self, why: str, language: str) -> list[Reply]:
+        """Why, and how to reach customer service directly (kb/company.yml's contact
+        options)."""
+        shown = [replies.say(why, language)]
+        try:
+            kb = self._kb or load_kb(Path(self.settings.knowledge_base), self.settings.languages)
+        except (KnowledgeBaseError, OSError):
+            log.warning("no knowledge base to take the contact options from", exc_info=True)
+            return shown
+        self._kb = kb
+        answer = kb.responses.get("utter_contact_options", {}).get(language)
+        if answer is not None:
+            links = tuple(Button(link.title, url=link.url) for link in answer.links)
+            shown.append(Reply(text=answer.text, buttons=links))
+        return shown
 
     def _unspool(self) -> int:
         """Move messages kept on disk while the database was down into the database inbox."""
@@ -429,8 +458,7 @@ class Gateway:
             channel = by_name.get(str(msg.meta.get("channel") or "telegram"))
             if channel is None:
                 continue
-            meta = {k: v for k, v in msg.meta.items() if k != "display_name"}
-            name = msg.meta.get("display_name")
+            meta = dict(msg.meta)
             async with self.customer_lock(msg.customer_key):
                 try:
                     messages = await self.rasa.send(msg.customer_key, msg.text, meta)
@@ -444,7 +472,6 @@ class Gateway:
                     messages=messages,
                     channel=channel,
                     language=str(meta.get("language") or self.settings.default_language),
-                    display_name=str(name) if name else None,
                 )
             done += 1
         if done:

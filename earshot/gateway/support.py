@@ -97,7 +97,8 @@ class BotApiSupportDesk:
 
 
 def support_desk(settings: Settings) -> BotApiSupportDesk | None:
-    """The support team's Telegram chat, for channels without a Telegram bot of their own."""
+    """The support desk of a process without a Telegram bot of its own (web chat, terminal,
+    WhatsApp, ...): the Bot API with TELEGRAM_BOT_TOKEN, if that and support_chat_id are set."""
     token = settings.telegram_bot_token
     if token is None or not token.get_secret_value() or settings.support_chat_id is None:
         return None

@@ -39,6 +39,7 @@ from earshot.feedback import triage
 from earshot.gateway.model import Incoming
 from earshot.gateway.rasa import RasaClient
 from earshot.gateway.service import Gateway
+from earshot.gateway.support import support_desk
 from earshot.insights import overview
 from earshot.insights.export import FORMATS
 from earshot.insights.stats import snippet
@@ -140,7 +141,7 @@ class Dashboard:
             rasa = RasaClient(
                 s.rasa_url, s.rasa_timeout_s, s.rasa_token.get_secret_value(), pooled=False
             )
-            self._gateway = Gateway(s, rasa=rasa, support=chat.support_desk(s), db=self.db)
+            self._gateway = Gateway(s, rasa=rasa, support=support_desk(s), db=self.db)
         self._gateway.rasa.transport = transport or self.rasa_transport
         return self._gateway
 
@@ -664,12 +665,12 @@ async def chat_send(request: Request) -> Response:
         language = d.settings.default_language
     button = data.get("button")
     if isinstance(button, str) and button:
-        incoming = Incoming("web", cookie, cookie, button=button, language_hint=language)
+        incoming = Incoming("web", cookie, "", button=button, language_hint=language)
     else:
         text = " ".join(str(data.get("message") or "").split())[: chat.MAX_MESSAGE]
         if not text:
             return JSONResponse({"error": "empty message"}, 400)
-        incoming = Incoming("web", cookie, cookie, text=text, language_hint=language)
+        incoming = Incoming("web", cookie, "", text=text, language_hint=language)
     gateway = d.gateway(getattr(request.app.state, "rasa_transport", None))
     channel = chat.WebChannel()
     outcome = await gateway.handle(incoming, channel)

@@ -11,8 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from earshot.gateway.model import Purpose, Reply, Sent
-from earshot.gateway.support import BotApiSupportDesk
-from earshot.settings import Settings
 
 MAX_MESSAGE = 4000
 
@@ -37,13 +35,3 @@ class WebChannel:
             ]
             self.messages.append({"text": r.text, "buttons": buttons, "image": r.image})
         return Sent()
-
-
-def support_desk(settings: Settings) -> BotApiSupportDesk | None:
-    """Handoffs from the web chat go to the support team's Telegram chat, as the bot's do."""
-    token = settings.telegram_bot_token
-    if token is None or not token.get_secret_value() or settings.support_chat_id is None:
-        return None
-    return BotApiSupportDesk(
-        settings.telegram_api_base_url, token.get_secret_value(), settings.support_chat_id
-    )

@@ -242,6 +242,7 @@ def test_a_handoff_reaches_the_support_chat_and_the_customer_is_told(fb: FbStack
     forwarded = fb.stack.fake.wait_for_messages(SUPPORT_CHAT_ID, 1, timeout=15)
     text = " ".join(m.text or "" for m in forwarded)
     assert "asked to talk to a person on Messenger" in text and "Hub is offline" in text
+    assert "answer in the Page's inbox" in text and me.psid not in text
 
 
 def test_instagram_direct_messages_through_the_same_webhook(fb: FbStack) -> None:

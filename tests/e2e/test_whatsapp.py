@@ -234,6 +234,7 @@ def test_a_handoff_reaches_the_support_chat_and_the_customer_is_told(wa: WaStack
     forwarded = wa.stack.fake.wait_for_messages(SUPPORT_CHAT_ID, 1, timeout=15)
     text = " ".join(m.text or "" for m in forwarded)
     assert "asked to talk to a person on WhatsApp" in text and "Hub is offline" in text
+    assert f"https://wa.me/{me.number}" in text  # how the colleague reaches the customer
 
 
 # --------------------------------------------------------------------------- feedback
@@ -351,6 +352,25 @@ def test_a_status_notice_inside_the_window(wa: WaStack) -> None:
         session.add(Notification(feedback_id=item.id, customer_key=me.key, status="planned"))
     notice = me._new(1)
     assert ref in texts(notice)
+    # A supporter who last wrote 25 hours ago: no notice template configured, so skipped.
+    other = WaCustomer(wa)
+    other.say("Hello")
+    other.settle(0.5)
+    close_window(wa, other)
+    with session_scope(wa.stack.db_url) as session:
+        item = session.scalar(select(Feedback).where(Feedback.ref == ref))
+        assert item is not None
+        session.add(Notification(feedback_id=item.id, customer_key=other.key, status="planned"))
+    deadline = time.monotonic() + 30
+    while True:
+        with session_scope(wa.stack.db_url) as session:
+            row = session.scalar(select(Notification).where(Notification.customer_key == other.key))
+            reason = row.skipped_reason if row is not None else None
+        if reason:
+            break
+        assert time.monotonic() < deadline, "the notice was not handled"
+        time.sleep(0.3)
+    assert reason == "window_closed" and other.settle(0.5) == []
 
 
 # --------------------------------------------------------------------------- erasure
@@ -378,3 +398,38 @@ def test_spool_is_empty_after_the_journeys(wa: WaStack) -> None:
     spool = Path(wa.stack.workdir) / "data" / "spool" / "whatsapp"
     time.sleep(1.0)
     assert not spool.exists() or not list(spool.glob("*.json"))
+
+
+def test_dutch_feedback_to_its_reference_and_the_status_notice_in_dutch(wa: WaStack) -> None:
+    import subprocess
+    import sys
+
+    from earshot.settings import ROOT
+
+    me = WaCustomer(wa)
+    me.say("Hallo, ik wil graag iets vertellen over mijn thermostaat")
+    me.settle(0.5)
+    assert "Over welk product gaat het?" in texts(me.say("/feedback"))
+    kinds = me.press("Lumen Thermostat")
+    assert {"Probleem", "Idee", "Klacht"} <= set(titles(kinds))
+    me.press("Idee")
+    said = "Een vakantiestand die de verwarming laag zet als we weg zijn"
+    me.say(said)
+    me.press("Overslaan")
+    consent = me.press("Belangrijk")
+    assert "contact met je opnemen" in texts(consent)
+    summary = me.press("Ja")  # consent: the author hears back about it
+    assert "Soort: Idee" in texts(summary)
+    done = me.press("Versturen")
+    assert "Dankjewel" in texts(done)
+    ref = ref_in(done)
+    row = feedback(wa, ref)
+    assert (row.language, row.type, row.channel) == ("nl", "idea", "whatsapp") and row.consent
+    # The team plans it: the customer hears so on WhatsApp, in Dutch.
+    cmd = [sys.executable, "-m", "earshot", "triage", "set-status", ref, "planned"]
+    out = subprocess.run(
+        cmd, env=wa.stack.env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    told = me._new(1, timeout=60)
+    assert ref in texts(told) and "Goed nieuws" in texts(told)

@@ -30,9 +30,10 @@ from starlette.routing import Route
 from earshot.storage.db import session_scope
 from earshot.storage.spool import Spool
 
-log = logging.getLogger("earshot.gateway.graph_webhook")
+log = logging.getLogger("earshot.webhooks.graph")
 SIGNATURE_HEADER = "X-Hub-Signature-256"
 MAX_BODY_BYTES = 3 << 20  # Meta's webhook payloads stay under 3 MB
+RETRY_DELAYS = (1.0, 3.0)  # a failed entry is tried again after these pauses
 
 Entry = dict[str, Any]
 Split = Callable[[Any], Iterable[Entry]]
@@ -57,7 +58,7 @@ class SpoolProcessor:
         db_url: str,
         spool: Spool,
         *,
-        release: Callable[[Any, str], None] | None = None,
+        release: Callable[..., None] | None = None,
     ) -> None:
         self.db_url, self.spool = db_url, spool
         self._release = release  # forgets a claimed message id (replay after a crash)
@@ -94,11 +95,7 @@ class SpoolProcessor:
     async def _run(self, entry: Entry, path: Path, key: str, lock: asyncio.Lock) -> None:
         try:
             async with lock:  # taken in creation order: asyncio's locks are fair
-                try:
-                    await self.process(entry)
-                except Exception:
-                    # Logged and dropped: a poison entry must not block the next ones.
-                    log.exception("a %s webhook entry failed", self.name)
+                await self._process_retrying(entry)
                 await asyncio.to_thread(path.unlink, missing_ok=True)
         finally:
             self._holders[key] -= 1
@@ -106,16 +103,39 @@ class SpoolProcessor:
                 del self._holders[key]
                 self._order.pop(key, None)
 
+    async def _process_retrying(self, entry: Entry) -> None:
+        """Process an entry; after a failure (a database busy under load, ...) release
+        its claim and try again, then give up: a poison entry must not block the
+        customer's next ones. A rare second answer is accepted over a lost message."""
+        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+            try:
+                await self.process(entry)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if delay is None:
+                    log.exception(
+                        "a %s webhook entry failed %d times; dropped", self.name, attempt + 1
+                    )
+                    return
+                log.warning("a %s webhook entry failed; retrying", self.name, exc_info=True)
+            await self._release_claim(entry)
+            await asyncio.sleep(delay)
+
+    async def _release_claim(self, entry: Entry) -> None:
+        try:
+            await self.release(entry)
+        except DBAPIError:
+            log.warning("database unavailable; a retried or replayed message may be skipped")
+
     async def replay(self) -> int:
         """Process, oldest first, what a crash or stop left in the spool. A message the
         gateway had claimed before the crash is released first, so it is answered: a rare
         second answer is accepted over a lost message."""
         count = 0
         for path, entry in self.spool.entries():
-            try:
-                await self.release(entry)
-            except DBAPIError:
-                log.warning("database unavailable; a replayed message may be skipped")
+            await self._release_claim(entry)
             self.start(entry, path)
             count += 1
         if count:

@@ -1,0 +1,1 @@
+"""Inbound webhooks shared by channel adapters (Meta's Graph API: WhatsApp, Messenger)."""
