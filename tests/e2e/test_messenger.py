@@ -361,15 +361,17 @@ def test_a_status_notice_outside_the_window_goes_tagged_and_is_read(fb: FbStack)
         "MESSAGE_TAG",
         "ACCOUNT_UPDATE",
     )
-    fb.fake.push_receipt(me.psid, "delivered", mids=[notice[0].id])
-    fb.fake.push_receipt(me.psid, "read")
 
-    def read() -> bool:
+    def status() -> str | None:
         with session_scope(fb.stack.db_url) as session:
             row = session.get(MessengerSend, notice[0].id)
-            return row is not None and row.status == "read" and row.ref == ref
+            return f"{row.status} {row.ref}" if row is not None else None
 
-    eventually(read, "the read receipt was not recorded")
+    # Recorded once the Send API accepted it; then Meta reports it delivered and read.
+    assert eventually(status, "the notice was not recorded") == f"accepted {ref}"
+    fb.fake.push_receipt(me.psid, "delivered", mids=[notice[0].id])
+    fb.fake.push_receipt(me.psid, "read")
+    eventually(lambda: status() == f"read {ref}", "the read receipt was not recorded")
 
 
 # --------------------------------------------------------------------------- erasure
