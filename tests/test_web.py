@@ -652,8 +652,9 @@ def test_chat_speaks_the_visitors_language_and_switches_on_request(web: Web) -> 
 def test_the_campaigns_page_counts_skipped_sends_and_whatsapp_deliveries(
     web_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from earshot.conversations import messenger as m_queries
     from earshot.conversations import whatsapp as wa_queries
-    from earshot.storage.models import CampaignSend
+    from earshot.storage.models import CampaignSend, MessengerSend
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("EARSHOT_CONFIG", str(tmp_path / "none.yml"))
@@ -661,9 +662,14 @@ def test_the_campaigns_page_counts_skipped_sends_and_whatsapp_deliveries(
         web_db,
         campaigns=[{"id": "spring-wa", "question": {"en": "How is spring?"}}],
         whatsapp={"number": "31201234567"},
+        messenger={"page": "lumenhome.example"},
     )
     with session_scope(web_db) as s:
         s.add(CampaignSend(campaign_id="spring-wa", customer_key="k-sent", status="sent"))
+        m_queries.record_send(
+            s, message_id="m_web1", customer_key="k-fb", kind="campaign", ref="spring-wa"
+        )
+        m_queries.record_status(s, message_id="m_web1", status="delivered")
         s.add(
             CampaignSend(
                 campaign_id="spring-wa",
@@ -690,5 +696,9 @@ def test_the_campaigns_page_counts_skipped_sends_and_whatsapp_deliveries(
     assert cells[9].split() == ["0", "/", "1", "/", "0"]
     assert "https://wa.me/31201234567?text=Feedback%20%5Bc-spring-wa%5D" in page
     assert "https://wa.me/31201234567?text=Feedback%20Lumen%20Bulb%20%5Bfb-bulb%5D" in page
+    assert cells[11].split() == ["1", "/", "0"]  # Messenger delivered / read
+    assert "https://m.me/lumenhome.example?ref=c-spring-wa" in page
+    assert "https://m.me/lumenhome.example?ref=fb-bulb" in page
     with session_scope(web_db) as s:
         s.execute(delete(CampaignSend).where(CampaignSend.campaign_id == "spring-wa"))
+        s.execute(delete(MessengerSend).where(MessengerSend.ref == "spring-wa"))

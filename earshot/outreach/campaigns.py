@@ -145,10 +145,12 @@ class CampaignRow:
     running: bool
     status: CampaignStatus
     deliveries: dict[str, int]  # WhatsApp delivery statuses of its asks (accepted..failed)
+    receipts: dict[str, int] = field(default_factory=dict)  # Messenger/Instagram: delivered, read
 
 
 def campaign_rows(session: Session, *, campaigns: Sequence[Campaign]) -> list[CampaignRow]:
-    """Every configured campaign with its counts and its WhatsApp delivery statuses."""
+    """Every configured campaign with its counts and its WhatsApp and Messenger receipts."""
+    from earshot.conversations import messenger
     from earshot.conversations.whatsapp import status_counts
 
     return [
@@ -157,6 +159,7 @@ def campaign_rows(session: Session, *, campaigns: Sequence[Campaign]) -> list[Ca
             running=campaign_active(c),
             status=campaign_status(session, campaign_id=c.id),
             deliveries=status_counts(session, kind="campaign", ref=c.id),
+            receipts=messenger.status_counts(session, kind="campaign", ref=c.id),
         )
         for c in campaigns
     ]

@@ -563,23 +563,33 @@ async def overview_page(request: Request) -> Response:
 
 @login_required
 async def campaigns_page(request: Request) -> Response:
-    """Each campaign's progress (skipped sends and WhatsApp deliveries included) and the
-    wa.me links that start feedback for a campaign or a product."""
+    """Each campaign's progress (skipped sends, WhatsApp deliveries and Messenger receipts
+    included) and the wa.me and m.me links that start feedback for a campaign or a product."""
     from earshot.outreach.campaigns import campaign_rows
-    from earshot.outreach.links import LinkError, whatsapp_link
+    from earshot.outreach.links import LinkError, deep_link
 
     d = dash(request)
     rows = await d.db(campaign_rows, campaigns=d.settings.campaigns)
 
-    def link(**which: str) -> str | None:
+    def link(channel: str = "whatsapp", **which: str) -> str | None:
         try:
-            return whatsapp_link(d.settings, **which)
+            return deep_link(d.settings, channel, **which)
         except LinkError:
             return None
 
     links = {r.id: link(campaign=r.id) for r in rows}
+    fb_links = {r.id: link("messenger", campaign=r.id) for r in rows}
     products = [(p.name, link(product=p.key)) for p in d.settings.products]
-    return render(request, "campaigns.html", rows=rows, links=links, products=products)
+    fb_products = [(p.name, link("messenger", product=p.key)) for p in d.settings.products]
+    return render(
+        request,
+        "campaigns.html",
+        rows=rows,
+        links=links,
+        products=products,
+        fb_links=fb_links,
+        fb_products=fb_products,
+    )
 
 
 # --- export -------------------------------------------------------------------------------
