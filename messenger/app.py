@@ -81,7 +81,9 @@ def build(settings: Settings, *, gateway: Gateway | None = None) -> MessengerApp
     async def handle(message: Incoming) -> None:
         await gw.handle(message, channels[message.channel])
 
-    processor = Processor(handle, settings.db_url, webhook_spool(settings))
+    processor = Processor(
+        handle, settings.db_url, webhook_spool(settings), customer_lock=gw.customer_lock
+    )
     verify = settings.messenger_verify_token
     asgi = build_webhook_app(
         path=settings.messenger_webhook_path,

@@ -8,6 +8,7 @@ receipts move the recorded proactive sends forward.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,6 +27,11 @@ from messenger import inbound
 log = logging.getLogger("earshot.messenger.webhook")
 
 Handle = Callable[[Incoming], Awaitable[Any]]
+Lock = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
+
+
+def _no_lock(_: str) -> contextlib.AbstractAsyncContextManager[None]:
+    return contextlib.nullcontext()
 
 
 def webhook_spool(settings: Settings) -> Spool:
@@ -38,9 +44,14 @@ class Processor(SpoolProcessor):
 
     name = "Messenger"
 
-    def __init__(self, handle: Handle, db_url: str, spool: Spool) -> None:
+    def __init__(
+        self, handle: Handle, db_url: str, spool: Spool, *, customer_lock: Lock = _no_lock
+    ) -> None:
         super().__init__(db_url, spool)
         self.handle = handle
+        # Receipts wait for a proactive send in flight to the same customer (the gateway's
+        # customer lock), so a fast receipt finds the send it is about recorded.
+        self.customer_lock = customer_lock
 
     async def release(self, entry: Entry) -> None:
         mid = (entry.get("message") or {}).get("id")
@@ -52,19 +63,8 @@ class Processor(SpoolProcessor):
     async def process(self, entry: Entry) -> None:
         key = str(entry.get("customer_key") or "")
         if "status" in entry:
-            st = entry["status"]
-            try:
-                for mid in st.get("mids") or []:
-                    await self._db(queries.record_status, message_id=str(mid), status=st["status"])
-                if st.get("watermark"):
-                    await self._db(
-                        queries.record_watermark,
-                        customer_key=key,
-                        status=st["status"],
-                        watermark_ms=int(st["watermark"]),
-                    )
-            except DBAPIError:
-                log.warning("database unavailable; a receipt was not recorded")
+            async with self.customer_lock(key):
+                await self._receipt(key, entry["status"])
             return
         if "message" not in entry:
             return
@@ -73,6 +73,21 @@ class Processor(SpoolProcessor):
         except DBAPIError:
             log.warning("database unavailable; the messaging window was not updated")
         await self.handle(inbound.incoming(entry))
+
+    async def _receipt(self, key: str, st: dict[str, Any]) -> None:
+        """Move the recorded proactive sends a delivery or read receipt covers forward."""
+        try:
+            for mid in st.get("mids") or []:
+                await self._db(queries.record_status, message_id=str(mid), status=st["status"])
+            if st.get("watermark"):
+                await self._db(
+                    queries.record_watermark,
+                    customer_key=key,
+                    status=st["status"],
+                    watermark_ms=int(st["watermark"]),
+                )
+        except DBAPIError:
+            log.warning("database unavailable; a receipt was not recorded")
 
 
 def build_webhook_app(

@@ -442,3 +442,37 @@ def test_m_me_and_ig_me_links_carry_the_code_the_adapter_starts_with(
     assert earshot_main(["link", "--channel", "messenger", "--product", "bulb"]) == 0
     assert capsys.readouterr().out.strip() == "https://m.me/lumenhome.example?ref=fb-bulb"
     assert earshot_main(["link", "--channel", "instagram", "--product", "bulb"]) == 2
+
+
+async def test_a_receipt_waits_for_the_send_in_flight_to_be_recorded(
+    fake: FakeMessengerAPI, committing_db: str, tmp_path: Path
+) -> None:
+    import contextlib
+    import time
+
+    lock = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def customer_lock(_: str) -> AsyncIterator[None]:
+        async with lock:
+            yield
+
+    async def handle(_: Incoming) -> None:
+        pass
+
+    channel = MessengerChannel(settings_for(committing_db, tmp_path), send_api(fake))
+    processor = Processor(handle, committing_db, Spool(tmp_path / "s"), customer_lock=customer_lock)
+    key = channel.key(PSID)
+    read = fake.event_payload(PSID, {"read": {"watermark": int(time.time() * 1000) + 5000}})
+    (entry,) = inbound.split(read, lambda p, s: key, frozenset({"messenger"}))
+    async with lock:  # the gateway sends a notice: Meta's read receipt overtakes its record
+        processor.start(entry, processor.spool.put(entry))
+        await asyncio.sleep(0.05)
+        with session_scope(committing_db) as session:
+            m_queries.record_send(
+                session, message_id="m_race", customer_key=key, kind="notice", ref="LH-9"
+            )
+    await processor.drain()
+    with session_scope(committing_db) as session:
+        assert m_queries.status_counts(session, kind="notice", ref="LH-9") == {"read": 1}
+    await channel.api.aclose()
