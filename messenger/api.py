@@ -97,6 +97,14 @@ class SendApi:
             await self._sleep(delay)
         raise AssertionError("unreachable")
 
+    async def action(self, recipient: str, action: str = "typing_on") -> None:
+        """A sender action ("typing_on", "mark_seen"): cosmetic, sent once, never retried."""
+        body = {"recipient": {"id": recipient}, "sender_action": action}
+        resp = await self._http.post(self.url, json=body)
+        if resp.status_code != 200:
+            code, subcode, text = _error(resp)
+            raise SendFailed(code, text, subcode=subcode)
+
     async def aclose(self) -> None:
         await self._http.aclose()
 

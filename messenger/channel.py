@@ -52,6 +52,10 @@ class MessengerChannel:
 
         return await asyncio.to_thread(run)
 
+    async def typing(self, chat_id: str) -> None:
+        """Show "typing…" (the gateway calls this only when an answer takes a while)."""
+        await self.api.action(chat_id, "typing_on")
+
     async def send(
         self,
         chat_id: str,

@@ -14,7 +14,8 @@ What it checks, as the real API does:
   not written for 24 hours is refused with code 10, subcode 2018278; a tag Meta does not
   allow (any but HUMAN_AGENT on Instagram; unknown ones) with code 100;
 - injected faults for the next sends: rate limits (613, 4, 32) and permanent errors
-  (551 person unavailable, 10 outside the window, 100).
+  (551 person unavailable, 10 outside the window, 100);
+- sender actions (typing_on, typing_off, mark_seen), recorded apart from messages.
 
 It records every accepted send and plays the customer's side: signed (or unsigned, or
 wrongly signed) webhooks for texts, quick replies, postbacks, m.me/ig.me referrals, Get
@@ -179,6 +180,7 @@ class FakeMessengerAPI(FakeWhatsAppAPI):
         super().reset()
         with self._lock:
             self.instagram: set[str] = set()  # recipients who wrote on Instagram
+            self.actions: list[tuple[str, str]] = []  # (recipient, sender action)
             self._errors: deque[tuple[int, int | None]] = deque()
 
     # ------------------------------------------------------------------ the API side
@@ -208,6 +210,8 @@ class FakeMessengerAPI(FakeWhatsAppAPI):
         if not to:
             raise MessengerError(100, "recipient.id is required")
         instagram = to in self.instagram
+        if "sender_action" in payload:
+            return self._action(to, payload)
         kind = validate(payload, instagram=instagram)
         mtype, tag = payload.get("messaging_type"), payload.get("tag")
         if mtype not in ("RESPONSE", "UPDATE", "MESSAGE_TAG"):
@@ -227,6 +231,18 @@ class FakeMessengerAPI(FakeWhatsAppAPI):
             self.sent.append(SentMessengerMessage(mid, to, kind, payload, now))
             self._lock.notify_all()
         return {"recipient_id": to, "message_id": mid}
+
+    def _action(self, to: str, payload: JSONDict) -> JSONDict:
+        """typing_on, typing_off or mark_seen: inside the window only, never with a message."""
+        action = payload.get("sender_action")
+        if action not in ("typing_on", "typing_off", "mark_seen") or "message" in payload:
+            raise MessengerError(100, "sender_action must be typing_on, typing_off or mark_seen")
+        with self._lock:
+            last = self._last_inbound.get(to)
+            if self.enforce_window and (last is None or time.time() - last >= WINDOW_S):
+                raise MessengerError(10, "outside the window", subcode=2018278)
+            self.actions.append((to, str(action)))
+        return {"recipient_id": to}
 
     def fail_next(self, code: int, times: int = 1, *, subcode: int | None = None) -> None:  # type: ignore[override]
         """The next `times` sends fail with `code` (613, 4, 32 rate limits; 551, 10, 100)."""

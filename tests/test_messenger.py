@@ -163,11 +163,13 @@ async def test_rate_limits_are_retried_permanent_errors_are_not(fake: FakeMessen
     fake.fail_next(32)
     await api.send(PSID, {"text": "Hello"})
     assert fake.requests == 4 and len(fake.sent) == 1
+    await MessengerChannel(Settings(), api).typing(PSID)
+    assert fake.actions == [(PSID, "typing_on")] and len(fake.sent) == 1
     fake.fail_next(551, subcode=1545041)
     with pytest.raises(SendFailed) as failed:
         await api.send(PSID, {"text": "Hello"})
     assert failed.value.code == 551 and failed.value.permanent
-    assert fake.requests == 5  # tried once
+    assert fake.requests == 6  # tried once
     await api.aclose()
 
 

@@ -212,6 +212,7 @@ def test_a_service_question_with_its_votes_in_english(fb: FbStack) -> None:
     assert "Did that help?" in texts(answer)
     assert {"👍 Yes", "👎 No"} <= set(titles(answer))
     assert answer[-1].payload["messaging_type"] == "RESPONSE"
+    assert (me.psid, "typing_on") in fb.fake.actions  # shown while Rasa was answering
     thanks = me.press("👍 Yes")
     assert "glad" in texts(thanks).lower()
 
