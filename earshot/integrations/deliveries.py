@@ -1,0 +1,326 @@
+"""The SQL of deliveries: fanning events out to destinations, claiming due deliveries,
+recording each attempt with its backoff, the dashboard's delivery log and "retry now".
+
+Keyword-only functions that take the caller's Session and never commit.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, exists, select, update
+from sqlalchemy.orm import Session
+
+from earshot.settings import Settings
+from earshot.storage.db import insert_ignoring_conflicts
+from earshot.storage.models import (
+    IntegrationAttempt,
+    IntegrationDelivery,
+    IntegrationEvent,
+    utcnow,
+)
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+STATUSES = (PENDING, DELIVERED, FAILED)
+SLACK = "slack"
+# Types whose negative sentiment makes a new item important enough for Slack.
+URGENT_TYPES = frozenset({"problem", "complaint"})
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where deliveries go: a webhook endpoint ("webhook:<name>") or Slack ("slack")."""
+
+    name: str
+    url: str
+    events: frozenset[str]
+    secret_env: str | None = None
+
+
+def targets(settings: Settings) -> list[Target]:
+    """The configured destinations; Slack only with a token and a channel."""
+    out = [
+        Target(f"webhook:{w.name}", w.url, frozenset(w.events), w.secret_env)
+        for w in settings.webhooks
+    ]
+    if settings.slack_bot_token and settings.slack_channel:
+        kinds = frozenset({"item.created", "item.supported", "theme.emerging", "digest.weekly"})
+        out.append(Target(SLACK, settings.slack_channel, kinds))
+    return out
+
+
+def important(kind: str, payload: dict[str, Any], settings: Settings) -> bool:
+    """Whether an event goes to Slack: a problem or complaint with negative sentiment, an
+    item reaching `slack_supporters` supporters, an emerging theme, the weekly digest."""
+    if kind in ("theme.emerging", "digest.weekly"):
+        return True
+    item = payload.get("item") or {}
+    if kind == "item.created":
+        sentiment = item.get("sentiment")
+        return (
+            item.get("type") in URGENT_TYPES
+            and sentiment is not None
+            and sentiment <= settings.slack_negative_sentiment
+        )
+    if kind == "item.supported" and settings.slack_supporters:
+        n = settings.slack_supporters
+        return int(payload.get("previous_supporters", 0)) < n <= int(item.get("supporters", 0))
+    return False
+
+
+def dispatch(session: Session, *, settings: Settings, now: datetime, limit: int = 500) -> int:
+    """Make the deliveries of events not yet dispatched; returns how many were made.
+
+    Safe to run in several processes: a delivery is unique per event and target.
+    """
+    events = session.scalars(
+        select(IntegrationEvent)
+        .where(IntegrationEvent.dispatched_at.is_(None))
+        .order_by(IntegrationEvent.id)
+        .limit(limit)
+    ).all()
+    if not events:
+        return 0
+    dests = targets(settings)
+    rows: list[dict[str, Any]] = []
+    for ev in events:
+        for t in dests:
+            if ev.kind not in t.events:
+                continue
+            if t.name == SLACK and not important(ev.kind, ev.payload, settings):
+                continue
+            rows.append(
+                {
+                    "event_id": ev.id,
+                    "target": t.name,
+                    "url": t.url,
+                    "status": PENDING,
+                    "attempts": 0,
+                    "next_attempt_at": now,
+                    "created_at": now,
+                }
+            )
+        ev.dispatched_at = now
+    if rows:
+        session.execute(insert_ignoring_conflicts(session, IntegrationDelivery), rows)
+    session.flush()
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed delivery, with what the sender needs."""
+
+    delivery_id: int
+    event_id: int
+    kind: str
+    payload: dict[str, Any]
+    event_at: datetime
+    target: str
+    url: str
+    attempt: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def claim_due(
+    session: Session, *, now: datetime, limit: int, lease: timedelta
+) -> list[Job]:
+    """Up to `limit` pending deliveries due by `now`, each leased for `lease`, so another
+    deliverer does not take it meanwhile (and it is retried if this one dies)."""
+    if limit <= 0:
+        return []
+    rows = session.execute(
+        select(IntegrationDelivery, IntegrationEvent)
+        .join(IntegrationEvent, IntegrationEvent.id == IntegrationDelivery.event_id)
+        .where(IntegrationDelivery.status == PENDING, IntegrationDelivery.next_attempt_at <= now)
+        .order_by(IntegrationDelivery.next_attempt_at, IntegrationDelivery.id)
+        .limit(limit)
+    ).all()
+    jobs = []
+    for d, ev in rows:
+        won = session.execute(
+            update(IntegrationDelivery)
+            .where(
+                IntegrationDelivery.id == d.id,
+                IntegrationDelivery.status == PENDING,
+                IntegrationDelivery.next_attempt_at == d.next_attempt_at,
+            )
+            .values(next_attempt_at=now + lease)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        if won:
+            jobs.append(
+                Job(d.id, ev.id, ev.kind, ev.payload, ev.created_at, d.target, d.url, d.attempts + 1)
+            )
+    return jobs
+
+
+@dataclass(frozen=True)
+class Result:
+    """The outcome of one attempt: delivered, retry (temporary) or failed (permanent)."""
+
+    delivery_id: int
+    attempt: int
+    outcome: str
+    status_code: int | None = None
+    duration_ms: float = 0.0
+    error: str | None = None
+    retry_after_s: float | None = None
+
+
+def backoff(
+    attempt: int, *, base_s: float, max_s: float, rng: random.Random | None = None
+) -> float:
+    """Seconds before try `attempt + 1`: base * 2^(attempt-1), capped, times [0.5, 1)."""
+    raw = min(max_s, base_s * 2 ** max(0, attempt - 1))
+    return raw * (0.5 + 0.5 * (rng or random).random())
+
+
+def record(
+    session: Session, *, results: Sequence[Result], settings: Settings, now: datetime
+) -> None:
+    """Store each attempt and move its delivery on: delivered, next try, or failed."""
+    for r in results:
+        d = session.get(IntegrationDelivery, r.delivery_id)
+        if d is None:  # purged meanwhile
+            continue
+        outcome, next_at = r.outcome, None
+        if outcome == "retry":
+            if r.attempt >= settings.webhook_max_attempts:
+                outcome = FAILED
+            else:
+                wait = backoff(
+                    r.attempt, base_s=settings.webhook_retry_base_s, max_s=settings.webhook_retry_max_s
+                )
+                if r.retry_after_s is not None:  # the receiver said when (429, 503)
+                    wait = min(max(wait, r.retry_after_s), settings.webhook_retry_max_s)
+                next_at = now + timedelta(seconds=wait)
+        d.attempts = r.attempt
+        d.last_status_code = r.status_code
+        d.last_error = r.error
+        d.next_attempt_at = next_at
+        if outcome == DELIVERED:
+            d.status, d.delivered_at = DELIVERED, now
+        elif outcome == FAILED:
+            d.status = FAILED
+        else:
+            d.status = PENDING
+        session.add(
+            IntegrationAttempt(
+                delivery_id=d.id,
+                attempt=r.attempt,
+                at=now,
+                outcome=outcome,
+                status_code=r.status_code,
+                duration_ms=round(r.duration_ms, 1),
+                error=(r.error or None) and r.error[:2000],
+                next_attempt_at=next_at,
+            )
+        )
+    session.flush()
+
+
+def retry_now(session: Session, *, delivery_id: int) -> bool:
+    """Make a pending or failed delivery due now; False if there is none or it was
+    delivered. A failed one gets one more try (and more while the errors are temporary
+    and attempts remain)."""
+    d = session.get(IntegrationDelivery, delivery_id)
+    if d is None or d.status == DELIVERED:
+        return False
+    d.status, d.next_attempt_at = PENDING, utcnow()
+    session.flush()
+    return True
+
+
+@dataclass(frozen=True)
+class DeliveryRow:
+    """A line of the dashboard's delivery log."""
+
+    id: int
+    kind: str
+    ref: str | None
+    target: str
+    url: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    log: list[IntegrationAttempt]
+
+
+def deliveries(
+    session: Session, *, status: str | None = None, limit: int = 100
+) -> list[DeliveryRow]:
+    """The latest deliveries (optionally of one status), newest first, with their attempts."""
+    stmt = (
+        select(IntegrationDelivery, IntegrationEvent)
+        .join(IntegrationEvent, IntegrationEvent.id == IntegrationDelivery.event_id)
+        .order_by(IntegrationDelivery.id.desc())
+        .limit(limit)
+    )
+    if status in STATUSES:
+        stmt = stmt.where(IntegrationDelivery.status == status)
+    pairs = session.execute(stmt).all()
+    ids = [d.id for d, _ in pairs]
+    attempts: dict[int, list[IntegrationAttempt]] = {i: [] for i in ids}
+    if ids:
+        for a in session.scalars(
+            select(IntegrationAttempt)
+            .where(IntegrationAttempt.delivery_id.in_(ids))
+            .order_by(IntegrationAttempt.id)
+        ):
+            attempts[a.delivery_id].append(a)
+    return [
+        DeliveryRow(
+            d.id,
+            ev.kind,
+            ((ev.payload or {}).get("item") or {}).get("ref"),
+            d.target,
+            d.url,
+            d.status,
+            d.attempts,
+            d.next_attempt_at,
+            d.last_status_code,
+            d.last_error,
+            d.created_at,
+            d.delivered_at,
+            attempts[d.id],
+        )
+        for d, ev in pairs
+    ]
+
+
+def counts(session: Session) -> dict[str, int]:
+    """Deliveries per status, for the page's tabs."""
+    from sqlalchemy import func
+
+    rows = session.execute(
+        select(IntegrationDelivery.status, func.count()).group_by(IntegrationDelivery.status)
+    ).all()
+    found = {s: int(n) for s, n in rows}
+    return {s: found.get(s, 0) for s in STATUSES}
+
+
+def purge(session: Session, *, before: datetime) -> int:
+    """Delete events older than `before` with nothing pending (their deliveries and
+    attempts go with them); returns how many events."""
+    pending = exists().where(
+        IntegrationDelivery.event_id == IntegrationEvent.id, IntegrationDelivery.status == PENDING
+    )
+    result = session.execute(
+        delete(IntegrationEvent)
+        .where(
+            IntegrationEvent.created_at < before,
+            IntegrationEvent.dispatched_at.is_not(None),
+            ~pending,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
