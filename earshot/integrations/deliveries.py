@@ -27,6 +27,7 @@ from earshot.storage.models import (
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 STATUSES = (PENDING, DELIVERED, FAILED)
 SLACK = "slack"
+RETRY_AFTER_MAX_S = 24 * 3600  # a receiver's Retry-After is honoured up to a day
 # Types whose negative sentiment makes a new item important enough for Slack.
 URGENT_TYPES = frozenset({"problem", "complaint"})
 
@@ -197,7 +198,7 @@ def record(
                     r.attempt, base_s=settings.webhook_retry_base_s, max_s=settings.webhook_retry_max_s
                 )
                 if r.retry_after_s is not None:  # the receiver said when (429, 503)
-                    wait = min(max(wait, r.retry_after_s), settings.webhook_retry_max_s)
+                    wait = max(wait, min(r.retry_after_s, RETRY_AFTER_MAX_S))
                 next_at = now + timedelta(seconds=wait)
         d.attempts = r.attempt
         d.last_status_code = r.status_code
