@@ -51,7 +51,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
+        req = Request(
+            self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body
+        )
         fake: FakeHTTP = self.server.fake  # type: ignore[attr-defined]
         try:
             status, headers, out = fake.handle(req)

@@ -96,9 +96,21 @@ class FakeSlack(FakeHTTP):
             if errors:
                 return json_reply(
                     200,
-                    {"ok": False, "error": "invalid_blocks", "response_metadata": {"messages": errors}},
+                    {
+                        "ok": False,
+                        "error": "invalid_blocks",
+                        "response_metadata": {"messages": errors},
+                    },
                 )
         ts = f"1765000000.{next(self._ts):06d}"
         with self.lock:
             self.messages.append(body)
-        return json_reply(200, {"ok": True, "channel": "C0PRODUCT", "ts": ts, "message": {"text": body.get("text", ""), "ts": ts}})
+        return json_reply(
+            200,
+            {
+                "ok": True,
+                "channel": "C0PRODUCT",
+                "ts": ts,
+                "message": {"text": body.get("text", ""), "ts": ts},
+            },
+        )

@@ -53,7 +53,9 @@ class FakeGitHub(FakeHTTP):
             return json_reply(401, {"message": "Bad credentials", "status": "401"})
         version = request.headers.get("x-github-api-version")
         if version is not None and version not in self.API_VERSIONS:
-            return json_reply(400, {"message": f"Unsupported 'X-GitHub-Api-Version' header {version}"})
+            return json_reply(
+                400, {"message": f"Unsupported 'X-GitHub-Api-Version' header {version}"}
+            )
         if request.method != "POST" or request.path != f"/repos/{self.repo}/issues":
             return json_reply(404, {"message": "Not Found", "status": "404"})
         try:
@@ -107,7 +109,16 @@ class FakeGitHub(FakeHTTP):
         return self._hook(number, "reopened")
 
 
-ADF_BLOCKS = {"paragraph", "blockquote", "bulletList", "orderedList", "listItem", "heading", "codeBlock", "rule"}
+ADF_BLOCKS = {
+    "paragraph",
+    "blockquote",
+    "bulletList",
+    "orderedList",
+    "listItem",
+    "heading",
+    "codeBlock",
+    "rule",
+}
 ADF_INLINE = {"text", "hardBreak", "mention", "emoji", "inlineCard"}
 ADF_MARKS = {"link", "strong", "em", "code", "strike", "underline"}
 
@@ -158,7 +169,11 @@ class FakeJira(FakeHTTP):
     def handle(self, request: Request) -> Reply:
         expected = "Basic " + base64.b64encode(f"{self.email}:{self.token}".encode()).decode()
         if request.headers.get("authorization") != expected:
-            return 401, {"Content-Type": "text/plain"}, b"Client must be authenticated to access this resource."
+            return (
+                401,
+                {"Content-Type": "text/plain"},
+                b"Client must be authenticated to access this resource.",
+            )
         if request.method != "POST" or request.path != "/rest/api/3/issue":
             return json_reply(404, {"errorMessages": ["Not found"], "errors": {}})
         try:
@@ -173,21 +188,30 @@ class FakeJira(FakeHTTP):
             errors["summary"] = "You must specify a summary of the issue."
         elif len(summary) > 255 or "\n" in summary:
             errors["summary"] = "Summary must be less than 255 characters and one line."
-        if not (fields.get("issuetype") or {}).get("name") and not (fields.get("issuetype") or {}).get("id"):
+        if not (fields.get("issuetype") or {}).get("name") and not (
+            fields.get("issuetype") or {}
+        ).get("id"):
             errors["issuetype"] = "Specify an issue type"
         if "description" in fields:
             problems = adf_errors(fields["description"])
             if problems:
-                errors["description"] = "Operation value must be an Atlassian Document: " + "; ".join(problems)
+                errors["description"] = (
+                    "Operation value must be an Atlassian Document: " + "; ".join(problems)
+                )
         if errors:
             return json_reply(400, {"errorMessages": [], "errors": errors})
         with self.lock:
             n = len(self.issues) + 1
             key = f"{self.project}-{n}"
             self.issues[key] = {"id": str(10000 + n), "key": key, "fields": fields}
-        return json_reply(201, {"id": str(10000 + n), "key": key, "self": f"{self.url}/rest/api/3/issue/{10000 + n}"})
+        return json_reply(
+            201,
+            {"id": str(10000 + n), "key": key, "self": f"{self.url}/rest/api/3/issue/{10000 + n}"},
+        )
 
-    def transition(self, key: str, *, category: str, status: str, resolution: str | None = None) -> Hook:
+    def transition(
+        self, key: str, *, category: str, status: str, resolution: str | None = None
+    ) -> Hook:
         """Move the issue to `status` (category new, indeterminate or done); the webhook."""
         issue = self.issues[key]
         payload = {

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import timedelta
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,8 @@ class Env:
     def login(self) -> None:
         r = self.client.get("/login")
         r = self.client.post(
-            "/login", data={"csrf": csrf(r.text), "user": "admin", "password": PASSWORD, "next": "/"}
+            "/login",
+            data={"csrf": csrf(r.text), "user": "admin", "password": PASSWORD, "next": "/"},
         )
         assert r.status_code == 200
 
@@ -109,7 +110,9 @@ class Env:
     def create_issue(self, ref: str, tracker: str) -> str:
         page = self.client.get(f"/items/{ref}")
         assert f"Create {'GitHub' if tracker == 'github' else 'Jira'} issue" in page.text
-        r = self.client.post(f"/items/{ref}/issue", data={"csrf": csrf(page.text), "tracker": tracker})
+        r = self.client.post(
+            f"/items/{ref}/issue", data={"csrf": csrf(page.text), "tracker": tracker}
+        )
         assert r.status_code == 200
         return r.text
 
@@ -280,7 +283,9 @@ def test_jira_issue_from_an_item_follows_its_workflow(env: Env) -> None:
     assert f"https://earshot.example/items/{ref}" in description
     assert f'href="{env.jira.url}/browse/LUM-1"' in page
 
-    env.send("/hooks/jira", env.jira.transition("LUM-1", category="indeterminate", status="In Progress"))
+    env.send(
+        "/hooks/jira", env.jira.transition("LUM-1", category="indeterminate", status="In Progress")
+    )
     assert env.item(ref).status == "in_progress"
     done = env.jira.transition("LUM-1", category="done", status="Done", resolution="Done")
     assert env.send("/hooks/jira", done).status_code == 200
@@ -298,7 +303,10 @@ def test_forged_jira_webhooks_are_refused(env: Env) -> None:
     hook = env.jira.transition("LUM-1", category="done", status="Done")
     forged = Hook(hook.body, {**hook.headers, "X-Hub-Signature": "sha256=" + "1" * 64})
     assert env.send("/hooks/jira", forged).status_code == 401
-    assert env.send("/hooks/jira", Hook(hook.body, {"Content-Type": "application/json"})).status_code == 401
+    assert (
+        env.send("/hooks/jira", Hook(hook.body, {"Content-Type": "application/json"})).status_code
+        == 401
+    )
     assert env.item(ref).status == "new" and env.notices(ref) == []
 
 
@@ -309,7 +317,10 @@ def test_fake_jira_refuses_what_jira_refuses(env: Env) -> None:
     url = f"{env.jira.url}/rest/api/3/issue"
     bad_adf = {"type": "doc", "version": 1, "content": [{"type": "text", "text": "loose"}]}
     fields = {"project": {"key": "LUM"}, "summary": "x", "issuetype": {"name": "Task"}}
-    assert httpx.post(url, json={"fields": fields}, auth=("pm@lumen.example", "wrong")).status_code == 401
+    assert (
+        httpx.post(url, json={"fields": fields}, auth=("pm@lumen.example", "wrong")).status_code
+        == 401
+    )
     r = httpx.post(url, json={"fields": {**fields, "description": bad_adf}}, auth=auth)
     assert r.status_code == 400 and "description" in r.json()["errors"]
     r = httpx.post(url, json={"fields": {**fields, "project": {"key": "NOPE"}}}, auth=auth)

@@ -96,7 +96,9 @@ def deliver(settings: Settings, rounds: int = 1) -> list[deliveries.Result]:
 
 
 def test_important_items_go_to_the_channel_and_others_do_not(db: str, fake: FakeSlack) -> None:
-    angry = add(db, "The bulb keeps dropping wifi <every> night & it is awful", FeedbackType.problem, -0.7)
+    angry = add(
+        db, "The bulb keeps dropping wifi <every> night & it is awful", FeedbackType.problem, -0.7
+    )
     add(db, "The bulb is a bit slow to respond", FeedbackType.problem, -0.1)  # mild
     idea = add(db, "A sunrise alarm that fades the bulb in", FeedbackType.idea, 0.5)
     deliver(settings_for(db, fake.url))
@@ -116,7 +118,9 @@ def test_important_items_go_to_the_channel_and_others_do_not(db: str, fake: Fake
             service.add_supporter(s, ref=idea, customer_key=key)
     deliver(settings_for(db, fake.url))
     assert len(fake.messages) == 2
-    assert fake.messages[1]["blocks"][0]["text"]["text"] == f"{idea}: 3 customers now want this idea"
+    assert (
+        fake.messages[1]["blocks"][0]["text"]["text"] == f"{idea}: 3 customers now want this idea"
+    )
 
 
 def test_weekly_digest_is_posted_once_per_week(db: str, fake: FakeSlack) -> None:
@@ -131,9 +135,14 @@ def test_weekly_digest_is_posted_once_per_week(db: str, fake: FakeSlack) -> None
     assert digest_week(monday, s) == ("2026-W50", datetime(2026, 12, 7, 9, tzinfo=timezone.utc))
     # the digest covers the week before; widen it to include the item made just now
     with session_scope(db) as session:
-        ev = session.scalar(select(IntegrationEvent).where(IntegrationEvent.kind == "digest.weekly"))
+        ev = session.scalar(
+            select(IntegrationEvent).where(IntegrationEvent.kind == "digest.weekly")
+        )
         assert ev is not None
-        ev.payload = {**ev.payload, "until": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat()}
+        ev.payload = {
+            **ev.payload,
+            "until": (datetime.now(timezone.utc) + timedelta(hours=1)).isoformat(),
+        }
     deliver(s)
     digests = [m for m in fake.messages if m["text"].startswith("Feedback digest")]
     assert len(digests) == 1

@@ -139,7 +139,9 @@ def test_an_item_and_its_event_are_committed_together_or_not_at_all(db: str) -> 
         raise RuntimeError("the transaction fails after the item was added")
     assert len(events(db)) == 1  # rolled back: no item, no event
     with session_scope(db) as s:
-        assert s.scalar(select(Feedback.id).where(Feedback.description == "the plug clicks")) is None
+        assert (
+            s.scalar(select(Feedback.id).where(Feedback.description == "the plug clicks")) is None
+        )
 
 
 def test_triage_supporters_and_merges_emit_events(db: str) -> None:
@@ -202,7 +204,9 @@ def test_signature_verifies_and_refuses_tampering_wrong_secret_and_replays() -> 
 # --- delivery ------------------------------------------------------------------------------
 
 
-def test_events_reach_the_receiver_signed_with_a_link_back(db: str, receiver: WebhookReceiver) -> None:
+def test_events_reach_the_receiver_signed_with_a_link_back(
+    db: str, receiver: WebhookReceiver
+) -> None:
     ref = add_item(db)
     results = run_until_settled(deliverer(settings_for(db, receiver.url)))
     assert [r.outcome for r in results] == ["delivered"]
@@ -219,7 +223,12 @@ def test_events_reach_the_receiver_signed_with_a_link_back(db: str, receiver: We
 
 def test_only_subscribed_events_are_delivered(db: str, receiver: WebhookReceiver) -> None:
     hooks = [
-        {"name": "status", "url": receiver.url, "events": ["item.status_changed"], "secret_env": "HOOK_SECRET"}
+        {
+            "name": "status",
+            "url": receiver.url,
+            "events": ["item.status_changed"],
+            "secret_env": "HOOK_SECRET",
+        }
     ]
     ref = add_item(db)
     with session_scope(db) as s:
@@ -294,7 +303,10 @@ def test_unreachable_and_slow_receivers_are_retried_until_attempts_run_out(db: s
     with WebhookReceiver(SECRET, delay_s=1.0) as slow:
         s = settings_for(db, slow.url, webhook_timeout_s=0.2, webhook_max_attempts=2)
         results = run_until_settled(deliverer(s))
-    assert [(r.outcome, r.error) for r in results] == [("retry", "timed out"), ("retry", "timed out")]
+    assert [(r.outcome, r.error) for r in results] == [
+        ("retry", "timed out"),
+        ("retry", "timed out"),
+    ]
     with session_scope(db) as session:
         d = session.scalar(select(IntegrationDelivery))
         assert d is not None and d.status == "failed" and d.attempts == 2
@@ -311,7 +323,9 @@ def test_unreachable_and_slow_receivers_are_retried_until_attempts_run_out(db: s
     assert results[0].outcome == "retry" and "connection failed" in (results[0].error or "")
     with session_scope(db) as session:
         d = session.scalar(select(IntegrationDelivery))
-        assert d is not None and d.status == "failed" and "connection failed" in (d.last_error or "")
+        assert (
+            d is not None and d.status == "failed" and "connection failed" in (d.last_error or "")
+        )
 
 
 def test_backoff_doubles_is_capped_and_jittered() -> None:
@@ -346,7 +360,9 @@ def test_the_background_loop_delivers_while_running(db: str, receiver: WebhookRe
         assert statuses == ["delivered"] * 5
 
 
-def test_old_delivered_events_are_purged_but_pending_ones_kept(db: str, receiver: WebhookReceiver) -> None:
+def test_old_delivered_events_are_purged_but_pending_ones_kept(
+    db: str, receiver: WebhookReceiver
+) -> None:
     add_item(db)
     run_until_settled(deliverer(settings_for(db, receiver.url)))
     add_item(db, "another problem")

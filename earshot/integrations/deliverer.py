@@ -13,6 +13,7 @@ send each (signed), record each attempt with its outcome and next try.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -175,7 +176,9 @@ class Deliverer:
                 result = await self._send_webhook(job)
         except Exception as exc:  # a bug must not stop the deliverer; retried later
             log.exception("delivery %s failed unexpectedly", job.delivery_id)
-            result = Result(job.delivery_id, job.attempt, "retry", error=f"{type(exc).__name__}: {exc}")
+            result = Result(
+                job.delivery_id, job.attempt, "retry", error=f"{type(exc).__name__}: {exc}"
+            )
         ms = (time.perf_counter() - start) * 1000
         return Result(**{**result.__dict__, "duration_ms": ms})
 
@@ -184,7 +187,9 @@ class Deliverer:
             (w for w in self.settings.webhooks if f"webhook:{w.name}" == job.target), None
         )
         if endpoint is None:
-            return Result(job.delivery_id, job.attempt, "failed", error="endpoint no longer configured")
+            return Result(
+                job.delivery_id, job.attempt, "failed", error="endpoint no longer configured"
+            )
         secret = self.environ.get(endpoint.secret_env, "")
         if not secret:
             return Result(
@@ -209,7 +214,14 @@ class Deliverer:
             return Result(job.delivery_id, job.attempt, "delivered", code)
         error = f"HTTP {code}: {response.text[:200]}"
         if code >= 500 or code in RETRY_4XX:
-            return Result(job.delivery_id, job.attempt, "retry", code, error=error, retry_after_s=_retry_after(response))
+            return Result(
+                job.delivery_id,
+                job.attempt,
+                "retry",
+                code,
+                error=error,
+                retry_after_s=_retry_after(response),
+            )
         return Result(job.delivery_id, job.attempt, "failed", code, error=error)
 
     def slack_client(self) -> Any:
@@ -234,9 +246,13 @@ class Deliverer:
             await slack.post(self.slack_client(), channel=job.url, message=job.extra["message"])
         except SlackApiError as exc:
             outcome, code, error, wait = slack.classify_error(exc)
-            return Result(job.delivery_id, job.attempt, outcome, code, error=error, retry_after_s=wait)
+            return Result(
+                job.delivery_id, job.attempt, outcome, code, error=error, retry_after_s=wait
+            )
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            return Result(job.delivery_id, job.attempt, "retry", error=f"connection failed: {exc!r}")
+            return Result(
+                job.delivery_id, job.attempt, "retry", error=f"connection failed: {exc!r}"
+            )
         return Result(job.delivery_id, job.attempt, "delivered", 200)
 
     # --- rounds --------------------------------------------------------------------------
@@ -263,7 +279,9 @@ class Deliverer:
         self.sent += len(results)
         for r in results:
             if r.outcome != "delivered":
-                log.info("delivery %s attempt %s: %s %s", r.delivery_id, r.attempt, r.outcome, r.error)
+                log.info(
+                    "delivery %s attempt %s: %s %s", r.delivery_id, r.attempt, r.outcome, r.error
+                )
 
     async def _housekeeping(self) -> None:
         """Once a minute: this week's Slack digest when due, and the old log purged."""
@@ -300,7 +318,7 @@ class Deliverer:
                 await self._housekeeping()
                 free = self.settings.webhook_concurrency - len(self.in_flight)
                 if free > 0:
-                    jobs = await self._db(lambda s: self._claim(s, free))
+                    jobs = await self._db(functools.partial(self._claim, limit=free))
                 for job in jobs:
                     task = asyncio.create_task(self.send(job))
                     self.in_flight.add(task)

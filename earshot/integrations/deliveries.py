@@ -127,9 +127,7 @@ class Job:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def claim_due(
-    session: Session, *, now: datetime, limit: int, lease: timedelta
-) -> list[Job]:
+def claim_due(session: Session, *, now: datetime, limit: int, lease: timedelta) -> list[Job]:
     """Up to `limit` pending deliveries due by `now`, each leased for `lease`, so another
     deliverer does not take it meanwhile (and it is retried if this one dies)."""
     if limit <= 0:
@@ -155,7 +153,9 @@ def claim_due(
         ).rowcount  # type: ignore[attr-defined]
         if won:
             jobs.append(
-                Job(d.id, ev.id, ev.kind, ev.payload, ev.created_at, d.target, d.url, d.attempts + 1)
+                Job(
+                    d.id, ev.id, ev.kind, ev.payload, ev.created_at, d.target, d.url, d.attempts + 1
+                )
             )
     return jobs
 
@@ -195,7 +195,9 @@ def record(
                 outcome = FAILED
             else:
                 wait = backoff(
-                    r.attempt, base_s=settings.webhook_retry_base_s, max_s=settings.webhook_retry_max_s
+                    r.attempt,
+                    base_s=settings.webhook_retry_base_s,
+                    max_s=settings.webhook_retry_max_s,
                 )
                 if r.retry_after_s is not None:  # the receiver said when (429, 503)
                     wait = max(wait, min(r.retry_after_s, RETRY_AFTER_MAX_S))

@@ -19,7 +19,9 @@ Message = tuple[str, list[dict[str, Any]]]
 SECTION_MAX = 2900  # Slack allows 3000 characters in a section's text
 # Slack errors worth another try; the rest (invalid_auth, channel_not_found,
 # not_in_channel, invalid_blocks, ...) need an operator and are permanent.
-TEMPORARY_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+TEMPORARY_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
 
 
 def esc(text: Any) -> str:
@@ -151,7 +153,9 @@ async def post(client: AsyncWebClient, *, channel: str, message: Message) -> str
 def classify_error(exc: SlackApiError) -> tuple[str, int | None, str, float | None]:
     """(outcome, HTTP status, error, retry-after seconds) of a failed call."""
     status = exc.response.status_code
-    error = str((exc.response.data or {}).get("error", "") if isinstance(exc.response.data, dict) else "")
+    error = str(
+        (exc.response.data or {}).get("error", "") if isinstance(exc.response.data, dict) else ""
+    )
     retry_after = exc.response.headers.get("Retry-After") or exc.response.headers.get("retry-after")
     wait = float(retry_after) if retry_after and str(retry_after).isdigit() else None
     temporary = status == 429 or status >= 500 or error in TEMPORARY_ERRORS

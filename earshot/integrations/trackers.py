@@ -56,7 +56,12 @@ class Draft:
     def markdown(self) -> str:
         lines = [f"> {line}" for line in self.text.splitlines() or [""]]
         if self.benefit:
-            lines += ["", "Why it matters to them:", "", *(f"> {b}" for b in self.benefit.splitlines())]
+            lines += [
+                "",
+                "Why it matters to them:",
+                "",
+                *(f"> {b}" for b in self.benefit.splitlines()),
+            ]
         lines += [
             "",
             f"- Supporters: {self.supporters}",
@@ -124,7 +129,12 @@ def configured(settings: Settings) -> list[str]:
     out = []
     if settings.github_token and settings.github_repo:
         out.append("github")
-    if settings.jira_base_url and settings.jira_email and settings.jira_api_token and settings.jira_project:
+    if (
+        settings.jira_base_url
+        and settings.jira_email
+        and settings.jira_api_token
+        and settings.jira_project
+    ):
         out.append("jira")
     return out
 
@@ -132,7 +142,11 @@ def configured(settings: Settings) -> list[str]:
 def _error(name: str, response: httpx.Response) -> TrackerError:
     try:
         doc = response.json()
-        detail = doc.get("message") or "; ".join(doc.get("errorMessages") or []) or str(doc.get("errors", ""))
+        detail = (
+            doc.get("message")
+            or "; ".join(doc.get("errorMessages") or [])
+            or str(doc.get("errors", ""))
+        )
     except ValueError:
         detail = response.text[:200]
     return TrackerError(f"{name} answered {response.status_code}: {detail}")
@@ -208,7 +222,12 @@ def link_issue(
     session.add(link)
     session.add(
         FeedbackEvent(
-            feedback_id=item.id, actor=actor[:64], field="issue", old_value=None, new_value=url, at=now
+            feedback_id=item.id,
+            actor=actor[:64],
+            field="issue",
+            old_value=None,
+            new_value=url,
+            at=now,
         )
     )
     session.flush()
@@ -239,7 +258,9 @@ def _first_delivery(session: Session, source: str, delivery_id: str) -> bool:
     return session.scalar(stmt) is not None
 
 
-def _follow(session: Session, link: IssueLink, *, state: str, status: str | None, actor: str) -> str:
+def _follow(
+    session: Session, link: IssueLink, *, state: str, status: str | None, actor: str
+) -> str:
     """Move the linked item to `status` (None: back to where it was before closing)."""
     item = session.get(Feedback, link.feedback_id)
     assert item is not None
@@ -262,9 +283,7 @@ def _follow(session: Session, link: IssueLink, *, state: str, status: str | None
     return f"{link.external_id} {state}; {item.ref} is now {status}"
 
 
-def github_event(
-    session: Session, *, event: str, delivery_id: str, payload: dict[str, Any]
-) -> str:
+def github_event(session: Session, *, event: str, delivery_id: str, payload: dict[str, Any]) -> str:
     """Apply a GitHub `issues` webhook (signature already checked); says what happened."""
     if event == "ping":
         return "pong"
@@ -276,7 +295,9 @@ def github_event(
     repo = (payload.get("repository") or {}).get("full_name")
     number = (payload.get("issue") or {}).get("number")
     link = session.scalar(
-        select(IssueLink).where(IssueLink.tracker == "github", IssueLink.external_id == f"{repo}#{number}")
+        select(IssueLink).where(
+            IssueLink.tracker == "github", IssueLink.external_id == f"{repo}#{number}"
+        )
     )
     if link is None:
         return f"no item is linked to {repo}#{number}"

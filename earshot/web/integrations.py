@@ -122,7 +122,9 @@ async def github_hook(request: Request) -> Response:
     if secret is None or not hub_signature_valid(
         secret.get_secret_value(), body, request.headers.get("x-hub-signature-256")
     ):
-        log.warning("GitHub webhook with a missing or wrong signature from %s", security.client_key(request))
+        log.warning(
+            "GitHub webhook with a missing or wrong signature from %s", security.client_key(request)
+        )
         return JSONResponse({"error": "invalid signature"}, 401)
     payload = _json(body)
     delivery = request.headers.get("x-github-delivery", "")
@@ -141,7 +143,9 @@ async def jira_hook(request: Request) -> Response:
     if secret is None or not hub_signature_valid(
         secret.get_secret_value(), body, request.headers.get("x-hub-signature")
     ):
-        log.warning("Jira webhook with a missing or wrong signature from %s", security.client_key(request))
+        log.warning(
+            "Jira webhook with a missing or wrong signature from %s", security.client_key(request)
+        )
         return JSONResponse({"error": "invalid signature"}, 401)
     payload = _json(body)
     if payload is None:

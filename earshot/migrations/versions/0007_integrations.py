@@ -35,9 +35,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_integration_events_kind", "integration_events", ["kind"])
     op.create_index("ix_integration_events_created_at", "integration_events", ["created_at"])
-    op.create_index(
-        "ix_integration_events_dispatched_at", "integration_events", ["dispatched_at"]
-    )
+    op.create_index("ix_integration_events_dispatched_at", "integration_events", ["dispatched_at"])
     op.create_table(
         "integration_deliveries",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -55,9 +53,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("event_id", "target"),
     )
-    op.create_index(
-        "ix_integration_deliveries_event_id", "integration_deliveries", ["event_id"]
-    )
+    op.create_index("ix_integration_deliveries_event_id", "integration_deliveries", ["event_id"])
     op.create_index("ix_integration_deliveries_status", "integration_deliveries", ["status"])
     op.create_index(
         "ix_integration_deliveries_next_attempt_at", "integration_deliveries", ["next_attempt_at"]
@@ -73,14 +69,10 @@ def upgrade() -> None:
         sa.Column("duration_ms", sa.Float(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("next_attempt_at", TS, nullable=True),
-        sa.ForeignKeyConstraint(
-            ["delivery_id"], ["integration_deliveries.id"], ondelete="CASCADE"
-        ),
+        sa.ForeignKeyConstraint(["delivery_id"], ["integration_deliveries.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_index(
-        "ix_integration_attempts_delivery_id", "integration_attempts", ["delivery_id"]
-    )
+    op.create_index("ix_integration_attempts_delivery_id", "integration_attempts", ["delivery_id"])
     op.create_table(
         "issue_links",
         sa.Column("id", sa.Integer(), nullable=False),
