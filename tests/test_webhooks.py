@@ -371,3 +371,17 @@ def test_old_delivered_events_are_purged_but_pending_ones_kept(
         removed = deliveries.purge(s, before=utcnow() + timedelta(days=1))
     assert removed == 1
     assert [e.payload["item"]["text"] for e in events(db)] == ["another problem"]
+
+
+def test_erasing_a_customer_with_everything_erases_their_items_events(db: str) -> None:
+    from earshot.privacy.erasure import erase_customer
+
+    mine = add_item(db, "my own problem")
+    with session_scope(db) as s:
+        other = service.save_feedback(
+            s, item=FeedbackIn(customer_key="o" * 32, description="someone else's"), ref_prefix="WH"
+        ).ref
+        report = erase_customer(s, customer_key="k" * 32, everything=True)
+    assert report.deleted["integration_events"] == 1
+    assert [e.ref for e in events(db)] == [other]
+    assert mine != other

@@ -63,15 +63,17 @@ def emit(
     if kind not in KINDS:
         raise EventError(f"unknown event kind {kind!r}; use one of {', '.join(KINDS)}")
     _check_private(payload)
+    item = payload.get("item")
+    ref = item.get("ref") if isinstance(item, dict) else None
     if key is not None:
         stmt = (
             insert_ignoring_conflicts(session, IntegrationEvent)
-            .values(kind=kind, key=key, payload=payload, created_at=utcnow())
+            .values(kind=kind, key=key, ref=ref, payload=payload, created_at=utcnow())
             .returning(IntegrationEvent.id)
         )
         new_id = session.scalar(stmt)
         return None if new_id is None else session.get(IntegrationEvent, new_id)
-    event = IntegrationEvent(kind=kind, payload=payload, created_at=utcnow())
+    event = IntegrationEvent(kind=kind, ref=ref, payload=payload, created_at=utcnow())
     session.add(event)
     return event
 

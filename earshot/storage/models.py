@@ -314,6 +314,8 @@ class IntegrationEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32), index=True)
     key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # The item the event is about, so erasing an item's author erases its events too.
+    ref: Mapped[str | None] = mapped_column(String(16), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("key", sa.String(length=128), nullable=True),
+        sa.Column("ref", sa.String(length=16), nullable=True),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("created_at", TS, nullable=False),
         sa.Column("dispatched_at", TS, nullable=True),
@@ -34,6 +35,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("key"),
     )
     op.create_index("ix_integration_events_kind", "integration_events", ["kind"])
+    op.create_index("ix_integration_events_ref", "integration_events", ["ref"])
     op.create_index("ix_integration_events_created_at", "integration_events", ["created_at"])
     op.create_index("ix_integration_events_dispatched_at", "integration_events", ["dispatched_at"])
     op.create_table(
@@ -110,6 +112,6 @@ def downgrade() -> None:
     for name in ("next_attempt_at", "status", "event_id"):
         op.drop_index(f"ix_integration_deliveries_{name}", table_name="integration_deliveries")
     op.drop_table("integration_deliveries")
-    for name in ("dispatched_at", "created_at", "kind"):
+    for name in ("dispatched_at", "created_at", "ref", "kind"):
         op.drop_index(f"ix_integration_events_{name}", table_name="integration_events")
     op.drop_table("integration_events")
