@@ -300,9 +300,12 @@ class Deliverer:
         await self._db(work)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set: up to `webhook_concurrency` sends in flight; new
-        work is claimed as slots free up, and every `webhook_poll_s` at least."""
+        """Deliver until `stop` is set: every `webhook_poll_s`, record the finished
+        attempts and claim due work for the free slots (at most `webhook_concurrency` in
+        flight). Sooner when a full batch was claimed (more is waiting) or a slot frees
+        up while all were busy. Few, batched database round trips keep the loop free."""
         poll = self.settings.webhook_poll_s
+        limit = self.settings.webhook_concurrency
         done: list[Result] = []
         wake = asyncio.Event()
 
@@ -310,28 +313,26 @@ class Deliverer:
             self.in_flight.discard(task)
             if not task.cancelled():
                 done.append(task.result())
-            wake.set()
+            if len(self.in_flight) == limit - 1:  # a slot freed up after all were busy
+                wake.set()
 
         while not stop.is_set():
-            jobs: list[Job] = []
+            busy = False
             try:
                 await self._housekeeping()
-                free = self.settings.webhook_concurrency - len(self.in_flight)
-                if free > 0:
-                    jobs = await self._db(functools.partial(self._claim, limit=free))
+                batch, done[:] = list(done), []
+                free = limit - len(self.in_flight)
+                jobs = await self._db(functools.partial(self._cycle, results=batch, limit=free))
+                self.sent += len(batch)
                 for job in jobs:
                     task = asyncio.create_task(self.send(job))
                     self.in_flight.add(task)
                     task.add_done_callback(finished)
-                if done:
-                    batch, done[:] = list(done), []
-                    await self._record(batch)
+                busy = bool(jobs) and len(jobs) == free
             except Exception:  # e.g. the database is down: try again next round
                 log.exception("deliverer round failed; retrying")
-            if jobs and len(self.in_flight) < self.settings.webhook_concurrency:
-                continue  # more may be due right away
-            if done:
-                continue  # record them first
+            if busy and len(self.in_flight) < limit:
+                continue
             wake.clear()
             stopping = asyncio.ensure_future(stop.wait())
             woken = asyncio.ensure_future(wake.wait())
@@ -342,6 +343,21 @@ class Deliverer:
             await asyncio.wait(self.in_flight, timeout=self.settings.webhook_timeout_s)
         if done:
             await self._record(list(done))
+
+    def _cycle(self, session: Session, *, results: list[Result], limit: int) -> list[Job]:
+        """One database round trip: record `results`, then claim up to `limit` jobs."""
+        if results:
+            deliveries.record(session, results=results, settings=self.settings, now=utcnow())
+            for r in results:
+                if r.outcome != "delivered":
+                    log.info(
+                        "delivery %s attempt %s: %s %s",
+                        r.delivery_id,
+                        r.attempt,
+                        r.outcome,
+                        r.error,
+                    )
+        return self._claim(session, limit) if limit > 0 else []
 
     async def aclose(self) -> None:
         """Close the HTTP clients this deliverer made."""

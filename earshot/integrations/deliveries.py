@@ -10,9 +10,9 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import Table, bindparam, delete, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from earshot.settings import Settings
@@ -78,8 +78,8 @@ def dispatch(session: Session, *, settings: Settings, now: datetime, limit: int 
 
     Safe to run in several processes: a delivery is unique per event and target.
     """
-    events = session.scalars(
-        select(IntegrationEvent)
+    events = session.execute(
+        select(IntegrationEvent.id, IntegrationEvent.kind, IntegrationEvent.payload)
         .where(IntegrationEvent.dispatched_at.is_(None))
         .order_by(IntegrationEvent.id)
         .limit(limit)
@@ -88,15 +88,15 @@ def dispatch(session: Session, *, settings: Settings, now: datetime, limit: int 
         return 0
     dests = targets(settings)
     rows: list[dict[str, Any]] = []
-    for ev in events:
+    for event_id, kind, payload in events:
         for t in dests:
-            if ev.kind not in t.events:
+            if kind not in t.events:
                 continue
-            if t.name == SLACK and not important(ev.kind, ev.payload, settings):
+            if t.name == SLACK and not important(kind, payload, settings):
                 continue
             rows.append(
                 {
-                    "event_id": ev.id,
+                    "event_id": event_id,
                     "target": t.name,
                     "url": t.url,
                     "status": PENDING,
@@ -105,10 +105,14 @@ def dispatch(session: Session, *, settings: Settings, now: datetime, limit: int 
                     "created_at": now,
                 }
             )
-        ev.dispatched_at = now
     if rows:
         session.execute(insert_ignoring_conflicts(session, IntegrationDelivery), rows)
-    session.flush()
+    session.execute(
+        update(IntegrationEvent)
+        .where(IntegrationEvent.id.in_([e[0] for e in events]))
+        .values(dispatched_at=now)
+        .execution_options(synchronize_session=False)
+    )
     return len(rows)
 
 
@@ -129,35 +133,49 @@ class Job:
 
 def claim_due(session: Session, *, now: datetime, limit: int, lease: timedelta) -> list[Job]:
     """Up to `limit` pending deliveries due by `now`, each leased for `lease`, so another
-    deliverer does not take it meanwhile (and it is retried if this one dies)."""
+    deliverer does not take it meanwhile (and it is retried if this one dies).
+
+    One UPDATE sets a lease time of this call's own (random microseconds), then the rows
+    holding it are ours: a concurrent claimer's UPDATE skips rows no longer due.
+    """
     if limit <= 0:
         return []
-    rows = session.execute(
-        select(IntegrationDelivery, IntegrationEvent)
-        .join(IntegrationEvent, IntegrationEvent.id == IntegrationDelivery.event_id)
+    due = (
+        select(IntegrationDelivery.id)
         .where(IntegrationDelivery.status == PENDING, IntegrationDelivery.next_attempt_at <= now)
         .order_by(IntegrationDelivery.next_attempt_at, IntegrationDelivery.id)
         .limit(limit)
+    )
+    ids = list(session.scalars(due))
+    if not ids:
+        return []
+    until = now + lease + timedelta(microseconds=random.randrange(1, 999_999))
+    session.execute(
+        update(IntegrationDelivery)
+        .where(
+            IntegrationDelivery.id.in_(ids),
+            IntegrationDelivery.status == PENDING,
+            IntegrationDelivery.next_attempt_at <= now,
+        )
+        .values(next_attempt_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    rows = session.execute(
+        select(
+            IntegrationDelivery.id,
+            IntegrationEvent.id,
+            IntegrationEvent.kind,
+            IntegrationEvent.payload,
+            IntegrationEvent.created_at,
+            IntegrationDelivery.target,
+            IntegrationDelivery.url,
+            IntegrationDelivery.attempts,
+        )
+        .join(IntegrationEvent, IntegrationEvent.id == IntegrationDelivery.event_id)
+        .where(IntegrationDelivery.id.in_(ids), IntegrationDelivery.next_attempt_at == until)
+        .order_by(IntegrationDelivery.id)
     ).all()
-    jobs = []
-    for d, ev in rows:
-        won = session.execute(
-            update(IntegrationDelivery)
-            .where(
-                IntegrationDelivery.id == d.id,
-                IntegrationDelivery.status == PENDING,
-                IntegrationDelivery.next_attempt_at == d.next_attempt_at,
-            )
-            .values(next_attempt_at=now + lease)
-            .execution_options(synchronize_session=False)
-        ).rowcount  # type: ignore[attr-defined]
-        if won:
-            jobs.append(
-                Job(
-                    d.id, ev.id, ev.kind, ev.payload, ev.created_at, d.target, d.url, d.attempts + 1
-                )
-            )
-    return jobs
+    return [Job(d, e, k, p, at, t, u, n + 1) for d, e, k, p, at, t, u, n in rows]
 
 
 @dataclass(frozen=True)
@@ -185,10 +203,9 @@ def record(
     session: Session, *, results: Sequence[Result], settings: Settings, now: datetime
 ) -> None:
     """Store each attempt and move its delivery on: delivered, next try, or failed."""
+    changes: list[dict[str, Any]] = []
+    attempts: list[dict[str, Any]] = []
     for r in results:
-        d = session.get(IntegrationDelivery, r.delivery_id)
-        if d is None:  # purged meanwhile
-            continue
         outcome, next_at = r.outcome, None
         if outcome == "retry":
             if r.attempt >= settings.webhook_max_attempts:
@@ -202,29 +219,53 @@ def record(
                 if r.retry_after_s is not None:  # the receiver said when (429, 503)
                     wait = max(wait, min(r.retry_after_s, RETRY_AFTER_MAX_S))
                 next_at = now + timedelta(seconds=wait)
-        d.attempts = r.attempt
-        d.last_status_code = r.status_code
-        d.last_error = r.error
-        d.next_attempt_at = next_at
-        if outcome == DELIVERED:
-            d.status, d.delivered_at = DELIVERED, now
-        elif outcome == FAILED:
-            d.status = FAILED
-        else:
-            d.status = PENDING
-        session.add(
-            IntegrationAttempt(
-                delivery_id=d.id,
-                attempt=r.attempt,
-                at=now,
-                outcome=outcome,
-                status_code=r.status_code,
-                duration_ms=round(r.duration_ms, 1),
-                error=(r.error or None) and r.error[:2000],
-                next_attempt_at=next_at,
-            )
+        status = {DELIVERED: DELIVERED, FAILED: FAILED}.get(outcome, PENDING)
+        changes.append(
+            {
+                "b_id": r.delivery_id,
+                "status": status,
+                "attempts": r.attempt,
+                "last_status_code": r.status_code,
+                "last_error": r.error,
+                "next_attempt_at": next_at,
+                "delivered_at": now if status == DELIVERED else None,
+            }
         )
-    session.flush()
+        attempts.append(
+            {
+                "delivery_id": r.delivery_id,
+                "attempt": r.attempt,
+                "at": now,
+                "outcome": outcome,
+                "status_code": r.status_code,
+                "duration_ms": round(r.duration_ms, 1),
+                "error": r.error[:2000] if r.error else None,
+                "next_attempt_at": next_at,
+            }
+        )
+    if not changes:
+        return
+    table = cast(Table, IntegrationDelivery.__table__)
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            status=bindparam("status"),
+            attempts=bindparam("attempts"),
+            last_status_code=bindparam("last_status_code"),
+            last_error=bindparam("last_error"),
+            next_attempt_at=bindparam("next_attempt_at"),
+            delivered_at=bindparam("delivered_at"),
+        ),
+        changes,
+    )
+    # Purged meanwhile: nothing to log against.
+    alive = set(
+        session.scalars(select(table.c.id).where(table.c.id.in_([c["b_id"] for c in changes])))
+    )
+    rows = [a for a in attempts if a["delivery_id"] in alive]
+    if rows:
+        session.execute(insert(IntegrationAttempt), rows)
 
 
 def retry_now(session: Session, *, delivery_id: int) -> bool:
