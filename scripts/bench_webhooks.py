@@ -25,7 +25,6 @@ import asyncio
 import json
 import multiprocessing as mp
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -101,7 +100,13 @@ def producer_process(url: str, rate: float, seconds: float, conn: Any) -> None:
                 sentiment=-0.2,
             )
             service.save_feedback(s, item=item, ref_prefix="BW")
-    conn.send({"emitted": n, "wall_s": time.perf_counter() - t0, "producer_behind_max_s": max(late, default=0.0)})
+    conn.send(
+        {
+            "emitted": n,
+            "wall_s": time.perf_counter() - t0,
+            "producer_behind_max_s": max(late, default=0.0),
+        }
+    )
 
 
 async def deliver_and_tick(url: str, hook_url: str, until_idle: Any) -> dict[str, Any]:
@@ -153,7 +158,9 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(round(q / 100 * (len(values) - 1))))]
 
 
-def scenario(name: str, url: str, *, rate: float, seconds: float, delay_s: float, fail_every: int) -> dict[str, Any]:
+def scenario(
+    name: str, url: str, *, rate: float, seconds: float, delay_s: float, fail_every: int
+) -> dict[str, Any]:
     """One run: producer, deliverer + ticker, receiver; the numbers."""
     from sqlalchemy import func, select
 
@@ -178,7 +185,9 @@ def scenario(name: str, url: str, *, rate: float, seconds: float, delay_s: float
             return False
         with session_scope(url) as s:
             done = s.scalar(
-                select(func.count()).select_from(IntegrationDelivery).where(IntegrationDelivery.status == "delivered")
+                select(func.count())
+                .select_from(IntegrationDelivery)
+                .where(IntegrationDelivery.status == "delivered")
             )
         return int(done or 0) >= total
 
@@ -193,7 +202,14 @@ def scenario(name: str, url: str, *, rate: float, seconds: float, delay_s: float
     receiver.join()
     with session_scope(url) as s:
         attempts = int(s.scalar(select(func.count()).select_from(IntegrationAttempt)) or 0)
-        retries = int(s.scalar(select(func.count()).select_from(IntegrationAttempt).where(IntegrationAttempt.outcome == "retry")) or 0)
+        retries = int(
+            s.scalar(
+                select(func.count())
+                .select_from(IntegrationAttempt)
+                .where(IntegrationAttempt.outcome == "retry")
+            )
+            or 0
+        )
     first = {}
     for event_id, created, at in got["arrivals"]:
         first.setdefault(event_id, at - datetime.fromisoformat(created).timestamp())
@@ -234,7 +250,11 @@ def baseline_ticks(seconds: float) -> dict[str, float]:
         return lags
 
     lags = asyncio.run(go())
-    return {"tick_p50_ms": round(pct(lags, 50) * 1000, 2), "tick_p99_ms": round(pct(lags, 99) * 1000, 2), "tick_max_ms": round(max(lags) * 1000, 2)}
+    return {
+        "tick_p50_ms": round(pct(lags, 50) * 1000, 2),
+        "tick_p99_ms": round(pct(lags, 99) * 1000, 2),
+        "tick_max_ms": round(max(lags) * 1000, 2),
+    }
 
 
 def fresh_db(kind: str, tmp: Path) -> tuple[str, Any]:
@@ -320,7 +340,14 @@ def main() -> int:
                     continue  # retries behave alike on both; keep the run short
                 url, cleanup = fresh_db(kind, Path(tmp))
                 try:
-                    r = scenario(name, url, rate=args.rate, seconds=args.seconds, delay_s=delay, fail_every=fail_every)
+                    r = scenario(
+                        name,
+                        url,
+                        rate=args.rate,
+                        seconds=args.seconds,
+                        delay_s=delay,
+                        fail_every=fail_every,
+                    )
                 finally:
                     from earshot.storage.db import engine_for
 
@@ -332,7 +359,9 @@ def main() -> int:
                 print(json.dumps(r), flush=True)
     out = Path(args.out)
     out.write_text(render(results, base, args), encoding="utf-8")
-    out.with_suffix(".json").write_text(json.dumps({"baseline": base, "runs": results}, indent=2) + "\n")
+    out.with_suffix(".json").write_text(
+        json.dumps({"baseline": base, "runs": results}, indent=2) + "\n"
+    )
     print(f"wrote {out}")
     return 0
 

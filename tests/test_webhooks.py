@@ -385,3 +385,21 @@ def test_erasing_a_customer_with_everything_erases_their_items_events(db: str) -
     assert report.deleted["integration_events"] == 1
     assert [e.ref for e in events(db)] == [other]
     assert mine != other
+
+
+def test_earshot_deliver_once_sends_what_is_due(
+    db: str, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any
+) -> None:
+    from earshot.cli.app import main
+
+    ref = add_item(db)
+    config = tmp_path / "config.yml"
+    config.write_text(
+        f"webhooks:\n  - name: roadmap\n    url: {receiver.url}\n    secret_env: HOOK_SECRET\n"
+    )
+    monkeypatch.setenv("EARSHOT_CONFIG", str(config))
+    monkeypatch.setenv("DATABASE_URL", db)
+    monkeypatch.setenv("HOOK_SECRET", SECRET)
+    assert main(["deliver", "--once"]) == 0
+    assert "1 attempt(s): 1 delivered" in capsys.readouterr().out
+    assert [r.event["data"]["item"]["ref"] for r in receiver.received] == [ref]

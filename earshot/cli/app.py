@@ -168,11 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("classify", cmd_classify, "classify JSON lines {'text': ...} from stdin")
     # Feature commands register themselves; their imports stay inside their handlers.
     from earshot.cli.feedback import register as register_feedback
+    from earshot.cli.integrations import register as register_integrations
     from earshot.cli.team import register as register_team
     from earshot.cli.users import register as register_users
     from earshot.cli.web import register as register_web
 
     register_feedback(sub)
+    register_integrations(sub)
     register_team(sub)
     register_users(sub)
     register_web(sub)

@@ -112,7 +112,8 @@ class Deliverer:
         )
         self._own_http = http is None
         self._slack: Any = None
-        self.lease = timedelta(seconds=settings.webhook_timeout_s + 60)
+        # Claimed work waits at most two sends' time for a slot, then its own send.
+        self.lease = timedelta(seconds=3 * settings.webhook_timeout_s + 60)
         self.in_flight: set[asyncio.Task[Result]] = set()
         self.sent = 0
         self._last_housekeeping = 0.0
@@ -300,47 +301,48 @@ class Deliverer:
         await self._db(work)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Deliver until `stop` is set: every `webhook_poll_s`, record the finished
-        attempts and claim due work for the free slots (at most `webhook_concurrency` in
-        flight). Sooner when a full batch was claimed (more is waiting) or a slot frees
-        up while all were busy. Few, batched database round trips keep the loop free."""
+        """Deliver until `stop` is set. Every `webhook_poll_s` one database round trip
+        records the finished attempts and claims due work, up to twice
+        `webhook_concurrency` ahead; a semaphore keeps `webhook_concurrency` sends in
+        flight, so a freed slot starts the next send without waiting for the database.
+        Sooner than the poll when a full batch was claimed (more is waiting)."""
         poll = self.settings.webhook_poll_s
-        limit = self.settings.webhook_concurrency
+        sem = asyncio.Semaphore(self.settings.webhook_concurrency)
+        ahead = 2 * self.settings.webhook_concurrency
         done: list[Result] = []
-        wake = asyncio.Event()
+
+        async def limited(job: Job) -> Result:
+            async with sem:
+                return await self.send(job)
 
         def finished(task: asyncio.Task[Result]) -> None:
             self.in_flight.discard(task)
             if not task.cancelled():
                 done.append(task.result())
-            if len(self.in_flight) == limit - 1:  # a slot freed up after all were busy
-                wake.set()
 
         while not stop.is_set():
             busy = False
             try:
                 await self._housekeeping()
                 batch, done[:] = list(done), []
-                free = limit - len(self.in_flight)
+                free = ahead - len(self.in_flight)
                 jobs = await self._db(functools.partial(self._cycle, results=batch, limit=free))
                 self.sent += len(batch)
                 for job in jobs:
-                    task = asyncio.create_task(self.send(job))
+                    task = asyncio.create_task(limited(job))
                     self.in_flight.add(task)
                     task.add_done_callback(finished)
                 busy = bool(jobs) and len(jobs) == free
             except Exception:  # e.g. the database is down: try again next round
                 log.exception("deliverer round failed; retrying")
-            if busy and len(self.in_flight) < limit:
+            if busy and len(self.in_flight) < ahead:
                 continue
-            wake.clear()
-            stopping = asyncio.ensure_future(stop.wait())
-            woken = asyncio.ensure_future(wake.wait())
-            await asyncio.wait({stopping, woken}, timeout=poll, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            woken.cancel()
+            try:
+                await asyncio.wait_for(stop.wait(), poll)
+            except asyncio.TimeoutError:
+                pass
         if self.in_flight:
-            await asyncio.wait(self.in_flight, timeout=self.settings.webhook_timeout_s)
+            await asyncio.wait(self.in_flight, timeout=2 * self.settings.webhook_timeout_s)
         if done:
             await self._record(list(done))
 
