@@ -8,7 +8,9 @@ GitHub, Jira and the webhook receiver are testkit's local fakes.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,6 +25,7 @@ from starlette.testclient import TestClient
 from earshot.feedback import service
 from earshot.feedback.schemas import FeedbackIn, FeedbackType
 from earshot.integrations.deliverer import Deliverer
+from earshot.integrations.signing import hub_signature
 from earshot.settings import Settings, load_settings
 from earshot.storage.db import engine_for, session_scope
 from earshot.storage.models import (
@@ -325,3 +328,41 @@ def test_fake_jira_refuses_what_jira_refuses(env: Env) -> None:
     assert r.status_code == 400 and "description" in r.json()["errors"]
     r = httpx.post(url, json={"fields": {**fields, "project": {"key": "NOPE"}}}, auth=auth)
     assert r.status_code == 400 and "project" in r.json()["errors"]
+
+
+def test_large_github_payloads_pass_the_body_cap_only_on_the_hook_path(env: Env) -> None:
+    ref = env.add()
+    env.login()
+    env.create_issue(ref, "github")
+    hook = env.github.close(1)
+    doc = hook.json()
+    doc["repository"]["description"] = "x" * 40_000  # real issue events run to ~20-30 KB
+    body = json.dumps(doc).encode()
+    headers = {**hook.headers, "X-Hub-Signature-256": hub_signature(GH_SECRET, body)}
+    assert env.send("/hooks/github", Hook(body, headers)).status_code == 200
+    assert env.item(ref).status == "done"
+    assert env.client.post("/chat/send", content=b"x" * 40_000).status_code == 413
+
+
+def test_the_dashboard_delivers_in_its_background(committing_db: str) -> None:
+    with WebhookReceiver(HOOK_SECRET) as receiver:
+        settings = load_settings(
+            database_url=committing_db,
+            admin_password=PASSWORD,
+            earshot_secret="test-secret-0123456789abcdef",
+            webhooks=[{"name": "crm", "url": receiver.url, "secret_env": "WEB_HOOK_SECRET"}],
+            webhook_poll_s=0.05,
+        )
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/healthz").status_code == 200
+            with session_scope(committing_db) as s:
+                item = FeedbackIn(description="the doorbell rings twice", type=FeedbackType.problem)
+                ref = service.save_feedback(s, item=item, ref_prefix="IW").ref
+            for _ in range(200):
+                if receiver.received:
+                    break
+                time.sleep(0.05)
+        assert [r.event["data"]["item"]["ref"] for r in receiver.received] == [ref]
+    with session_scope(committing_db) as s:
+        s.execute(delete(IntegrationEvent))
+        s.execute(delete(Feedback))
