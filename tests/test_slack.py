@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import sessionmaker
 
-from earshot.feedback import service
+from earshot.feedback import service, triage
 from earshot.feedback.schemas import FeedbackIn, FeedbackType
 from earshot.integrations import deliveries
 from earshot.integrations.deliverer import Deliverer, digest_week, schedule_digest
@@ -121,6 +121,23 @@ def test_important_items_go_to_the_channel_and_others_do_not(db: str, fake: Fake
     assert (
         fake.messages[1]["blocks"][0]["text"]["text"] == f"{idea}: 3 customers now want this idea"
     )
+
+    # merging a duplicate (its author moves over as a supporter) takes another idea to 3
+    other = add(db, "Wake me up with light fading in", FeedbackType.idea, 0.3)
+    dup = add(db, "Sunrise wake-up light please", FeedbackType.idea, 0.3)
+    with session_scope(db) as s:
+        service.add_supporter(s, ref=other, customer_key="e" * 32)
+        row = s.scalar(select(Feedback).where(Feedback.ref == dup))
+        assert row is not None
+        row.customer_key = "f" * 32  # another customer than the original's author
+    deliver(settings_for(db, fake.url))
+    assert len(fake.messages) == 2  # 2 supporters: not yet
+    with session_scope(db) as s:
+        triage.merge(s, ref=dup, into_ref=other, actor="anna")
+    deliver(settings_for(db, fake.url))
+    assert len(fake.messages) == 3
+    title = fake.messages[2]["blocks"][0]["text"]["text"]
+    assert title == f"{other}: 3 customers now want this idea"
 
 
 def test_weekly_digest_is_posted_once_per_week(db: str, fake: FakeSlack) -> None:

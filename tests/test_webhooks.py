@@ -373,6 +373,25 @@ def test_old_delivered_events_are_purged_but_pending_ones_kept(
     assert [e.payload["item"]["text"] for e in events(db)] == ["another problem"]
 
 
+def test_events_older_than_the_log_are_never_sent_and_purged_daily(
+    db: str, receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    from earshot.cli.app import main
+
+    add_item(db, "an old problem")
+    with session_scope(db) as s:
+        for ev in s.scalars(select(IntegrationEvent)):
+            ev.created_at = utcnow() - timedelta(days=31)
+    fresh = add_item(db, "a new problem")
+    run_until_settled(deliverer(settings_for(db, receiver.url)))
+    assert [r.event["data"]["item"]["ref"] for r in receiver.received] == [fresh]
+
+    monkeypatch.setenv("DATABASE_URL", db)
+    assert main(["purge"]) == 0
+    assert "integration_events: 1" in capsys.readouterr().out
+    assert [e.ref for e in events(db)] == [fresh]
+
+
 def test_erasing_a_customer_with_everything_erases_their_items_events(db: str) -> None:
     from earshot.privacy.erasure import erase_customer
 

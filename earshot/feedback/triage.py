@@ -202,7 +202,12 @@ def merge(session: Session, *, ref: str, into_ref: str, actor: str) -> Feedback:
     # Newcomers to an item that is already planned/done/declined hear about it too.
     if original.status in NOTIFY_STATUSES and moved:
         _enqueue(session, original, original.status, only=moved)
-    payload = {"item": item_payload(dup), "into": item_payload(original), "by": actor}
+    payload = {
+        "item": item_payload(dup),
+        "into": item_payload(original),
+        "into_previous_supporters": before,
+        "by": actor,
+    }
     emit(session, kind="item.merged", payload=payload)
     return original
 

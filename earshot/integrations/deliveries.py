@@ -49,7 +49,9 @@ def targets(settings: Settings) -> list[Target]:
         for w in settings.webhooks
     ]
     if settings.slack_bot_token and settings.slack_channel:
-        kinds = frozenset({"item.created", "item.supported", "theme.emerging", "digest.weekly"})
+        kinds = frozenset(
+            {"item.created", "item.supported", "item.merged", "theme.emerging", "digest.weekly"}
+        )
         out.append(Target(SLACK, settings.slack_channel, kinds))
     return out
 
@@ -67,19 +69,31 @@ def important(kind: str, payload: dict[str, Any], settings: Settings) -> bool:
             and sentiment is not None
             and sentiment <= settings.slack_negative_sentiment
         )
-    if kind == "item.supported" and settings.slack_supporters:
-        n = settings.slack_supporters
+    n = settings.slack_supporters
+    if kind == "item.supported" and n:
         return int(payload.get("previous_supporters", 0)) < n <= int(item.get("supporters", 0))
+    if kind == "item.merged" and n:  # merging a duplicate's supporters in can cross it too
+        into = payload.get("into") or {}
+        before = int(payload.get("into_previous_supporters", 0))
+        return before < n <= int(into.get("supporters", 0))
     return False
 
 
 def dispatch(session: Session, *, settings: Settings, now: datetime, limit: int = 500) -> int:
     """Make the deliveries of events not yet dispatched; returns how many were made.
 
-    Safe to run in several processes: a delivery is unique per event and target.
+    Events older than `webhook_log_days` are not sent (they are marked dispatched): the
+    first start of a deliverer, or a long outage, sends at most that much backlog. Safe
+    to run in several processes: a delivery is unique per event and target.
     """
+    stale = now - timedelta(days=settings.webhook_log_days)
     events = session.execute(
-        select(IntegrationEvent.id, IntegrationEvent.kind, IntegrationEvent.payload)
+        select(
+            IntegrationEvent.id,
+            IntegrationEvent.kind,
+            IntegrationEvent.payload,
+            IntegrationEvent.created_at,
+        )
         .where(IntegrationEvent.dispatched_at.is_(None))
         .order_by(IntegrationEvent.id)
         .limit(limit)
@@ -88,7 +102,9 @@ def dispatch(session: Session, *, settings: Settings, now: datetime, limit: int 
         return 0
     dests = targets(settings)
     rows: list[dict[str, Any]] = []
-    for event_id, kind, payload in events:
+    for event_id, kind, payload, created_at in events:
+        if created_at < stale:
+            continue
         for t in dests:
             if kind not in t.events:
                 continue
@@ -354,17 +370,13 @@ def counts(session: Session) -> dict[str, int]:
 
 def purge(session: Session, *, before: datetime) -> int:
     """Delete events older than `before` with nothing pending (their deliveries and
-    attempts go with them); returns how many events."""
+    attempts go with them), sent or never sent; returns how many events."""
     pending = exists().where(
         IntegrationDelivery.event_id == IntegrationEvent.id, IntegrationDelivery.status == PENDING
     )
     result = session.execute(
         delete(IntegrationEvent)
-        .where(
-            IntegrationEvent.created_at < before,
-            IntegrationEvent.dispatched_at.is_not(None),
-            ~pending,
-        )
+        .where(IntegrationEvent.created_at < before, ~pending)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

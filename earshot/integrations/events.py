@@ -10,7 +10,8 @@ keys or chat ids; the deliverer adds the item's dashboard `url`):
 
 - item.created: {"item": item}
 - item.status_changed: {"item": item, "from": old, "to": new, "by": team member or tracker}
-- item.merged: {"item": the duplicate, "into": the kept item, "by": team member}
+- item.merged: {"item": the duplicate, "into": the kept item, "into_previous_supporters":
+  n, "by": team member}
 - item.supported: {"item": item, "previous_supporters": n}
 - theme.emerging: {"theme": {"id": str, "label": str, "language": str, "size": int,
   "supporters": int, "products": [str], "types": {type: n}, "sentiment": float | None},

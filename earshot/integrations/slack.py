@@ -47,11 +47,12 @@ def _link(url: str, label: str) -> str:
 
 def item_message(kind: str, payload: dict[str, Any], base_url: str) -> Message:
     """An important item: a negative problem or complaint, or one reaching N supporters."""
-    item = payload.get("item") or {}
+    item = payload.get("into") if kind == "item.merged" else payload.get("item")
+    item = item or {}
     ref = str(item.get("ref", "?"))
     url = f"{base_url}/items/{ref}"
     kind_label = str(item.get("type", "item")).replace("_", " ")
-    if kind == "item.supported":
+    if kind in ("item.supported", "item.merged"):
         title = f"{ref}: {item.get('supporters')} customers now want this {kind_label}"
     else:
         title = f"New {kind_label} {ref}"
