@@ -34,6 +34,11 @@ SECRET_KEYS = (
     "whatsapp_access_token",
     "whatsapp_app_secret",
     "whatsapp_verify_token",
+    "slack_bot_token",
+    "github_token",
+    "github_webhook_secret",
+    "jira_api_token",
+    "jira_webhook_secret",
 )
 
 
@@ -79,6 +84,34 @@ class WhatsApp(_Strict):
     templates: WhatsAppTemplates = WhatsAppTemplates()
     # The business number as customers type it in wa.me links (digits only, no +).
     number: str | None = Field(default=None, pattern=r"^[1-9][0-9]{6,14}$")
+
+
+WEBHOOK_EVENTS = (
+    "item.created",
+    "item.status_changed",
+    "item.merged",
+    "item.supported",
+    "theme.emerging",
+)
+
+
+class WebhookEndpoint(_Strict):
+    """An operator's webhook receiver: where to POST which events, signed with the secret
+    in the environment variable `secret_env` (never the secret itself)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    url: str = Field(pattern=r"^https?://")
+    events: list[str] = list(WEBHOOK_EVENTS)
+    secret_env: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")
+
+    @model_validator(mode="after")
+    def _known_events(self) -> WebhookEndpoint:
+        unknown = sorted(set(self.events) - set(WEBHOOK_EVENTS))
+        if unknown:
+            raise ValueError(
+                f"unknown event(s) {', '.join(unknown)}; use {', '.join(WEBHOOK_EVENTS)}"
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -164,6 +197,49 @@ class Settings(BaseSettings):
     earshot_secret: SecretStr = SecretStr(DEFAULT_SECRET)
     admin_password: SecretStr | None = None
 
+    # Integrations (earshot/integrations, docs/operations.md "Integrations").
+    # Where links in webhooks, Slack and issues point: the dashboard as teams reach it.
+    dashboard_url: str | None = None
+    webhooks: list[WebhookEndpoint] = []
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # Tries per delivery before it is marked failed (the dashboard can retry it).
+    webhook_max_attempts: int = Field(default=10, ge=1)
+    # Backoff: base * 2^(attempt-1), capped, times a random factor in [0.5, 1) (jitter).
+    webhook_retry_base_s: float = Field(default=10.0, gt=0)
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0)
+    # Deliveries in flight at once, over all endpoints.
+    webhook_concurrency: int = Field(default=16, ge=1)
+    # How often the deliverer looks for new events.
+    webhook_poll_s: float = Field(default=0.25, gt=0)
+    # Delivered events and their attempt log are kept this long.
+    webhook_log_days: int = Field(default=30, ge=1)
+    # Run the deliverer inside the dashboard process (`earshot web`, `earshot run`).
+    integrations_deliverer: bool = True
+
+    slack_bot_token: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_api_base_url: str = "https://slack.com/api/"
+    # Important: a problem or complaint with sentiment at or below this, or an item
+    # reaching this many supporters (0: never by supporters).
+    slack_negative_sentiment: float = Field(default=-0.3, ge=-1, le=1)
+    slack_supporters: int = Field(default=5, ge=0)
+    # The weekly digest goes to Slack on this ISO weekday (1 = Monday; 0: never) at this
+    # UTC hour, covering the seven days before.
+    slack_digest_weekday: int = Field(default=1, ge=0, le=7)
+    slack_digest_hour: int = Field(default=9, ge=0, le=23)
+
+    github_token: SecretStr | None = None
+    github_repo: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
+    github_api_base_url: str = "https://api.github.com"
+    github_webhook_secret: SecretStr | None = None
+
+    jira_base_url: str | None = None  # e.g. https://lumen.atlassian.net
+    jira_email: str | None = None
+    jira_api_token: SecretStr | None = None
+    jira_project: str | None = None
+    jira_issue_type: str = "Task"
+    jira_webhook_secret: SecretStr | None = None
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         keys = [p.key for p in self.products]
@@ -205,6 +281,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return normalise_db_url(self.database_url)
         return f"sqlite:///{(self.data_dir / 'earshot.db').resolve()}"
+
+    @property
+    def dashboard_base(self) -> str:
+        """The dashboard's address for links (no trailing slash)."""
+        return (self.dashboard_url or f"http://127.0.0.1:{self.web_port}").rstrip("/")
 
     @property
     def catalogue(self) -> dict[str, list[str]]:
