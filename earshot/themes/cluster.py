@@ -1,0 +1,104 @@
+"""Grouping vectors into themes, and following themes from one run to the next.
+
+Pure functions over numpy arrays; the database side is `earshot/themes/service.py`.
+
+Method (compared with HDBSCAN and k-means in reports/themes.md): agglomerative
+clustering with average linkage over cosine distance, cut at a fixed distance, so the
+number of themes follows the data. Its cost grows with the square of the items, so above
+`DIRECT_LIMIT` items it first condenses them into micro-clusters with mini-batch k-means
+and clusters those centroids the same way (each item follows its micro-cluster).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import AgglomerativeClustering, MiniBatchKMeans
+
+# Cut of the dendrogram (average cosine distance between two merged groups); chosen on
+# scripts/data/themes_dev.csv, see reports/themes.md.
+DISTANCE_THRESHOLD = 0.9
+# Fewer members than this make no theme: the items stay unthemed until others join them.
+MIN_SIZE = 2
+DIRECT_LIMIT = 3000
+MICRO_PER_ITEM = 25  # about this many items per micro-cluster above DIRECT_LIMIT
+NOISE = -1
+
+
+def _agglomerate(x: np.ndarray, threshold: float) -> np.ndarray:
+    if len(x) == 1:
+        return np.zeros(1, dtype=int)
+    model = AgglomerativeClustering(
+        n_clusters=None, distance_threshold=threshold, metric="cosine", linkage="average"
+    )
+    return np.asarray(model.fit_predict(x), dtype=int)
+
+
+def cluster(
+    x: np.ndarray,
+    *,
+    threshold: float = DISTANCE_THRESHOLD,
+    min_size: int = MIN_SIZE,
+    seed: int = 0,
+) -> np.ndarray:
+    """A cluster number per row of `x` (unit vectors); NOISE for groups under `min_size`."""
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    if n <= DIRECT_LIMIT:
+        found = _agglomerate(x, threshold)
+    else:
+        k = max(DIRECT_LIMIT // 2, min(n // MICRO_PER_ITEM, DIRECT_LIMIT))
+        micro = MiniBatchKMeans(
+            n_clusters=k, random_state=seed, batch_size=4096, n_init=1, max_iter=50
+        ).fit(x)
+        centres = micro.cluster_centers_
+        norms = np.linalg.norm(centres, axis=1, keepdims=True)
+        centres = centres / np.where(norms > 0, norms, 1.0)
+        used = np.unique(micro.labels_)
+        top = np.full(k, NOISE, dtype=int)
+        top[used] = _agglomerate(centres[used], threshold)
+        found = top[micro.labels_]
+    sizes = Counter(found.tolist())
+    return np.array([c if sizes[c] >= min_size else NOISE for c in found.tolist()], dtype=int)
+
+
+def centroid(x: np.ndarray) -> np.ndarray:
+    """The unit mean direction of some unit vectors."""
+    mean = x.mean(axis=0)
+    norm = float(np.linalg.norm(mean))
+    return (mean / norm if norm > 0 else mean).astype(np.float32)
+
+
+def match(
+    new: Mapping[int, Sequence[int]],
+    old: Mapping[int, Sequence[int]],
+) -> dict[int, int]:
+    """New cluster -> old theme, one to one, by shared members (ids in both mappings).
+
+    The pairing that shares the most members overall (Hungarian method); a pair counts
+    only when the shared members are at least half of the new cluster or of the old
+    theme, so a theme keeps its id while it stays recognisably itself.
+    """
+    new_keys = list(new)
+    old_keys = list(old)
+    if not new_keys or not old_keys:
+        return {}
+    where = {m: j for j, t in enumerate(old_keys) for m in old[t]}
+    overlap = np.zeros((len(new_keys), len(old_keys)), dtype=np.int64)
+    for i, c in enumerate(new_keys):
+        for m in new[c]:
+            j = where.get(m)
+            if j is not None:
+                overlap[i, j] += 1
+    rows, cols = linear_sum_assignment(overlap, maximize=True)
+    out: dict[int, int] = {}
+    for i, j in zip(rows.tolist(), cols.tolist()):
+        shared = int(overlap[i, j])
+        c, t = new_keys[i], old_keys[j]
+        if shared and 2 * shared >= min(len(new[c]), len(old[t])):
+            out[c] = t
+    return out
