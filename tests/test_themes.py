@@ -123,12 +123,14 @@ def test_ids_stay_stable_across_runs(session: Session) -> None:
 def test_new_items_join_their_theme_or_stay_apart(session: Session) -> None:
     groups = seed(session)
     themes.run(session, now=NOW)
+    assert themes.process_new(session, now=NOW) == 15  # recent items: duplicates checked once
     (sunrise,) = theme_ids(session, groups["sunrise"])
     newcomer = add(session, "I want a sunrise alarm so the bulb wakes me slowly in the morning")
     assert themes.assign(session, item=newcomer, now=NOW) == sunrise
     stranger = add(session, "the delivery of my order took three weeks", product=None)
     assert themes.assign(session, item=stranger, now=NOW) != sunrise
-    assert themes.unprocessed(session) == []
+    assert themes.unprocessed(session) == [newcomer, stranger]  # not checked for duplicates
+    assert themes.process_new(session, now=NOW) == 2 and themes.unprocessed(session) == []
 
 
 def test_rename_merge_and_split_survive_a_rerun(session: Session) -> None:

@@ -341,6 +341,8 @@ class ThemeMember(Base):
         ForeignKey("themes.id", ondelete="SET NULL"), index=True
     )
     manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Checked for duplicates of open items (earshot/themes/service.py `process_new`).
+    checked: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -359,7 +361,7 @@ class ThemeModel(Base):
 
 
 class DuplicateSuggestion(Base):
-    """"`feedback_id` may duplicate the open item `candidate_id`", for a team member to
+    """ "`feedback_id` may duplicate the open item `candidate_id`", for a team member to
     merge in one click or dismiss. status: open, merged, dismissed."""
 
     __tablename__ = "duplicate_suggestions"

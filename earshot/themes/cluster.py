@@ -96,7 +96,7 @@ def match(
                 overlap[i, j] += 1
     rows, cols = linear_sum_assignment(overlap, maximize=True)
     out: dict[int, int] = {}
-    for i, j in zip(rows.tolist(), cols.tolist()):
+    for i, j in zip(rows.tolist(), cols.tolist(), strict=False):
         shared = int(overlap[i, j])
         c, t = new_keys[i], old_keys[j]
         if shared and 2 * shared >= min(len(new[c]), len(old[t])):

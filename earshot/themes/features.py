@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from itertools import pairwise
 
 import numpy as np
 from scipy import sparse
@@ -167,7 +168,7 @@ class Space:
 
 def _ngrams(text: str, language: str) -> set[str]:
     ws = words(text, language)
-    return set(ws) | {f"{a} {b}" for a, b in zip(ws, ws[1:])}
+    return set(ws) | {f"{a} {b}" for a, b in pairwise(ws)}
 
 
 def labels(groups: Mapping[int, Sequence[str]], language: str, parts: int = 3) -> dict[int, str]:
@@ -177,7 +178,10 @@ def labels(groups: Mapping[int, Sequence[str]], language: str, parts: int = 3) -
     groups; bigrams that most members share come first, and a word already in the label
     is not repeated.
     """
-    counts = {g: Counter(t for text in texts for t in _ngrams(text, language)) for g, texts in groups.items()}
+    counts = {
+        g: Counter(t for text in texts for t in _ngrams(text, language))
+        for g, texts in groups.items()
+    }
     total: Counter[str] = Counter()
     for c in counts.values():
         total.update(c)
@@ -187,7 +191,9 @@ def labels(groups: Mapping[int, Sequence[str]], language: str, parts: int = 3) -
         size = max(len(groups[g]), 1)
         scored = sorted(
             (
-                (c[t] / size) * math.log(1 + n_groups * c[t] / total[t]) * (1.3 if " " in t else 1.0),
+                (c[t] / size)
+                * math.log(1 + n_groups * c[t] / total[t])
+                * (1.3 if " " in t else 1.0),
                 t,
             )
             for t in c

@@ -19,7 +19,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -47,6 +47,7 @@ ASSIGN_SIMILARITY = 0.3
 # Cosine between a new item and an unthemed one to open a theme of the two.
 PAIR_SIMILARITY = 0.35
 UNTHEMED_CANDIDATES = 300
+CHECK_BACK = timedelta(days=30)
 DUPLICATE_CANDIDATES = 2000
 MAX_SUGGESTIONS = 3
 MAX_LABEL = 160
@@ -82,9 +83,31 @@ def _texts(session: Session, language: str) -> tuple[list[int], list[str]]:
     return [r[0] for r in rows], [r[1] for r in rows]
 
 
+def _checked(session: Session, language: str, now: datetime) -> set[int]:
+    """Items whose duplicates need no (more) checking: checked already, or older than
+    CHECK_BACK when a run first sees them (a first run on a large history stays cheap)."""
+    done = set(
+        session.scalars(
+            select(ThemeMember.feedback_id)
+            .join(Feedback, Feedback.id == ThemeMember.feedback_id)
+            .where(ThemeMember.checked.is_(True), Feedback.language == language)
+        )
+    )
+    old = session.scalars(
+        select(Feedback.id)
+        .outerjoin(ThemeMember, ThemeMember.feedback_id == Feedback.id)
+        .where(
+            ThemeMember.feedback_id.is_(None),
+            Feedback.language == language,
+            Feedback.created_at < now - CHECK_BACK,
+        )
+    )
+    return done | set(old)
+
+
 def languages(session: Session) -> list[str]:
     """The languages items are in."""
-    return sorted(l for l in session.scalars(select(Feedback.language).distinct()) if l)
+    return sorted(code for code in session.scalars(select(Feedback.language).distinct()) if code)
 
 
 def _bump(session: Session, language: str) -> None:
@@ -112,11 +135,12 @@ def run(
 
 def _run_language(session: Session, language: str, now: datetime, result: RunResult) -> None:
     ids, texts = _texts(session, language)
+    checked = _checked(session, language, now)
     space = features.Space.fit(texts, language)
     x = space.vectors(texts)
     found = cluster.cluster(x)
     new: dict[int, list[int]] = defaultdict(list)
-    for fid, c in zip(ids, found.tolist()):
+    for fid, c in zip(ids, found.tolist(), strict=False):
         if c != cluster.NOISE:
             new[c].append(fid)
 
@@ -190,10 +214,14 @@ def _run_language(session: Session, language: str, now: datetime, result: RunRes
             "feedback_id": fid,
             "theme_id": tid,
             "manual": manual.get(fid) == tid and tid is not None,
+            "checked": fid in checked,
             "assigned_at": now,
         }
         for fid, tid in assignment.items()
     ]
+    # Rows replaced behind the ORM's back: forget the objects it holds for them.
+    for obj in [o for o in session.identity_map.values() if isinstance(o, ThemeMember)]:
+        session.expunge(obj)
     for start in range(0, len(rows), 5000):
         session.execute(insert(ThemeMember), rows[start : start + 5000])
 
@@ -297,10 +325,10 @@ def assign(session: Session, *, item: Feedback, now: datetime | None = None) -> 
             _member(session, item.id, tid, now)
             session.execute(update(Theme).where(Theme.id == tid).values(size=Theme.size + 1))
             return tid
-    tid = _pair_up(session, item, x, state, now)
-    if tid is None:
+    opened = _pair_up(session, item, x, state, now)
+    if opened is None:
         _member(session, item.id, None, now)
-    return tid
+    return opened
 
 
 def _member(session: Session, feedback_id: int, theme_id: int | None, now: datetime) -> None:
@@ -354,11 +382,11 @@ def _pair_up(
 
 
 def unprocessed(session: Session, *, limit: int = 500) -> list[Feedback]:
-    """Items no run or assignment has seen yet, oldest first."""
+    """Items not yet themed or not yet checked for duplicates, oldest first."""
     stmt = (
         select(Feedback)
         .outerjoin(ThemeMember, ThemeMember.feedback_id == Feedback.id)
-        .where(ThemeMember.feedback_id.is_(None))
+        .where(ThemeMember.feedback_id.is_(None) | ThemeMember.checked.is_(False))
         .order_by(Feedback.id)
         .limit(limit)
     )
@@ -378,6 +406,10 @@ def process_new(
         if session.get(ThemeMember, item.id) is None:  # a first run may have covered it
             assign(session, item=item, now=now)
         suggest_duplicates(session, item=item, ignore=ignore, now=now)
+        member = session.get(ThemeMember, item.id)
+        if member is not None:
+            member.checked = True
+    session.flush()
     return len(items)
 
 
@@ -403,9 +435,7 @@ def suggest_duplicates(
     )
     if item.product:
         stmt = stmt.where((Feedback.product == item.product) | Feedback.product.is_(None))
-    rows = session.execute(
-        stmt.order_by(Feedback.id.desc()).limit(DUPLICATE_CANDIDATES)
-    ).all()
+    rows = session.execute(stmt.order_by(Feedback.id.desc()).limit(DUPLICATE_CANDIDATES)).all()
     if not rows:
         return []
     found = similar.scores(item.description, [r[1] for r in rows], ignore=ignore)
@@ -501,7 +531,7 @@ def merge_suggestion(
 def dismiss_suggestion(
     session: Session, *, suggestion_id: int, actor: str, now: datetime | None = None
 ) -> None:
-    """"Not a duplicate": the pair is not suggested again."""
+    """ "Not a duplicate": the pair is not suggested again."""
     row = _suggestion(session, suggestion_id)
     row.status, row.decided_by, row.decided_at = "dismissed", actor[:64], now or utcnow()
 
@@ -536,7 +566,9 @@ def merge_themes(session: Session, *, theme_id: int, into_id: int, actor: str) -
     if source.language != target.language:
         raise ThemeError("themes of different languages cannot be merged")
     if "active" not in (source.status, target.status) or target.status != "active":
-        raise ThemeError(f"theme {target.id if target.status != 'active' else source.id} is not active")
+        raise ThemeError(
+            f"theme {target.id if target.status != 'active' else source.id} is not active"
+        )
     session.execute(
         update(ThemeMember)
         .where(ThemeMember.theme_id.in_([source.id, target.id]))
@@ -577,11 +609,12 @@ def split(
     if chosen == members:
         raise ThemeError("leave at least one item in the theme")
     now = utcnow()
-    texts = dict(
-        session.execute(
+    texts: dict[int, str] = {
+        int(fid): str(text)
+        for fid, text in session.execute(
             select(Feedback.id, Feedback.description).where(Feedback.id.in_(members))
-        ).all()
-    )
+        )
+    }
     named = features.labels(
         {0: [texts[f] for f in chosen], 1: [texts[f] for f in members - chosen]}, theme.language
     )
@@ -597,12 +630,12 @@ def split(
     session.add(new)
     session.flush()
     session.execute(
-        update(ThemeMember).where(ThemeMember.feedback_id.in_(chosen)).values(theme_id=new.id, manual=True)
+        update(ThemeMember)
+        .where(ThemeMember.feedback_id.in_(chosen))
+        .values(theme_id=new.id, manual=True)
     )
     session.execute(
-        update(ThemeMember)
-        .where(ThemeMember.feedback_id.in_(members - chosen))
-        .values(manual=True)
+        update(ThemeMember).where(ThemeMember.feedback_id.in_(members - chosen)).values(manual=True)
     )
     theme.edited, theme.size, theme.updated_at = True, len(members - chosen), now
     if not theme.label_pinned:
@@ -681,7 +714,7 @@ def summaries(
             .group_by(ThemeMember.theme_id, column)
             .order_by(func.count().desc())
         ):
-            into[tid].append((value, int(n)))  # type: ignore[index]
+            into[tid].append((value, int(n)))
     return [
         ThemeSummary(
             id=tid,
@@ -725,3 +758,32 @@ def theme_of(session: Session, *, feedback_id: int) -> Theme | None:
 def last_run(session: Session) -> datetime | None:
     """When the last full run finished (of any language)."""
     return session.scalar(select(func.max(ThemeModel.built_at)))
+
+
+# --------------------------------------------------------------------------- background
+
+FULL_RUN_EVERY_S = 6 * 3600
+INCREMENTAL_EVERY_S = 60.0
+
+
+def tick(
+    session: Session,
+    *,
+    ignore: frozenset[str] = frozenset(),
+    now: datetime | None = None,
+    full_every_s: float = FULL_RUN_EVERY_S,
+) -> str:
+    """The periodic work: a full run when the last is older than `full_every_s` (or
+    there is none and items exist), else theme and check the items that arrived."""
+    now = now or utcnow()
+    last = last_run(session)
+    if languages(session) and (last is None or (now - last).total_seconds() >= full_every_s):
+        result = run(session, now=now)
+        suggested = process_new(session, ignore=ignore, now=now)
+        return (
+            f"full run: {result.items} items, {result.themes} themes "
+            f"({result.opened} new, {result.retired} retired) in {result.seconds:.1f} s; "
+            f"{suggested} new items checked for duplicates"
+        )
+    done = process_new(session, ignore=ignore, now=now)
+    return f"{done} new item{'' if done == 1 else 's'} themed"

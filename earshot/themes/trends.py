@@ -133,12 +133,15 @@ def emerging_themes(session: Session, now: datetime | None = None) -> list[Emerg
         if theme.id not in hot:
             theme.emerging_since = theme.emerging_announced_at = None
     for tid in hot:
-        theme = session.get(Theme, tid)
-        assert theme is not None
+        found = session.get(Theme, tid)
+        assert found is not None
+        theme = found
         if theme.emerging_since is None:
             theme.emerging_since = now
         out.append(
-            Emerging(tid, theme.language, theme.label, recent[tid], before[tid], theme.emerging_since)
+            Emerging(
+                tid, theme.language, theme.label, recent[tid], before[tid], theme.emerging_since
+            )
         )
     out.sort(key=lambda e: (-(e.recent_rate - e.before_rate), e.theme_id))
     session.flush()

@@ -8,6 +8,7 @@ reviewer as the actor.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -691,15 +692,36 @@ async def health(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def _themes_loop(dashboard: Dashboard, every_s: float) -> None:
+    """Theme new items and re-run the themes now and then, in the dashboard's process
+    (`earshot web`, so also `make run`); a failure is logged and retried next time."""
+    from earshot.feedback.service import product_words
+    from earshot.themes import service as themes
+
+    ignore = product_words(dashboard.settings.catalogue)
+    while True:
+        try:
+            message = await dashboard.db(themes.tick, ignore=ignore)
+            if not message.startswith("0 new"):
+                log.info("themes: %s", message)
+        except Exception:  # the dashboard must outlive a failed run
+            log.exception("themes: the background run failed; retrying later")
+        await asyncio.sleep(every_s)
+
+
 def create_app(
-    settings: Settings, *, rasa_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    *,
+    rasa_transport: httpx.AsyncBaseTransport | None = None,
+    themes_every_s: float | None = None,
 ) -> Starlette:
     """The dashboard app. Refuses to start in production without ADMIN_PASSWORD.
 
     (Dashboard users made with `earshot users add` sign in as well; see earshot.accounts.service.)
 
     `rasa_transport` (or `app.state.rasa_transport`) replaces the HTTP transport to Rasa,
-    for tests.
+    for tests. `themes_every_s`: keep the themes up to date in the background this often
+    (`earshot web` sets it; tests leave it off).
     """
     dashboard = Dashboard(settings, rasa_transport)
     if settings.environment == "production" and not dashboard.password:
@@ -717,13 +739,21 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        task = (
+            asyncio.create_task(_themes_loop(dashboard, themes_every_s)) if themes_every_s else None
+        )
         yield
+        if task is not None:
+            task.cancel()
         dashboard.engine.dispose()
 
-    from earshot.web import misunderstood  # imports this module: only now, not at import
+    # These import this module: only now, not at import.
+    from earshot.web import misunderstood
+    from earshot.web import themes as themes_pages
 
     routes = [
         *misunderstood.routes(),
+        *themes_pages.routes(),
         Route("/", inbox),
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login_submit, methods=["POST"]),

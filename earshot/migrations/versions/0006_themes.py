@@ -42,12 +42,14 @@ def upgrade() -> None:
         sa.Column("feedback_id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("theme_id", sa.Integer(), nullable=True),
         sa.Column("manual", sa.Boolean(), nullable=False),
+        sa.Column("checked", sa.Boolean(), nullable=False),
         sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["feedback_id"], ["feedback.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["theme_id"], ["themes.id"], ondelete="SET NULL"),
         sa.PrimaryKeyConstraint("feedback_id"),
     )
     op.create_index("ix_theme_members_theme_id", "theme_members", ["theme_id"])
+    op.create_index("ix_theme_members_checked", "theme_members", ["checked"])
     op.create_table(
         "theme_models",
         sa.Column("language", sa.String(length=8), nullable=False),
@@ -85,6 +87,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("duplicate_suggestions")
     op.drop_table("theme_models")
+    op.drop_index("ix_theme_members_checked", table_name="theme_members")
     op.drop_index("ix_theme_members_theme_id", table_name="theme_members")
     op.drop_table("theme_members")
     op.drop_index("ix_themes_status", table_name="themes")
