@@ -3,16 +3,24 @@ edits that survive re-runs, duplicate suggestions and the emerging rule."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from earshot.feedback import queries as feedback_queries
 from earshot.feedback import similar
 from earshot.feedback.schemas import FeedbackIn, FeedbackType
+from earshot.insights.digest import build_digest, render
+from earshot.insights.export import FORMATS, export
+from earshot.insights.stats import format_stats_text, team_stats
 from earshot.storage.models import DuplicateSuggestion, Feedback, Supporter, Theme, ThemeMember
 from earshot.themes import cluster, features, trends
 from earshot.themes import service as themes
@@ -256,3 +264,48 @@ def test_weekly_volume_supporters_and_sentiment(session: Session) -> None:
     assert [w.items for w in weeks] == [0, 1, 0, 1]
     assert weeks[-1].start == trends.week_start(NOW) and weeks[-1].start.weekday() == 0
     assert weeks[-1].supporters == 3 and weeks[-1].sentiment == -0.5
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def test_exports_carry_theme_id_and_label_in_every_format(session: Session, tmp_path: Path) -> None:
+    groups = seed(session)
+    lonely = add(session, "the hub gets warm", product="hub")
+    themes.run(session, now=NOW)
+    (sunrise,) = theme_ids(session, groups["sunrise"])
+    assert sunrise is not None
+    themes.rename(session, theme_id=sunrise, label="Sunrise alarm, =1+1", actor="pm")
+    ref = groups["sunrise"][0].ref
+    for fmt in FORMATS:
+        out = tmp_path / f"x.{fmt}"
+        export(session, fmt=fmt, out=out)
+        if fmt == "csv":
+            rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+        elif fmt == "jsonl":
+            rows = [json.loads(line) for line in out.read_text().splitlines()]
+        else:
+            sheet = load_workbook(out)["feedback"]
+            header = [c.value for c in sheet[1]]
+            rows = [
+                dict(zip(header, [c.value for c in r], strict=True))
+                for r in sheet.iter_rows(min_row=2)
+            ]
+        by_ref = {r["ref"]: r for r in rows}
+        assert str(by_ref[ref]["theme_id"]) == str(sunrise), fmt
+        assert by_ref[ref]["theme"] == "Sunrise alarm, =1+1", fmt
+        assert by_ref[lonely.ref]["theme_id"] in ("", None), fmt
+
+
+def test_digest_and_stats_mention_themes(session: Session) -> None:
+    for i in range(6):
+        add(session, f"{WIFI[i % 4]} ({i})", product="plug", kind=FeedbackType.problem)
+    themes.run(session, now=NOW)
+    digest = build_digest(session, since=NOW - timedelta(days=7), until=NOW)
+    (wifi,) = [t for t in digest.themes if "plug" in t.label or "wifi" in t.label]
+    assert wifi.size == 6 and wifi.new == 6 and wifi.emerging
+    for fmt in ("md", "html"):
+        text = render(digest, fmt)
+        assert "Themes" in text and wifi.label in text and "emerging" in text
+    stats = format_stats_text(team_stats(session, now=NOW), {"plug": "Lumen Plug"})
+    assert "Emerging themes" in stats and wifi.label in stats

@@ -202,11 +202,17 @@ def labels(groups: Mapping[int, Sequence[str]], language: str, parts: int = 3) -
         chosen: list[str] = []
         used: set[str] = set()
         for _, term in reversed(scored):
-            tw = set(term.split())
-            if tw <= used:
+            if " " not in term:
+                # A phrase most of the word's items share reads better: "sunrise alarm".
+                phrases = [
+                    p for p in c if " " in p and term in p.split() and c[p] * 5 >= c[term] * 3
+                ]
+                term = max(phrases, key=lambda p: (c[p], p)) if phrases else term
+            words_of = set(term.split())
+            if words_of <= used:
                 continue
             chosen.append(term)
-            used |= tw
+            used |= words_of
             if len(chosen) == parts:
                 break
         out[g] = ", ".join(chosen) if chosen else _fallback(groups[g], language)

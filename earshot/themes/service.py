@@ -554,6 +554,7 @@ def rename(session: Session, *, theme_id: int, label: str, actor: str) -> Theme:
         raise ThemeError("the new name is empty")
     theme = get_theme(session, theme_id)
     theme.label, theme.label_pinned, theme.updated_at = label, True, utcnow()
+    session.flush()
     log.info("%s renamed theme %s to %r", actor, theme_id, label)
     return theme
 
