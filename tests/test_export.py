@@ -332,7 +332,8 @@ def reference_csv(rows: list[Feedback]) -> bytes:
     for row in rows:
         cells: list[Any] = []
         for name in EXPORT_COLUMNS:
-            v = getattr(row, name, None)  # theme_id, theme: these rows are in no theme
+            # theme_id, theme: these rows are in no theme.
+            v: Any = getattr(row, name, None)
             if name in ("created_at", "updated_at"):
                 v = v.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
             elif name in ("complete", "consent"):

@@ -195,14 +195,15 @@ def _themes(
     from earshot.storage.models import ThemeMember
 
     lines = theme_lines(session, now=until, top=top)
-    new = dict(
-        session.execute(
+    new: dict[int, int] = {
+        int(tid): int(n)
+        for tid, n in session.execute(
             select(ThemeMember.theme_id, func.count())
             .join(Feedback, Feedback.id == ThemeMember.feedback_id)
             .where(ThemeMember.theme_id.in_([t.id for t in lines]), *in_period)
             .group_by(ThemeMember.theme_id)
-        ).all()
-    )
+        )
+    }
     return [
         ThemeRow(t.label, t.language, t.size, t.supporters, int(new.get(t.id, 0)), t.emerging)
         for t in lines
