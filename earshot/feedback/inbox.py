@@ -246,7 +246,9 @@ def similar_items(
     others = list(session.scalars(stmt))
     if not others:
         return []
-    found = similar.scores(item.description, [o.description for o in others])
+    found = similar.scores(
+        item.description, [o.description for o in others], language=item.language
+    )
     limit_score = similar.RELATED_THRESHOLD if threshold is None else threshold
     scored = [
         (o, float(s)) for o, s in zip(others, found.tolist(), strict=False) if s >= limit_score

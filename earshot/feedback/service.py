@@ -184,6 +184,11 @@ _GENERIC = frozenset(
 )
 
 
+def stem(word: str) -> str:
+    """The light stemmer of the wording half of `earshot.feedback.similar`."""
+    return _stem(word)
+
+
 def _terms(text: str, ignore: frozenset[str]) -> list[str]:
     stems = (_stem(w) for w in normalise(text).split() if w not in _STOPWORDS)
     return [t for t in stems if t not in ignore and not t.isdigit()]
@@ -251,6 +256,7 @@ def find_similar(
     types: Sequence[FeedbackType] = SIMILAR_TYPES,
     exclude_customer: str | None = None,
     threshold: float | None = None,
+    language: str = "en",
 ) -> SimilarItem | None:
     """The open item on the same product most similar to `text`, if it is close enough.
 
@@ -276,7 +282,7 @@ def find_similar(
     rows = session.execute(stmt).all()
     if not rows:
         return None
-    found = similar.scores(text, [r.description for r in rows], ignore=ignore)
+    found = similar.scores(text, [r.description for r in rows], ignore=ignore, language=language)
     best = int(found.argmax())
     limit = similar.DUPLICATE_THRESHOLD if threshold is None else threshold
     if found[best] < limit:

@@ -5,8 +5,8 @@ Pure functions over numpy arrays; the database side is `earshot/themes/service.p
 Method (compared with HDBSCAN and k-means in reports/themes.md): agglomerative
 clustering with average linkage over cosine distance, cut at a fixed distance, so the
 number of themes follows the data. Its cost grows with the square of the items, so above
-`DIRECT_LIMIT` items it first condenses them into micro-clusters with mini-batch k-means
-and clusters those centroids the same way (each item follows its micro-cluster).
+`DIRECT_LIMIT` items it clusters a random sample and lets the other items join the
+nearest cluster found, in a few rounds (`_sampled`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import AgglomerativeClustering, MiniBatchKMeans
+from sklearn.cluster import AgglomerativeClustering
 
 # Cut of the dendrogram (average cosine distance between two merged groups); chosen on
 # scripts/data/themes_dev.csv, see reports/themes.md.
@@ -24,7 +24,10 @@ DISTANCE_THRESHOLD = 0.9
 # Fewer members than this make no theme: the items stay unthemed until others join them.
 MIN_SIZE = 2
 DIRECT_LIMIT = 3000
-MICRO_PER_ITEM = 25  # about this many items per micro-cluster above DIRECT_LIMIT
+ROUNDS = 4  # samples clustered, at most, above DIRECT_LIMIT items
+# Cosine between an item and a theme's centroid to join it (a new item, or one outside
+# the sample of a large run); typical members sit at 0.4-0.8 from their own centroid.
+JOIN_SIMILARITY = 0.3
 NOISE = -1
 
 
@@ -51,19 +54,41 @@ def cluster(
     if n <= DIRECT_LIMIT:
         found = _agglomerate(x, threshold)
     else:
-        k = max(DIRECT_LIMIT // 2, min(n // MICRO_PER_ITEM, DIRECT_LIMIT))
-        micro = MiniBatchKMeans(
-            n_clusters=k, random_state=seed, batch_size=4096, n_init=1, max_iter=50
-        ).fit(x)
-        centres = micro.cluster_centers_
-        norms = np.linalg.norm(centres, axis=1, keepdims=True)
-        centres = centres / np.where(norms > 0, norms, 1.0)
-        used = np.unique(micro.labels_)
-        top = np.full(k, NOISE, dtype=int)
-        top[used] = _agglomerate(centres[used], threshold)
-        found = top[micro.labels_]
+        found = _sampled(x, threshold, min_size, np.random.default_rng(seed))
     sizes = Counter(found.tolist())
     return np.array([c if sizes[c] >= min_size else NOISE for c in found.tolist()], dtype=int)
+
+
+def _sampled(
+    x: np.ndarray, threshold: float, min_size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Many items: cluster a sample, let every other item join its nearest cluster if it
+    is close enough (`JOIN_SIMILARITY`, as new items join themes), and repeat on the
+    items left over, so themes too rare to show in the first sample get their turn."""
+    found = np.full(len(x), NOISE, dtype=int)
+    remaining = np.arange(len(x))
+    next_label = 0
+    for _ in range(ROUNDS):
+        if len(remaining) <= DIRECT_LIMIT:
+            labels = _agglomerate(x[remaining], threshold) if len(remaining) else remaining
+            found[remaining] = labels + next_label
+            break
+        sample = rng.choice(remaining, DIRECT_LIMIT, replace=False)
+        labels = _agglomerate(x[sample], threshold)
+        sizes = np.bincount(labels)
+        kept = np.flatnonzero(sizes >= min_size)
+        if not len(kept):
+            break
+        centres = np.vstack([centroid(x[sample[labels == c]]) for c in kept])
+        sims = x[remaining] @ centres.T
+        best = sims.argmax(axis=1)
+        close = sims[np.arange(len(remaining)), best] >= JOIN_SIMILARITY
+        found[remaining[close]] = kept[best[close]] + next_label
+        in_kept = np.isin(labels, kept)
+        found[sample[in_kept]] = labels[in_kept] + next_label
+        next_label += int(labels.max()) + 1
+        remaining = remaining[found[remaining] == NOISE]
+    return found
 
 
 def centroid(x: np.ndarray) -> np.ndarray:

@@ -33,9 +33,12 @@ from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from earshot.embeddings import embedder
 
 LEXICAL_DIM = 256
-# Share of the meaning half in cosine similarity; chosen on scripts/data/themes_dev.csv
-# (reports/themes.md compares 0.4-0.6).
-MEANING_WEIGHT = 0.55
+# Share of the meaning half in cosine similarity, per language. WordLlama's vocabulary is
+# Llama 2's, learnt mostly from English: it carries English themes well and Dutch ones
+# poorly, where the stems do better (reports/themes.md compares weights on
+# scripts/data/themes_dev.csv). Other languages get the Dutch weight.
+MEANING_WEIGHTS: dict[str, float] = {"en": 0.7, "nl": 0.25}
+OTHER_MEANING_WEIGHT = 0.25
 MEAN_SHRINK = 20
 
 _NL_STOP = frozenset(
@@ -53,6 +56,11 @@ _EN_STOP = frozenset(ENGLISH_STOP_WORDS) | frozenset(
 )
 _STEMMER_NAMES = {"en": "english", "nl": "dutch"}
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
+
+
+def meaning_weight(language: str) -> float:
+    """The meaning half's share of a language's vectors."""
+    return MEANING_WEIGHTS.get(language, OTHER_MEANING_WEIGHT)
 
 
 def stop_words(language: str) -> frozenset[str]:
@@ -136,10 +144,11 @@ class Space:
             return np.zeros((0, embedder().dimension + LEXICAL_DIM), np.float32)
         meaning = embedder().embed(list(texts), normalise=True) - self.mean
         wording = self._wording(texts)
+        weight = meaning_weight(self.language)
         joined = np.hstack(
             [
-                math.sqrt(MEANING_WEIGHT) * _normalised(meaning),
-                math.sqrt(1 - MEANING_WEIGHT) * _normalised(wording),
+                math.sqrt(weight) * _normalised(meaning),
+                math.sqrt(1 - weight) * _normalised(wording),
             ]
         )
         return _normalised(joined)

@@ -41,9 +41,7 @@ from earshot.themes import cluster, features
 
 log = logging.getLogger(__name__)
 
-# Cosine between a new item and a theme's centroid to join it; the centroid of a theme cut
-# at DISTANCE_THRESHOLD is typically 0.3-0.6 from its members (scripts/data/themes_dev.csv).
-ASSIGN_SIMILARITY = 0.3
+ASSIGN_SIMILARITY = cluster.JOIN_SIMILARITY
 # Cosine between a new item and an unthemed one to open a theme of the two.
 PAIR_SIMILARITY = 0.35
 UNTHEMED_CANDIDATES = 300
@@ -438,7 +436,9 @@ def suggest_duplicates(
     rows = session.execute(stmt.order_by(Feedback.id.desc()).limit(DUPLICATE_CANDIDATES)).all()
     if not rows:
         return []
-    found = similar.scores(item.description, [r[1] for r in rows], ignore=ignore)
+    found = similar.scores(
+        item.description, [r[1] for r in rows], ignore=ignore, language=item.language
+    )
     order = [int(i) for i in np.argsort(-found)[:MAX_SUGGESTIONS]]
     values = [
         {
