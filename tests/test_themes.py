@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
 from earshot.feedback import queries as feedback_queries
@@ -21,7 +21,14 @@ from earshot.feedback.schemas import FeedbackIn, FeedbackType
 from earshot.insights.digest import build_digest, render
 from earshot.insights.export import FORMATS, export
 from earshot.insights.stats import format_stats_text, team_stats
-from earshot.storage.models import DuplicateSuggestion, Feedback, Supporter, Theme, ThemeMember
+from earshot.storage.models import (
+    Base,
+    DuplicateSuggestion,
+    Feedback,
+    Supporter,
+    Theme,
+    ThemeMember,
+)
 from earshot.themes import cluster, features, trends
 from earshot.themes import service as themes
 
@@ -309,3 +316,13 @@ def test_digest_and_stats_mention_themes(session: Session) -> None:
         assert "Themes" in text and wifi.label in text and "emerging" in text
     stats = format_stats_text(team_stats(session, now=NOW), {"plug": "Lumen Plug"})
     assert "Emerging themes" in stats and wifi.label in stats
+
+
+def test_migration_0006_matches_the_models(engine: Engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    ours = ("themes", "theme_members", "theme_models", "duplicate_suggestions")
+    assert [d for d in diff if any(f"'{t}'" in str(d) for t in ours)] == []

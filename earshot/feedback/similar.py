@@ -17,7 +17,11 @@ The thresholds are calibrated by scripts/eval_themes.py on scripts/data/themes_d
 
 from __future__ import annotations
 
+import math
+import threading
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
@@ -45,6 +49,52 @@ def _stop_stems(language: str) -> frozenset[str]:
     return frozenset(service.stem(w) for w in stop_words(language))
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """What scoring needs of one text: its unit meaning vector and its wording vector."""
+
+    meaning: np.ndarray
+    wording: Counter[str]
+    norm: float
+
+
+_CACHE: OrderedDict[tuple[str, int], _Seen] = OrderedDict()
+_CACHE_SIZE = 50_000  # texts; open items are scored again and again
+_LOCK = threading.Lock()
+
+
+def _seen(texts: Sequence[str], ignore: frozenset[str]) -> list[_Seen]:
+    """The vectors of `texts`, from the cache where it has them (the rest in one batch)."""
+    tag = hash(ignore)
+    with _LOCK:
+        found = [_CACHE.get((t, tag)) for t in texts]
+    missing = [t for t, f in zip(texts, found, strict=True) if f is None]
+    if missing:
+        unique = list(dict.fromkeys(missing))
+        vectors = embedder().embed(unique, normalise=True)
+        fresh = {}
+        for text, vector in zip(unique, vectors, strict=True):
+            wording = service.text_vector(text, ignore)
+            norm = math.sqrt(sum(v * v for v in wording.values()))
+            fresh[text] = _Seen(vector, wording, norm)
+        with _LOCK:
+            for text, seen in fresh.items():
+                _CACHE[(text, tag)] = seen
+            while len(_CACHE) > _CACHE_SIZE:
+                _CACHE.popitem(last=False)
+        found = [f if f is not None else fresh[t] for t, f in zip(texts, found, strict=True)]
+    return [f for f in found if f is not None]
+
+
+def _cosine(a: _Seen, b: _Seen) -> float:
+    if not a.norm or not b.norm:
+        return 0.0
+    small, large = (
+        (a.wording, b.wording) if len(a.wording) < len(b.wording) else (b.wording, a.wording)
+    )
+    return sum(v * large[k] for k, v in small.items() if k in large) / (a.norm * b.norm)
+
+
 def scores(
     query: str,
     candidates: Sequence[str],
@@ -52,19 +102,18 @@ def scores(
     ignore: frozenset[str] = frozenset(),
     language: str = "en",
 ) -> np.ndarray:
-    """The similarity (0..1) of `query` to each candidate text (all in `language`)."""
+    """The similarity (0..1) of `query` to each candidate text (all in `language`).
+
+    Vectors of texts seen before come from a cache, so scoring a new item against the
+    same open items again costs little more than the cosines."""
     if not candidates:
         return np.zeros(0, dtype=np.float32)
     ignore = ignore | _stop_stems(language)
-    vectors = embedder().embed([query, *candidates], normalise=True)
-    meaning = np.clip(vectors[1:] @ vectors[0], 0.0, 1.0)
-    q = service.text_vector(query, ignore)
-    wording = np.array(
-        [service.cosine(q, service.text_vector(c, ignore)) for c in candidates],
-        dtype=np.float32,
-    )
-    if not q:  # nothing but stop words: wording cannot vouch for anything
+    q, *others = _seen([query, *candidates], ignore)
+    if not q.wording:  # nothing but stop words: wording cannot vouch for anything
         return np.zeros(len(candidates), dtype=np.float32)
+    meaning = np.clip(np.vstack([o.meaning for o in others]) @ q.meaning, 0.0, 1.0)
+    wording = np.array([_cosine(q, o) for o in others], dtype=np.float32)
     weight = MEANING_WEIGHTS.get(language, OTHER_MEANING_WEIGHT)
     return np.asarray(weight * meaning + (1 - weight) * wording, np.float32)
 
