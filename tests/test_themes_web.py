@@ -175,3 +175,14 @@ def test_themes_page_shows_the_wifi_theme_with_charts_and_edits_stick(demo: Web)
     r = demo.client.post(f"/themes/{tid}/rename", data={"csrf": demo.csrf("/themes"), "label": "x"})
     assert r.status_code == 403
     assert demo.client.get("/themes/999999").status_code == 404
+
+
+def test_pages_before_any_run_and_login_required(web: Web) -> None:  # noqa: F811
+    for path in ("/themes", "/themes/1", "/duplicates"):
+        r = web.client.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"].startswith("/login")
+    web.login()
+    page = web.client.get("/themes")
+    assert page.status_code == 200 and "No themes yet" in page.text and "No run yet" in page.text
+    assert "No suggested duplicates waiting" in web.client.get("/duplicates").text
+    assert web.client.get("/themes/abc").status_code == 404

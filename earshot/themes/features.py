@@ -47,12 +47,12 @@ _NL_STOP = frozenset(
     op aan bij naar dat dit die er nog ook maar al wel graag zou zouden worden wordt werd hij
     zij ze we wij ons onze in uit om te tot als of dan omdat mag mogen toch even steeds zo nu
     na door over heel echt alsjeblieft alstublieft fijn leuk goed zeer erg meer veel iets
-    iemand alles altijd gewoon eens hallo hoi bedankt dank lumen keer""".split()
+    iemand alles altijd gewoon eens hallo hoi bedankt dank lumen keer dus""".split()
 )
 _EN_STOP = frozenset(ENGLISH_STOP_WORDS) | frozenset(
     """please pls like love want wish would could really just also thanks thank hi hello lumen
     great nice cool good awesome able let lets make way thing things im ive dont doesnt cant
-    id get got""".split()
+    id get got does did doing don doesn isn aren wasn""".split()
 )
 _STEMMER_NAMES = {"en": "english", "nl": "dutch"}
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
@@ -224,6 +224,10 @@ def labels(groups: Mapping[int, Sequence[str]], language: str, parts: int = 3) -
             used |= words_of
             if len(chosen) == parts:
                 break
+        # "alarm" chosen before "sunrise alarm": the phrase says it already.
+        chosen = [
+            t for t in chosen if " " in t or not any(t in p.split() for p in chosen if " " in p)
+        ]
         out[g] = ", ".join(chosen) if chosen else _fallback(groups[g], language)
     return out
 
