@@ -5,6 +5,7 @@ charts, and rename/merge/split by a triager (refused to a viewer)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -186,3 +187,39 @@ def test_pages_before_any_run_and_login_required(web: Web) -> None:  # noqa: F81
     assert page.status_code == 200 and "No themes yet" in page.text and "No run yet" in page.text
     assert "No suggested duplicates waiting" in web.client.get("/duplicates").text
     assert web.client.get("/themes/abc").status_code == 404
+
+
+def test_dashboard_keeps_themes_up_to_date_in_the_background(
+    web: Web,  # noqa: F811
+) -> None:
+    import httpx
+    from starlette.testclient import TestClient
+
+    from earshot.storage.models import ThemeMember
+    from earshot.web.app import create_app
+    from tests.test_web import make_settings
+
+    refs = [web.add(product="plug", type="problem", description=t) for t in WIFI[:3]]
+    app = create_app(
+        make_settings(web.url),
+        rasa_transport=httpx.MockTransport(lambda r: httpx.Response(500)),
+        themes_every_s=0.05,
+    )
+    themed: set[int | None] = set()
+    with TestClient(app):
+        for _ in range(600):  # a wait, not a timing assertion: up to a minute on a busy machine
+            with session_scope(web.url) as s:
+                themed = set(
+                    s.scalars(
+                        select(ThemeMember.theme_id)
+                        .join(Feedback, Feedback.id == ThemeMember.feedback_id)
+                        .where(Feedback.ref.in_(refs))
+                    )
+                )
+            if len(themed) == 1 and None not in themed:
+                break
+            time.sleep(0.1)
+    assert len(themed) == 1 and None not in themed
+    with session_scope(web.url) as s:
+        s.execute(delete(Theme))
+        s.execute(delete(ThemeModel))
