@@ -178,12 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     from earshot.cli.feedback import register as register_feedback
     from earshot.cli.integrations import register as register_integrations
     from earshot.cli.team import register as register_team
+    from earshot.cli.themes import register as register_themes
     from earshot.cli.users import register as register_users
     from earshot.cli.web import register as register_web
 
     register_feedback(sub)
     register_integrations(sub)
     register_team(sub)
+    register_themes(sub)
     register_users(sub)
     register_web(sub)
     return parser

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -426,3 +427,83 @@ class InboundWebhook(Base):
     source: Mapped[str] = mapped_column(String(16))
     delivery_id: Mapped[str] = mapped_column(String(128))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Theme(Base):
+    """A group of feedback items about one thing, found by `earshot themes` (issue 21).
+
+    status: active, merged (into `merged_into_id` by a team member) or retired (no items
+    left after a run). `label_pinned`: a team member named it, runs keep the name.
+    `edited`: a team member merged or split it, so its members are kept (`manual`).
+    `centroid`: float32 bytes, the unit mean of its members' vectors at the last run.
+    """
+
+    __tablename__ = "themes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    language: Mapped[str] = mapped_column(String(8), index=True)
+    label: Mapped[str] = mapped_column(String(160))
+    label_pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("themes.id"))
+    edited: Mapped[bool] = mapped_column(Boolean, default=False)
+    centroid: Mapped[bytes | None] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    emerging_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    emerging_announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ThemeMember(Base):
+    """Which theme an item is in; a row with no theme means "seen, in no theme yet".
+
+    `manual`: put there by a team member's merge or split, so runs leave it there."""
+
+    __tablename__ = "theme_members"
+
+    feedback_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    theme_id: Mapped[int | None] = mapped_column(
+        ForeignKey("themes.id", ondelete="SET NULL"), index=True
+    )
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Checked for duplicates of open items (earshot/themes/service.py `process_new`).
+    checked: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ThemeModel(Base):
+    """One language's vector space of the last full theme run (earshot/themes/features.py):
+    the IDF of each word stem and the mean meaning vector (float32 bytes)."""
+
+    __tablename__ = "theme_models"
+
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)
+    idf: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    mean: Mapped[bytes] = mapped_column(LargeBinary)
+    documents: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    built_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DuplicateSuggestion(Base):
+    """ "`feedback_id` may duplicate the open item `candidate_id`", for a team member to
+    merge in one click or dismiss. status: open, merged, dismissed."""
+
+    __tablename__ = "duplicate_suggestions"
+    __table_args__ = (UniqueConstraint("feedback_id", "candidate_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feedback_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), index=True
+    )
+    candidate_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), index=True
+    )
+    score: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_integrations"
-down_revision: str | None = "0005_whatsapp"
+down_revision: str | None = "0006_themes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
