@@ -24,8 +24,8 @@ from earshot.insights.stats import format_stats_text, team_stats
 from earshot.storage.models import (
     Base,
     DuplicateSuggestion,
-    IntegrationEvent,
     Feedback,
+    IntegrationEvent,
     Supporter,
     Theme,
     ThemeMember,

@@ -804,7 +804,8 @@ def announce_emerging(session: Session, *, now: datetime | None = None) -> int:
     if not fresh:
         return 0
     by_id = {t.id: t for t in summaries(session, ids=[e.theme_id for e in fresh])}
-    week = "%d-W%02d" % now.isocalendar()[:2]
+    year, week_no, _ = now.isocalendar()
+    week = f"{year}-W{week_no:02d}"
     for e in fresh:
         t = by_id.get(e.theme_id)
         payload = {
