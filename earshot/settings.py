@@ -30,6 +30,9 @@ SECRET_KEYS = (
     "earshot_secret",
     "rasa_token",
     "admin_password",
+    "x_consumer_secret",
+    "x_access_token",
+    "x_access_token_secret",
 )
 
 
@@ -105,6 +108,21 @@ class Settings(BaseSettings):
     # rather than hold them; nothing is paid under the limit.
     telegram_paid_overflow: bool = False
 
+    # X (Twitter) direct messages: the Account Activity webhook runs when the app's consumer
+    # key and secret, the account's access token and secret and its user id are set.
+    x_consumer_key: str | None = None
+    x_consumer_secret: SecretStr | None = None
+    x_access_token: SecretStr | None = None
+    x_access_token_secret: SecretStr | None = None
+    x_user_id: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")
+    # The X API root; tests point it at the local fake.
+    x_api_base_url: str = "https://api.x.com"
+    x_webhook_listen: str = "127.0.0.1"
+    x_webhook_port: int = 8446
+    x_webhook_path: str = "/x"
+    # A DM refused with 429 waits for the rate-limit window to reset, at most this long.
+    x_max_rate_wait_s: float = Field(default=900.0, ge=0)
+
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr = SecretStr("dev-only-rasa-token")
     rasa_timeout_s: float = 20.0
@@ -139,6 +157,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"campaigns.{c.id}.product: unknown product '{c.product}'")
         if self.default_language not in self.languages:
             raise ValueError("default_language: must be one of languages")
+        x_parts = {
+            "X_CONSUMER_KEY": self.x_consumer_key,
+            "X_CONSUMER_SECRET": self.x_consumer_secret,
+            "X_ACCESS_TOKEN": self.x_access_token,
+            "X_ACCESS_TOKEN_SECRET": self.x_access_token_secret,
+            "X_USER_ID": self.x_user_id,
+        }
+        if any(x_parts.values()) and not all(x_parts.values()):
+            missing = ", ".join(k for k, v in x_parts.items() if not v)
+            raise ValueError(f"{missing}: required for X direct messages (or leave all X_ unset)")
         if self.environment == "production":
             if self.earshot_secret.get_secret_value() in ("", DEFAULT_SECRET):
                 raise ValueError("EARSHOT_SECRET: must be set to a private value in production")
@@ -161,6 +189,11 @@ class Settings(BaseSettings):
     def catalogue(self) -> dict[str, list[str]]:
         """Product key -> names and synonyms, for text matching."""
         return {p.key: [p.name, *p.synonyms] for p in self.products}
+
+    @property
+    def x_enabled(self) -> bool:
+        """True when the X direct-message webhook has what it needs to run."""
+        return bool(self.x_consumer_secret and self.x_access_token and self.x_user_id)
 
     def product_name(self, key: str | None) -> str | None:
         return next((p.name for p in self.products if p.key == key), None)
@@ -267,6 +300,8 @@ def check_exposed_secret(
         reasons.append(f"the dashboard listens on {listen_host}")
     if settings.telegram_webhook_url:
         reasons.append("TELEGRAM_WEBHOOK_URL is set")
+    if settings.x_enabled:
+        reasons.append("the X webhook is set up")
     if settings.admin_password and settings.admin_password.get_secret_value():
         reasons.append("ADMIN_PASSWORD is set")
     if users_exist:
