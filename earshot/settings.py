@@ -162,8 +162,9 @@ class Settings(BaseSettings):
             "X_CONSUMER_SECRET": self.x_consumer_secret,
             "X_ACCESS_TOKEN": self.x_access_token,
             "X_ACCESS_TOKEN_SECRET": self.x_access_token_secret,
-            "X_USER_ID": self.x_user_id,
         }
+        if any(x_parts.values()):  # the credentials come all or none, with the account's id
+            x_parts["X_USER_ID"] = self.x_user_id
         if any(x_parts.values()) and not all(x_parts.values()):
             missing = ", ".join(k for k, v in x_parts.items() if not v)
             raise ValueError(f"{missing}: required for X direct messages (or leave all X_ unset)")
