@@ -173,9 +173,11 @@ def test_quick_replies_media_stop_erasure_and_deep_links_become_gateway_input() 
     assert first(fake.dm_payload("42", "STOP")).text == "/stop"
     assert first(fake.dm_payload("42", "Stoppen!")).text == "/stop"
     assert first(fake.dm_payload("42", "verwijder mijn gegevens")).text == "/deletemydata"
-    assert first(fake.dm_payload("42", "Feedback over Lumen Lamp [fb-lamp]")).text == (
-        "/start fb-lamp"
-    )
+    linked = first(fake.dm_payload("42", "Feedback over Lumen Lamp [fb-lamp]"))
+    assert (linked.text, linked.language_hint) == ("/start fb-lamp", "nl")
+    linked = first(fake.dm_payload("42", "Feedback Lumen Lamp [fb-lamp]"))
+    assert (linked.text, linked.language_hint) == ("/start fb-lamp", "en")
+    assert first(fake.dm_payload("42", "Feedback geven [c-winter]")).language_hint == "nl"
     assert first(fake.dm_payload("42", "Is stoppen the answer?")).text == "Is stoppen the answer?"
 
 

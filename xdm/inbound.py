@@ -17,6 +17,7 @@ from typing import Any
 
 from earshot.gateway.model import Incoming
 from earshot.privacy.redaction import redact
+from xdm.links import language_of_prefill
 
 CHANNEL = "x"
 # "Feedback Lumen Bulb [fb-bulb]": the prefilled text of a compose deep link (xdm/links.py);
@@ -114,7 +115,11 @@ def incoming(entry: dict[str, Any]) -> Incoming:
     )
     if m.get("button"):
         return replace(base, button=str(m["button"]))
-    text = typed(str(m.get("text") or ""))
+    raw = str(m.get("text") or "")
+    text = typed(raw)
+    if text.startswith("/start ") and DEEP_LINK.search(raw):
+        # The link was made for a language: answer in it from the first message on.
+        base = replace(base, language_hint=language_of_prefill(raw))
     if m.get("media") and not text:
         return replace(base, media=str(m["media"]), media_id=m.get("media_id"))
     return replace(base, text=text, media=m.get("media"), media_id=m.get("media_id"))

@@ -9,15 +9,33 @@ sends a readable sentence; the code survives edits before it.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 from earshot.settings import Settings
 
 COMPOSE = "https://twitter.com/messages/compose"
+DEEP_CODE = re.compile(r"\[(?:fb|c)-[a-z0-9_-]{1,64}\]\s*$", re.IGNORECASE)
 PREFILL = {
     "en": {"product": "Feedback {name}", "campaign": "Feedback"},
-    "nl": {"product": "Feedback over {name}", "campaign": "Feedback"},
+    "nl": {"product": "Feedback over {name}", "campaign": "Feedback geven"},
 }
+
+
+def language_of_prefill(text: str) -> str | None:
+    """The language a deep link's prefilled text was written in (X tells no language):
+    the one whose wording matches longest ("Feedback over ..." is Dutch, "Feedback ..."
+    English)."""
+    head = DEEP_CODE.sub("", " ".join(text.split())).strip().lower()
+    best, best_len = None, -1
+    for language, texts in PREFILL.items():
+        campaign = texts["campaign"].lower()
+        prefix = texts["product"].split("{name}")[0].lower()  # "feedback over "
+        if head == campaign and len(campaign) > best_len:
+            best, best_len = language, len(campaign)
+        elif head.startswith(prefix) and len(head) > len(prefix) and len(prefix) > best_len:
+            best, best_len = language, len(prefix)
+    return best
 
 
 class LinkError(ValueError):

@@ -219,6 +219,20 @@ def channel_part(settings: Settings, log_dir: Path, base_env: dict[str, str] | N
     return Part("terminal chat", [sys.executable, "-m", "bot.terminal"], env, None, None)
 
 
+def x_part(settings: Settings, log_dir: Path, base_env: dict[str, str] | None = None) -> Part:
+    """The X direct-message webhook (python -m xdm), when its variables are set."""
+    env = {**(os.environ if base_env is None else base_env), "PYTHONPATH": str(ROOT)}
+    host = settings.x_webhook_listen
+    health_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    return Part(
+        "X webhook",
+        [sys.executable, "-m", "xdm"],
+        env,
+        f"http://{health_host}:{settings.x_webhook_port}/healthz",
+        log_dir / "x.log",
+    )
+
+
 def port_in_use(host: str, port: int) -> bool:
     """Something already listens on host:port (a port only in TIME_WAIT counts as free)."""
     with socket.socket() as s:
@@ -246,6 +260,10 @@ def busy_port(settings: Settings, rasa_port: int) -> str | None:
                 "the Telegram webhook",
                 "TELEGRAM_WEBHOOK_PORT",
             )
+        )
+    if settings.x_enabled:
+        wanted.append(
+            (settings.x_webhook_listen, settings.x_webhook_port, "the X webhook", "X_WEBHOOK_PORT")
         )
     for host, port, what, setting in wanted:
         if port_in_use(host, port):
@@ -332,6 +350,12 @@ def run(argv: Sequence[str] | None = None) -> int:
             mode = "webhook" if settings.telegram_webhook_url else "polling"
             phase(f"starting the Telegram bot ({mode}); Ctrl-C stops everything")
         channel.start()
+        if settings.x_enabled:
+            x = x_part(settings, log_dir)
+            parts.append(x)
+            x.start()
+            url = f"{settings.x_webhook_listen}:{settings.x_webhook_port}{settings.x_webhook_path}"
+            phase(f"X direct-message webhook on {url}")
         while not stopping:
             for part in parts:
                 if not part.alive():
