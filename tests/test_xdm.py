@@ -398,3 +398,15 @@ def test_x_settings_come_complete_or_not_at_all() -> None:
         x_user_id="1",
     )
     assert full.x_enabled
+
+
+def test_erasure_removes_a_customers_dms_waiting_in_the_x_spool(tmp_path: Path) -> None:
+    from earshot.privacy.erasure import erase_spooled
+
+    spool = Spool(tmp_path / "spool" / "x")
+    fake = FakeXAPI()
+    for user in ("42", "43"):
+        (entry,) = inbound.split(fake.dm_payload(user, "hello"), our_user_id=OURS, key_of=key_of)
+        spool.put(entry)
+    assert erase_spooled(tmp_path / "spool", customer_key="key-42") == 1
+    assert [e["message"]["sender_id"] for _, e in spool.entries()] == ["43"]
