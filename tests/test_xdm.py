@@ -410,3 +410,62 @@ def test_erasure_removes_a_customers_dms_waiting_in_the_x_spool(tmp_path: Path) 
         spool.put(entry)
     assert erase_spooled(tmp_path / "spool", customer_key="key-42") == 1
     assert [e["message"]["sender_id"] for _, e in spool.entries()] == ["43"]
+
+
+def test_a_failed_entry_is_retried_and_entries_left_by_a_crash_are_replayed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import xdm.webhook as webhook
+
+    monkeypatch.setattr(webhook, "RETRY_DELAYS", (0.0, 0.0))
+    h = Harness(tmp_path)
+    fails = [True]
+    handled: list[str] = []
+
+    async def flaky(incoming: Incoming) -> None:
+        if fails.pop() if fails else False:
+            raise RuntimeError("database busy")
+        handled.append(str(incoming.text))
+
+    h.processor.handle = flaky
+    for text in ("first", "second"):  # what a crash left on disk, in order
+        (entry,) = inbound.split(h.fake.dm_payload("42", text), our_user_id=OURS, key_of=key_of)
+        h.spool.put(entry)
+
+    async def scenario() -> int:
+        count = await h.processor.replay()
+        await h.processor.drain()
+        return count
+
+    assert asyncio.run(scenario()) == 2
+    assert handled == ["first", "second"] and len(h.spool) == 0
+
+
+def test_earshot_run_names_the_x_port_when_it_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    from earshot.cli.supervise import busy_port, x_part
+    from testkit.stack import free_port
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        rasa_port = free_port()
+        settings = load_settings(
+            x_consumer_key="k",
+            x_consumer_secret="s",
+            x_access_token="t",
+            x_access_token_secret="ts",
+            x_user_id="1",
+            x_webhook_port=port,
+            rasa_url=f"http://127.0.0.1:{rasa_port}",
+            action_server_port=free_port(),
+            web_port=free_port(),
+        )
+        message = busy_port(settings, rasa_port)
+    assert message is not None and "X_WEBHOOK_PORT" in message and str(port) in message
+    part = x_part(settings, tmp_path)
+    assert part.argv[1:] == ["-m", "xdm"] and part.health_url == (
+        f"http://127.0.0.1:{port}/healthz"
+    )
