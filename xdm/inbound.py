@@ -10,6 +10,7 @@ Typing indicators and read receipts (`direct_message_indicate_typing_events`,
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -19,6 +20,7 @@ from earshot.gateway.model import Incoming
 from earshot.privacy.redaction import redact
 from xdm.links import language_of_prefill
 
+log = logging.getLogger("earshot.xdm.inbound")
 CHANNEL = "x"
 # "Feedback Lumen Bulb [fb-bulb]": the prefilled text of a compose deep link (xdm/links.py);
 # it starts the feedback flow as `/start fb-bulb` does on Telegram.
@@ -70,7 +72,10 @@ def split(
         raise ValueError("not an Account Activity payload")
     for_user = str(payload.get("for_user_id") or "")
     if for_user and for_user != our_user_id:
-        raise ValueError("an Account Activity payload for another account")
+        # Another account subscribed to this app's webhook: not ours to answer (nor to
+        # refuse, or X would retry it).
+        log.warning("Account Activity for another account (%s) ignored", for_user)
+        return
     raw_users = payload.get("users")
     users: dict[str, Any] = raw_users if isinstance(raw_users, dict) else {}
     for event in payload.get("direct_message_events") or []:
