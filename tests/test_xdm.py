@@ -179,6 +179,7 @@ def test_quick_replies_media_stop_erasure_and_deep_links_become_gateway_input() 
     assert (linked.text, linked.language_hint) == ("/start fb-lamp", "en")
     assert first(fake.dm_payload("42", "Feedback geven [c-winter]")).language_hint == "nl"
     assert first(fake.dm_payload("42", "Is stoppen the answer?")).text == "Is stoppen the answer?"
+    assert first(fake.dm_payload("42", "Lamp &amp; plug &lt;3")).text == "Lamp & plug <3"
 
 
 # --------------------------------------------------------------------------- layout

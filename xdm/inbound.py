@@ -10,6 +10,7 @@ Typing indicators and read receipts (`direct_message_indicate_typing_events`,
 
 from __future__ import annotations
 
+import html
 import logging
 import re
 from collections.abc import Callable, Iterator
@@ -45,7 +46,8 @@ def _minimal(event: dict[str, Any]) -> dict[str, Any] | None:
     sender = str(create.get("sender_id") or "")
     if not sender:
         return None
-    text = str(data.get("text") or "")
+    # X may deliver &, < and > escaped as HTML entities (as in Tweets): read what was typed.
+    text = html.unescape(str(data.get("text") or ""))
     out: dict[str, Any] = {"id": str(event["id"]), "sender_id": sender}
     attachment = data.get("attachment") or {}
     if attachment.get("type") == "media":
