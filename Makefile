@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 export EARSHOT_T0 := $(shell date +%s)
 PHASE = @t=$$(( $$(date +%s) - $(EARSHOT_T0) )); printf 'earshot [%d:%02d] %s\n' $$((t / 60)) $$((t % 60))
 
-.PHONY: help setup run test lint audit audit-rasa validate test-stories train train-classify eval eval-languages bench bench-export chaos clean kb browser screens
+.PHONY: help setup run test lint audit audit-rasa validate test-stories train train-classify eval eval-languages bench bench-whatsapp bench-export chaos clean kb browser screens
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -77,7 +77,7 @@ run: train ## Run the product: Rasa, actions, dashboard and Telegram (or a termi
 # (ignore_missing_imports) and checks the Rasa side's own code too.
 lint: $(VENV)/.stamp ## ruff and mypy over every Python file
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy earshot bot xdm actions bench testkit tests
+	$(VENV)/bin/mypy earshot bot whatsapp xdm actions bench testkit tests
 	$(VENV)/bin/mypy scripts/bench.py  # apart from bench/: mypy sees two modules named bench
 	$(VENV)/bin/mypy $(filter-out scripts/bench.py,$(wildcard scripts/*.py))
 	$(VENV)/bin/mypy rasa_project/addons rasa_project/components  # rasa's names typed Any
@@ -116,6 +116,9 @@ bench-export: setup ## Export 1M synthetic items from PostgreSQL and SQLite -> r
 
 bench: train ## Full-path benchmark against stock Rasa -> reports/bench.json, bench.md
 	$(PY) scripts/bench.py
+
+bench-whatsapp: train ## WhatsApp next to Telegram through their fakes -> reports/bench-whatsapp.md
+	$(PY) scripts/bench.py --ours-only --whatsapp
 
 clean: ## Remove models, venvs and local data
 	rm -rf models $(VENV) $(RASA_VENV) data/earshot.db* data/run data/logs

@@ -17,6 +17,8 @@ import yaml
 
 from bench.conversations import Step
 from testkit.telegram_api import FakeBotAPI, JSONDict, SentMessage
+from testkit.whatsapp_api import FakeWhatsAppAPI
+from testkit.whatsapp_api import SentMessage as WaMessage
 
 TURN_TIMEOUT_S = 60.0
 
@@ -167,6 +169,122 @@ class TelegramCustomer:
             done_at=got[-1].time,
             messages=len(got),
             texts=[m.text or "" for m in got],
+        )
+
+
+class BenchWaFake(FakeWhatsAppAPI):
+    """The fake Cloud API plus a queue of sent messages per customer (see BenchFake)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._inboxes: dict[str, queue.SimpleQueue[WaMessage]] = {}
+        self._inbox_lock = threading.Lock()
+        super().__init__(**kwargs)
+
+    def inbox(self, wa_id: str) -> queue.SimpleQueue[WaMessage]:
+        with self._inbox_lock:
+            return self._inboxes.setdefault(wa_id, queue.SimpleQueue())
+
+    def _accept(self, payload: JSONDict, kind: str) -> JSONDict:
+        result = super()._accept(payload, kind)
+        with self._lock:
+            sent = self.sent[-1]
+        self.inbox(sent.to).put(sent)
+        return result
+
+
+class WhatsAppCustomer:
+    """A WhatsApp customer talking to our webhook through the fake Cloud API: texts and
+    presses arrive as signed webhooks, replies are the sends the fake accepts."""
+
+    def __init__(self, fake: BenchWaFake, book: CountBook, number: str, customer: int) -> None:
+        self.fake, self.book, self.number, self.customer = fake, book, number, customer
+        self.inbox = fake.inbox(number)
+        self.choices: dict[str, str] = {}  # title (or full title) -> id, newest first
+        self.sent = 0
+
+    def _payload(self, step: Step) -> JSONDict | None:
+        if step.kind == "say":
+            return self.fake.message_payload(
+                self.number, {"type": "text", "text": {"body": step.text}}
+            )
+        cid = self.choices.get(step.text)
+        if cid is None:
+            return None
+        reply = {"id": cid, "title": step.text[:24]}
+        return self.fake.message_payload(
+            self.number,
+            {"type": "interactive", "interactive": {"type": "list_reply", "list_reply": reply}},
+        )
+
+    def _learn(self, messages: list[WaMessage]) -> None:
+        for m in messages:
+            inter = m.payload.get("interactive") or {}
+            action = inter.get("action") or {}
+            found: dict[str, str] = {}
+            for b in action.get("buttons") or []:
+                found[b["reply"]["title"]] = b["reply"]["id"]
+            for section in action.get("sections") or []:
+                for r in section["rows"]:
+                    found[r["title"]] = r["id"]
+                    if r.get("description"):
+                        found[r["description"]] = r["id"]
+            if found:
+                self.choices = found
+
+    def turn(self, step: Step, index: int) -> Turn:
+        while True:  # late messages of the previous turn
+            try:
+                self.inbox.get_nowait()
+            except queue.Empty:
+                break
+            with self.book.lock:
+                self.book.drift += 1
+        payload = self._payload(step)
+        if payload is None:
+            return Turn(self.customer, index, step.cls, ok=False, error=f"no choice {step.text!r}")
+        self.fake.open_window(self.number)
+        served = time.time()
+        try:
+            resp = self.fake.post_webhook(payload)
+        except httpx.HTTPError as exc:
+            return Turn(self.customer, index, step.cls, ok=False, error=repr(exc)[:200])
+        if resp.status_code != 200:
+            return Turn(self.customer, index, step.cls, ok=False, error=f"HTTP {resp.status_code}")
+        start = time.monotonic()
+        expected = self.book.get("wa:" + step.cls)
+        got: list[WaMessage] = []
+        try:
+            got.append(self.inbox.get(timeout=TURN_TIMEOUT_S))
+            if expected is None:
+                while True:
+                    try:
+                        got.append(self.inbox.get(timeout=self.book.quiet_s))
+                    except queue.Empty:
+                        break
+                self.book.learn("wa:" + step.cls, len(got))
+            else:
+                while len(got) < expected:
+                    left = start + TURN_TIMEOUT_S - time.monotonic()
+                    got.append(self.inbox.get(timeout=max(left, 0.001)))
+        except queue.Empty:
+            return Turn(
+                self.customer,
+                index,
+                step.cls,
+                ok=False,
+                messages=len(got),
+                error=f"timeout after {len(got)} message(s)",
+            )
+        self._learn(got)
+        return Turn(
+            self.customer,
+            index,
+            step.cls,
+            ok=True,
+            latency_s=got[0].at - served,
+            done_at=time.monotonic(),
+            messages=len(got),
+            texts=[m.text for m in got],
         )
 
 

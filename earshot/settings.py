@@ -7,6 +7,7 @@ Secrets (tokens, keys, passwords) are read only from the environment or `.env`.
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -33,6 +34,14 @@ SECRET_KEYS = (
     "x_consumer_secret",
     "x_access_token",
     "x_access_token_secret",
+    "whatsapp_access_token",
+    "whatsapp_app_secret",
+    "whatsapp_verify_token",
+    "slack_bot_token",
+    "github_token",
+    "github_webhook_secret",
+    "jira_api_token",
+    "jira_webhook_secret",
 )
 
 
@@ -62,6 +71,50 @@ class Campaign(_Strict):
     product: str | None = None
     starts: datetime | None = None
     ends: datetime | None = None
+
+
+class WhatsAppTemplates(_Strict):
+    """Approved template names per language, for messages sent outside the 24-hour window."""
+
+    feedback_ask: dict[str, str] = {}
+    campaign: dict[str, str] = {}
+    notice: dict[str, str] = {}
+
+
+class WhatsApp(_Strict):
+    """WhatsApp settings that are not secrets (config.yml's `whatsapp:`)."""
+
+    templates: WhatsAppTemplates = WhatsAppTemplates()
+    # The business number as customers type it in wa.me links (digits only, no +).
+    number: str | None = Field(default=None, pattern=r"^[1-9][0-9]{6,14}$")
+
+
+WEBHOOK_EVENTS = (
+    "item.created",
+    "item.status_changed",
+    "item.merged",
+    "item.supported",
+    "theme.emerging",
+)
+
+
+class WebhookEndpoint(_Strict):
+    """An operator's webhook receiver: where to POST which events, signed with the secret
+    in the environment variable `secret_env` (never the secret itself)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    url: str = Field(pattern=r"^https?://")
+    events: list[str] = list(WEBHOOK_EVENTS)
+    secret_env: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")
+
+    @model_validator(mode="after")
+    def _known_events(self) -> WebhookEndpoint:
+        unknown = sorted(set(self.events) - set(WEBHOOK_EVENTS))
+        if unknown:
+            raise ValueError(
+                f"unknown event(s) {', '.join(unknown)}; use {', '.join(WEBHOOK_EVENTS)}"
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -108,6 +161,22 @@ class Settings(BaseSettings):
     # rather than hold them; nothing is paid under the limit.
     telegram_paid_overflow: bool = False
 
+    # WhatsApp Business (Cloud API): the webhook runs when the token and number id are set.
+    whatsapp: WhatsApp = WhatsApp()
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    # The Graph API root; tests and the benchmark point it at the local fake.
+    whatsapp_api_base_url: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = "23.0"
+    whatsapp_webhook_listen: str = "127.0.0.1"
+    whatsapp_webhook_port: int = 8444
+    whatsapp_webhook_path: str = "/whatsapp"
+    # Cloud API throughput per business number (80 messages/s by default; Meta raises it
+    # to 1,000 for large senders). 0: no limit (test doubles).
+    whatsapp_messages_per_second: float = Field(default=80.0, ge=0)
+
     # X (Twitter) direct messages: the Account Activity webhook runs when the app's consumer
     # key and secret, the account's access token and secret and its user id are set.
     x_consumer_key: str | None = None
@@ -146,6 +215,49 @@ class Settings(BaseSettings):
     earshot_secret: SecretStr = SecretStr(DEFAULT_SECRET)
     admin_password: SecretStr | None = None
 
+    # Integrations (earshot/integrations, docs/operations.md "Integrations").
+    # Where links in webhooks, Slack and issues point: the dashboard as teams reach it.
+    dashboard_url: str | None = None
+    webhooks: list[WebhookEndpoint] = []
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # Tries per delivery before it is marked failed (the dashboard can retry it).
+    webhook_max_attempts: int = Field(default=10, ge=1)
+    # Backoff: base * 2^(attempt-1), capped, times a random factor in [0.5, 1) (jitter).
+    webhook_retry_base_s: float = Field(default=10.0, gt=0)
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0)
+    # Deliveries in flight at once, over all endpoints.
+    webhook_concurrency: int = Field(default=16, ge=1)
+    # How often the deliverer looks for new events.
+    webhook_poll_s: float = Field(default=0.25, gt=0)
+    # Delivered events and their attempt log are kept this long.
+    webhook_log_days: int = Field(default=30, ge=1)
+    # Run the deliverer inside the dashboard process (`earshot web`, `earshot run`).
+    integrations_deliverer: bool = True
+
+    slack_bot_token: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_api_base_url: str = "https://slack.com/api/"
+    # Important: a problem or complaint with sentiment at or below this, or an item
+    # reaching this many supporters (0: never by supporters).
+    slack_negative_sentiment: float = Field(default=-0.3, ge=-1, le=1)
+    slack_supporters: int = Field(default=5, ge=0)
+    # The weekly digest goes to Slack on this ISO weekday (1 = Monday; 0: never) at this
+    # UTC hour, covering the seven days before.
+    slack_digest_weekday: int = Field(default=1, ge=0, le=7)
+    slack_digest_hour: int = Field(default=9, ge=0, le=23)
+
+    github_token: SecretStr | None = None
+    github_repo: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
+    github_api_base_url: str = "https://api.github.com"
+    github_webhook_secret: SecretStr | None = None
+
+    jira_base_url: str | None = None  # e.g. https://lumen.atlassian.net
+    jira_email: str | None = None
+    jira_api_token: SecretStr | None = None
+    jira_project: str | None = None
+    jira_issue_type: str = "Task"
+    jira_webhook_secret: SecretStr | None = None
+
     @model_validator(mode="after")
     def _check(self) -> Settings:
         keys = [p.key for p in self.products]
@@ -157,6 +269,19 @@ class Settings(BaseSettings):
                 raise ValueError(f"campaigns.{c.id}.product: unknown product '{c.product}'")
         if self.default_language not in self.languages:
             raise ValueError("default_language: must be one of languages")
+        for purpose, names in self.whatsapp.templates.model_dump().items():
+            for lang, name in names.items():
+                if lang not in self.languages:
+                    raise ValueError(f"whatsapp.templates.{purpose}.{lang}: not one of languages")
+                if not re.fullmatch(r"[a-z0-9_]{1,512}", name):
+                    raise ValueError(
+                        f"whatsapp.templates.{purpose}.{lang}: '{name}' is not a template "
+                        "name (lowercase letters, digits and _)"
+                    )
+        if self.whatsapp_access_token and not self.whatsapp_app_secret:
+            raise ValueError("WHATSAPP_APP_SECRET: required with WHATSAPP_ACCESS_TOKEN")
+        if self.whatsapp_access_token and not self.whatsapp_phone_number_id:
+            raise ValueError("WHATSAPP_PHONE_NUMBER_ID: required with WHATSAPP_ACCESS_TOKEN")
         x_parts = {
             "X_CONSUMER_KEY": self.x_consumer_key,
             "X_CONSUMER_SECRET": self.x_consumer_secret,
@@ -187,6 +312,11 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'earshot.db').resolve()}"
 
     @property
+    def dashboard_base(self) -> str:
+        """The dashboard's address for links (no trailing slash)."""
+        return (self.dashboard_url or f"http://127.0.0.1:{self.web_port}").rstrip("/")
+
+    @property
     def catalogue(self) -> dict[str, list[str]]:
         """Product key -> names and synonyms, for text matching."""
         return {p.key: [p.name, *p.synonyms] for p in self.products}
@@ -195,6 +325,11 @@ class Settings(BaseSettings):
     def x_enabled(self) -> bool:
         """True when the X direct-message webhook has what it needs to run."""
         return bool(self.x_consumer_secret and self.x_access_token and self.x_user_id)
+
+    @property
+    def whatsapp_enabled(self) -> bool:
+        """True when the WhatsApp webhook has what it needs to run."""
+        return bool(self.whatsapp_access_token and self.whatsapp_phone_number_id)
 
     def product_name(self, key: str | None) -> str | None:
         return next((p.name for p in self.products if p.key == key), None)
@@ -301,6 +436,8 @@ def check_exposed_secret(
         reasons.append(f"the dashboard listens on {listen_host}")
     if settings.telegram_webhook_url:
         reasons.append("TELEGRAM_WEBHOOK_URL is set")
+    if settings.whatsapp_enabled:
+        reasons.append("the WhatsApp webhook is set up")
     if settings.x_enabled:
         reasons.append("the X webhook is set up")
     if settings.admin_password and settings.admin_password.get_secret_value():

@@ -57,11 +57,13 @@ from bench import procs  # noqa: E402
 from bench.conversations import Step, long, standard  # noqa: E402
 from bench.drivers import (  # noqa: E402
     BenchFake,
+    BenchWaFake,
     CountBook,
     Customer,
     HttpCustomer,
     Run,
     TelegramCustomer,
+    WhatsAppCustomer,
     domain_buttons,
     run_load,
 )
@@ -173,12 +175,32 @@ class Ours:
     """The whole product via `earshot run`, its bot polling a fake Bot API."""
 
     def __init__(
-        self, workdir: Path, db_url: str, rtt_s: float = 0.0, paid_overflow: bool = False
+        self,
+        workdir: Path,
+        db_url: str,
+        rtt_s: float = 0.0,
+        paid_overflow: bool = False,
+        whatsapp: bool = False,
     ) -> None:
         self.workdir = workdir
         self.fake = BenchFake(rtt_s=rtt_s)
         self.fake.start()
         env = stack_env(self.fake, workdir, db_url)
+        self.wa: BenchWaFake | None = None
+        if whatsapp:  # the WhatsApp webhook too, on a fake Cloud API
+            self.wa_port = free_port()
+            self.wa = BenchWaFake(webhook_url=f"http://127.0.0.1:{self.wa_port}/whatsapp")
+            self.wa.start()
+            env.update(
+                {
+                    "WHATSAPP_ACCESS_TOKEN": self.wa.token,
+                    "WHATSAPP_APP_SECRET": self.wa.app_secret,
+                    "WHATSAPP_VERIFY_TOKEN": "bench-verify",
+                    "WHATSAPP_PHONE_NUMBER_ID": self.wa.phone_number_id,
+                    "WHATSAPP_API_BASE_URL": self.wa.base_url,
+                    "WHATSAPP_WEBHOOK_PORT": str(self.wa_port),
+                }
+            )
         # The tests' values (small sessions, "typing…" on every turn) give way to the
         # product's defaults, or to the caller's, to compare.
         for name in ("SESSION_MAX_EVENTS", "TYPING_AFTER_S", "TELEGRAM_MESSAGES_PER_SECOND"):
@@ -201,12 +223,33 @@ class Ours:
             "rasa": [str(RASA_BIN), "run"],
             "actions": ["-m", "actions"],
             "bot": ["-m", "bot"],
+            "whatsapp": ["-m", "whatsapp"],
         }
-        for child in procs.children(sup):
-            args = procs.cmdline(child)[1:3]
-            for name, head in wanted.items():
-                if args == head:
-                    self.pids[name] = child
+        deadline = time.monotonic() + 120
+        while True:
+            for child in procs.children(sup):
+                args = procs.cmdline(child)[1:3]
+                for name, head in wanted.items():
+                    if args == head:
+                        self.pids[name] = child
+            if self.wa is None or self._wa_healthy():
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("the WhatsApp webhook did not come up")
+            time.sleep(0.3)
+
+    def _wa_healthy(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.wa_port}/healthz").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def wa_customers(self, first_id: int, n: int) -> list[Customer]:
+        assert self.wa is not None
+        return [
+            WhatsAppCustomer(self.wa, self.book, str(31_600_000_000 + first_id + i), i)
+            for i in range(n)
+        ]
 
     @property
     def rasa_url(self) -> str:
@@ -218,6 +261,8 @@ class Ours:
     def stop(self) -> None:
         self.stack.stop()
         self.fake.stop()
+        if self.wa is not None:
+            self.wa.stop()
 
 
 class Stock:
@@ -1000,15 +1045,19 @@ def customers_at(concurrency: int) -> int:
 
 
 @contextlib.contextmanager
-def ours_alone(rtt_ms: float, prefix: str, paid_overflow: bool = False) -> Iterator[Ours]:
+def ours_alone(
+    rtt_ms: float, prefix: str, paid_overflow: bool = False, whatsapp: bool = False
+) -> Iterator[Ours]:
     """Our stack alone on SQLite, started and warmed up; stopped and removed afterwards."""
     workdir = Path(tempfile.mkdtemp(prefix=prefix))
     (workdir / "ours").mkdir()
     ours = Ours(workdir / "ours", f"sqlite:///{workdir / 'ours' / 'data' / 'earshot.db'}",
-                rtt_s=rtt_ms / 1000, paid_overflow=paid_overflow)  # fmt: skip
+                rtt_s=rtt_ms / 1000, paid_overflow=paid_overflow, whatsapp=whatsapp)  # fmt: skip
     try:
         ours.start()
         warm_up(ours, None, n_variants=5)
+        if whatsapp:  # and the WhatsApp driver learns its message counts
+            run_load("warm-wa", ours.wa_customers(900_000, 1), [standard(0)], 1)
         yield ours
     finally:
         ours.stop()
@@ -1042,6 +1091,146 @@ def ours_only(rtt_ms: float, paid_overflow: bool, levels: Sequence[int] = (1, 10
         log(json.dumps({k: m.summary.get(k) for k in keys}))
         log(f"Rasa peak RSS {procs.peak_rss_mb(ours.pids['rasa'])} MB")
     return 0
+
+
+def wa_throughput(per_second: float, messages: int) -> dict[str, Any]:
+    """Our sender alone against a fake number that refuses (130429) more than
+    `per_second` a second: the rate reached, and how many sends it refused or we retried."""
+    import asyncio
+
+    from whatsapp.api import CloudApi
+    from whatsapp.render import Out
+
+    with BenchWaFake(max_per_second=per_second) as fake:
+        fake.open_window("31600000000")
+
+        async def burst() -> float:
+            api = CloudApi(
+                phone_number_id=fake.phone_number_id,
+                token=fake.token,
+                base_url=fake.base_url,
+                per_second=per_second,
+            )
+            out = Out("text", "A status update about your feedback")
+            start = time.monotonic()
+            await asyncio.gather(*(api.send("31600000000", out) for _ in range(messages)))
+            wall = time.monotonic() - start
+            await api.aclose()
+            return wall
+
+        wall = asyncio.run(burst())
+        refused = len(fake.refused)
+    return {
+        "limit_per_s": per_second,
+        "messages": messages,
+        "wall_s": round(wall, 2),
+        "rate_per_s": round(messages / wall, 1),
+        "refused_130429": refused,
+    }
+
+
+def whatsapp_vs_telegram(
+    rtt_ms: float,
+    levels: Sequence[int],
+    channels: Sequence[str] = ("telegram", "whatsapp"),
+    write: bool = True,
+) -> int:
+    """Our stack with both channels: the same conversations through Telegram and through
+    WhatsApp at each concurrency; CPU per turn of each channel's process (gateway and
+    adapter), errors, latency; then the sender against the per-number limit. Writes
+    reports/bench-whatsapp.md (and .json)."""
+    rows: list[dict[str, Any]] = []
+    keys = ("concurrency", "turns", "ok_turns", "errors", "error_samples", "throughput_rps",
+            "p50_ms", "p95_ms", "cpu_ms_per_turn")  # fmt: skip
+    with ours_alone(rtt_ms, "earshot-bench-wa-", whatsapp=True) as ours:
+        next_id = 1_000_000
+        for c in levels:
+            n = customers_at(c)
+            for channel in channels:
+                make = ours.customers if channel == "telegram" else ours.wa_customers
+                scripts = [standard(i) for i in range(n)]
+                m = measure(f"{channel} c={c}", make(next_id, n), scripts, c, ours.pids)
+                rows.append({"channel": channel, **{k: m.summary.get(k) for k in keys}})
+                next_id += 10_000
+        assert ours.wa is not None
+        refused = dict(Counter(err["error"]["code"] for _, err in ours.wa.refused))
+        problems = failure_lines((ours.workdir / "data" / "logs").glob("*.log"), limit=20)
+        log(f"refused by the fake Cloud API: {refused}; log lines: {problems}")
+    if not write:
+        return 0
+    limit = Settings.model_fields["whatsapp_messages_per_second"].default
+    throughput = wa_throughput(limit, int(limit * 5))
+    log(json.dumps(throughput))
+    result = {
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": procs.describe_machine(procs.machine()),
+        "runs": rows,
+        "throughput": throughput,
+        "refused": refused,
+        "failure_lines": problems,
+    }
+    REPORTS.mkdir(exist_ok=True)
+    (REPORTS / "bench-whatsapp.json").write_text(json.dumps(result, indent=1) + "\n")
+    write_whatsapp_markdown(result, REPORTS / "bench-whatsapp.md")
+    log(f"wrote {REPORTS / 'bench-whatsapp.md'}")
+    return 0
+
+
+def write_whatsapp_markdown(result: dict[str, Any], path: Path) -> None:
+    """The WhatsApp report: each channel's process CPU per turn side by side."""
+    lines = [
+        "# WhatsApp next to Telegram (generated by `scripts/bench.py --ours-only --whatsapp`)",
+        "",
+        f"{result['when']}, {result['machine']}. One stack (`earshot run`: Rasa, action "
+        "server, Telegram bot and WhatsApp webhook, SQLite); the same scripted conversations "
+        "(a service question, 👍, then a complaint through the whole feedback form, 12 "
+        "turns) through the fake Bot API and through the fake WhatsApp Cloud API, customers "
+        "answering at once. *Channel CPU* is the channel process's CPU per turn: the Telegram "
+        "bot, or the WhatsApp webhook, each the gateway plus its adapter.",
+        "",
+        "| channel | c | turns | errors | replies/s | p50 ms | p95 ms | channel CPU ms/turn "
+        "| Rasa | actions |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in result["runs"]:
+        cpu = r["cpu_ms_per_turn"] or {}
+        own = cpu.get("bot") if r["channel"] == "telegram" else cpu.get("whatsapp")
+        lines.append(
+            f"| {r['channel']} | {r['concurrency']} | {r['turns']} | {r['errors']} | "
+            f"{r['throughput_rps']} | {r['p50_ms']} | {r['p95_ms']} | {own} | "
+            f"{cpu.get('rasa')} | {cpu.get('actions')} |"
+        )
+    ratios = []
+    runs = result["runs"]
+    for tg in (r for r in runs if r["channel"] == "telegram"):
+        wa = next(
+            r for r in runs if r["channel"] == "whatsapp" and r["concurrency"] == tg["concurrency"]
+        )
+        t_cpu, w_cpu = tg["cpu_ms_per_turn"].get("bot"), wa["cpu_ms_per_turn"].get("whatsapp")
+        if t_cpu and w_cpu:
+            ratios.append(f"c={tg['concurrency']}: {w_cpu / t_cpu:.2f}")
+    t = result["throughput"]
+    problems = result.get("failure_lines") or []
+    lines += [
+        "",
+        f"Sends the fake Cloud API refused during the runs: {result.get('refused') or 'none'}. "
+        f"Failure lines in the stack's logs: {len(problems)}"
+        + ("".join(f"\n    {p}" for p in problems) if problems else "."),
+    ]
+    lines += [
+        "",
+        f"WhatsApp's channel CPU per turn over Telegram's: {', '.join(ratios)} "
+        "(the target is within 10%, i.e. at most 1.10).",
+        "",
+        "## Sending against the per-number limit",
+        "",
+        f"{t['messages']} messages sent at once through our sender (pywa, `aiolimiter` at "
+        f"{t['limit_per_s']:.0f}/s) to a fake number that refuses more than "
+        f"{t['limit_per_s']:.0f} a second with 130429: {t['rate_per_s']} messages/s over "
+        f"{t['wall_s']} s, {t['refused_130429']} refused (retried with backoff).",
+        "",
+    ]
+    path.write_text("\n".join(lines), encoding="utf-8")
 
 
 def profile_only(rtt_ms: float, customers: int = 10) -> int:
@@ -1095,6 +1284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="only our stack at c=1, 10, 50, printed; no stock Rasa, no report written",
     )
     parser.add_argument(
+        "--whatsapp",
+        action="store_true",
+        help="with --ours-only: Telegram and WhatsApp side by side at c=1, 10, 50; writes "
+        "reports/bench-whatsapp.md",
+    )
+    parser.add_argument(
         "--paid-overflow",
         action="store_true",
         help="with --ours-only: our stack with paid overflow on",
@@ -1109,6 +1304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return profile_only(args.telegram_rtt_ms)
     if args.long_only:
         return long_only(args.telegram_rtt_ms)
+    if args.ours_only and args.whatsapp:
+        return whatsapp_vs_telegram(args.telegram_rtt_ms, (1, 10, 50))
     if args.ours_only:
         return ours_only(args.telegram_rtt_ms, args.paid_overflow)
 

@@ -24,6 +24,17 @@ def test_the_bot_keeps_its_data_on_a_volume_and_stops_gracefully() -> None:
     assert _seconds(str(bot.get("stop_grace_period", "10s"))) > rasa_timeout
 
 
+def test_the_whatsapp_webhook_keeps_its_spool_and_is_published() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    wa = compose["services"]["whatsapp"]
+    assert wa["command"] == ["whatsapp"] and "public" in wa["networks"]
+    assert any(v.endswith(":/app/data") for v in wa["volumes"])
+    port = Settings.model_fields["whatsapp_webhook_port"].default
+    assert f"{port}:{port}" in wa["ports"]
+    entrypoint = (ROOT / "scripts" / "entrypoint.sh").read_text(encoding="utf-8")
+    assert "-m whatsapp" in entrypoint
+
+
 def test_the_x_webhook_keeps_its_spool_and_is_published() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     x = compose["services"]["x"]

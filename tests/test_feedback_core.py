@@ -487,6 +487,23 @@ def test_cli_campaign_send_status_and_import(
     out = capsys.readouterr().out
     assert "campaign now (running)" in out
     assert re.search(r"queued\s+3\s+\(pending 3", out) and re.search(r"answered\s+1\b", out)
+    assert "whatsapp" not in out  # no WhatsApp sends: no line about them
+    from earshot.conversations import whatsapp as wa_queries
+
+    with session_scope(url) as session:
+        wa_queries.record_send(
+            session, message_id="w1", customer_key="k1", kind="campaign", ref="now"
+        )
+        wa_queries.record_send(
+            session, message_id="w2", customer_key="k2", kind="campaign", ref="now"
+        )
+        wa_queries.record_status(session, message_id="w1", status="read")
+        wa_queries.record_status(session, message_id="w2", status="failed", error_code=131026)
+    assert run_cli("campaign", "status", "now") == 0
+    assert re.search(
+        r"whatsapp\s+2\s+\(accepted 0, sent 0, delivered 0, read 1, failed 1\)",
+        capsys.readouterr().out,
+    )
 
     csv_path = tmp_path / "reviews.csv"
     csv_path.write_text("text\nThe hub gets really hot\nthe hub gets really hot!\n\n", "utf-8")

@@ -51,6 +51,7 @@ from earshot.storage.models import (
     ProcessedUpdate,
     ServiceRating,
     Supporter,
+    WhatsAppSend,
     utcnow,
 )
 
@@ -476,6 +477,18 @@ def test_purge_deletes_old_conversation_data_only(rasa: Session) -> None:
         rasa, item=FeedbackIn(customer_key=old.key, description="still open"), ref_prefix="LH"
     )
     rasa.execute(update(Feedback).where(Feedback.id == open_old.id).values(updated_at=OLD))
+    for c, when in ((old, OLD), (new, NEW)):  # a campaign ask on WhatsApp and its status
+        rasa.add(
+            WhatsAppSend(
+                message_id=f"wamid.{c.key[:8]}",
+                customer_key=c.key,
+                kind="campaign",
+                ref="winter",
+                status="read",
+                created_at=when,
+                updated_at=when,
+            )
+        )
     rasa.flush()
 
     counts = purge(rasa, older_than_days=180, now=NOW)
@@ -492,6 +505,7 @@ def test_purge_deletes_old_conversation_data_only(rasa: Session) -> None:
         "feedback_supporters": 1,
         "feedback_unlinked": 1,
         "service_ratings_unlinked": 1,
+        "whatsapp_sends": 1,
     }
     conn = rasa.connection()
     assert search_everywhere(conn, [old.question]) == []

@@ -644,3 +644,51 @@ def test_chat_speaks_the_visitors_language_and_switches_on_request(web: Web) -> 
     assert sent["metadata"]["language"] == "en"
     english = web.client.get("/chat", headers={"Accept-Language": "en-GB"})
     assert "Chat with us" in english.text
+
+
+# --- campaigns ------------------------------------------------------------------------------
+
+
+def test_the_campaigns_page_counts_skipped_sends_and_whatsapp_deliveries(
+    web_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from earshot.conversations import whatsapp as wa_queries
+    from earshot.storage.models import CampaignSend
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EARSHOT_CONFIG", str(tmp_path / "none.yml"))
+    settings = make_settings(
+        web_db,
+        campaigns=[{"id": "spring-wa", "question": {"en": "How is spring?"}}],
+        whatsapp={"number": "31201234567"},
+    )
+    with session_scope(web_db) as s:
+        s.add(CampaignSend(campaign_id="spring-wa", customer_key="k-sent", status="sent"))
+        s.add(
+            CampaignSend(
+                campaign_id="spring-wa",
+                customer_key="k-skip",
+                status="skipped",
+                skipped_reason="window_closed",
+            )
+        )
+        wa_queries.record_send(
+            s, message_id="wamid.web1", customer_key="k-sent", kind="campaign", ref="spring-wa"
+        )
+        wa_queries.record_status(s, message_id="wamid.web1", status="read")
+    app = create_app(settings, rasa_transport=httpx.MockTransport(FakeRasa().handler))
+    with TestClient(app) as client:
+        web = Web(web_db, client, FakeRasa(), "WCP")
+        assert client.get("/campaigns", follow_redirects=False).status_code == 303
+        web.login("carla", role="viewer")
+        page = client.get("/campaigns").text
+    row = re.search(r"<td>spring-wa</td>(.*?)</tr>", page, re.DOTALL)
+    assert row is not None
+    cells = re.findall(r"<td>(.*?)</td>", row.group(1), re.DOTALL)
+    # state, queued, sent, failed, skipped, ..., WhatsApp delivered / read / failed
+    assert cells[1:5] == ["2", "1", "0", "1"]
+    assert cells[9].split() == ["0", "/", "1", "/", "0"]
+    assert "https://wa.me/31201234567?text=Feedback%20%5Bc-spring-wa%5D" in page
+    assert "https://wa.me/31201234567?text=Feedback%20Lumen%20Bulb%20%5Bfb-bulb%5D" in page
+    with session_scope(web_db) as s:
+        s.execute(delete(CampaignSend).where(CampaignSend.campaign_id == "spring-wa"))

@@ -1,6 +1,7 @@
 """Feedback commands of the `earshot` CLI: campaigns and importing outside feedback.
 
-`register(subparsers)` adds `campaign send|status` and `import` to the main parser.
+`register(subparsers)` adds `campaign send|status`, `import` and `whatsapp-link` to the
+main parser.
 Handlers import the core lazily so `earshot --help` stays fast, and return the exit code.
 """
 
@@ -62,8 +63,11 @@ def cmd_campaign_status(args: argparse.Namespace) -> int:
 
     settings = _settings()
     campaign = _campaign(settings, args.campaign_id)
+    from earshot.conversations.whatsapp import status_counts
+
     with session_scope(settings.db_url) as session:
         s = campaign_status(session, campaign_id=campaign.id)
+        deliveries = status_counts(session, kind="campaign", ref=campaign.id)
     state = "running" if campaign_active(campaign) else "not running"
     print(f"campaign {campaign.id} ({state})")
     print(
@@ -76,6 +80,12 @@ def cmd_campaign_status(args: argparse.Namespace) -> int:
     print(f"  ignored   {s.ignored:6d}")
     print(f"  waiting   {s.waiting:6d}  (asked in the last day, no answer yet)")
     print(f"  feedback  {s.items:6d}  item(s) from this campaign")
+    if deliveries:  # WhatsApp reports what became of each ask it accepted
+        shown = ", ".join(
+            f"{k} {deliveries.get(k, 0)}"
+            for k in ("accepted", "sent", "delivered", "read", "failed")
+        )
+        print(f"  whatsapp  {sum(deliveries.values()):6d}  ({shown})")
     return 0
 
 
@@ -110,6 +120,22 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_whatsapp_link(args: argparse.Namespace) -> int:
+    from earshot.outreach.links import LinkError, whatsapp_link
+
+    settings = _settings()
+    try:
+        print(
+            whatsapp_link(
+                settings, product=args.product, campaign=args.campaign, language=args.language
+            )
+        )
+    except LinkError as exc:
+        print(f"earshot: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def register(subparsers: Any) -> None:
     """Add `campaign` and `import` to the `earshot` command's subparsers."""
     c = subparsers.add_parser("campaign", help="send a feedback campaign or show its progress")
@@ -129,3 +155,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--product-column", help="column naming the product (key, name or synonym)")
     p.add_argument("--language", help="language of the texts (default: default_language)")
     p.set_defaults(fn=cmd_import)
+
+    p = subparsers.add_parser(
+        "whatsapp-link",
+        help="print a wa.me link that starts the feedback flow for a product or campaign",
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--product", help="product key from config.yml")
+    which.add_argument("--campaign", help="campaign id from config.yml")
+    p.add_argument("--language", help="language of the prefilled text (default: default_language)")
+    p.set_defaults(fn=cmd_whatsapp_link)

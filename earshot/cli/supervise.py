@@ -219,6 +219,22 @@ def channel_part(settings: Settings, log_dir: Path, base_env: dict[str, str] | N
     return Part("terminal chat", [sys.executable, "-m", "bot.terminal"], env, None, None)
 
 
+def whatsapp_part(
+    settings: Settings, log_dir: Path, base_env: dict[str, str] | None = None
+) -> Part:
+    """The WhatsApp webhook (python -m whatsapp), when its variables are set."""
+    env = {**(os.environ if base_env is None else base_env), "PYTHONPATH": str(ROOT)}
+    host = settings.whatsapp_webhook_listen
+    health_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    return Part(
+        "WhatsApp webhook",
+        [sys.executable, "-m", "whatsapp"],
+        env,
+        f"http://{health_host}:{settings.whatsapp_webhook_port}/healthz",
+        log_dir / "whatsapp.log",
+    )
+
+
 def x_part(settings: Settings, log_dir: Path, base_env: dict[str, str] | None = None) -> Part:
     """The X direct-message webhook (python -m xdm), when its variables are set."""
     env = {**(os.environ if base_env is None else base_env), "PYTHONPATH": str(ROOT)}
@@ -259,6 +275,15 @@ def busy_port(settings: Settings, rasa_port: int) -> str | None:
                 settings.telegram_webhook_port,
                 "the Telegram webhook",
                 "TELEGRAM_WEBHOOK_PORT",
+            )
+        )
+    if settings.whatsapp_enabled:
+        wanted.append(
+            (
+                settings.whatsapp_webhook_listen,
+                settings.whatsapp_webhook_port,
+                "the WhatsApp webhook",
+                "WHATSAPP_WEBHOOK_PORT",
             )
         )
     if settings.x_enabled:
@@ -344,12 +369,23 @@ def run(argv: Sequence[str] | None = None) -> int:
             time.sleep(0.5)
         if stopping:
             return _shutdown(parts, 0)
-        channel = channel_part(settings, log_dir)
-        parts.append(channel)
-        if settings.telegram_bot_token:
-            mode = "webhook" if settings.telegram_webhook_url else "polling"
-            phase(f"starting the Telegram bot ({mode}); Ctrl-C stops everything")
-        channel.start()
+        channel: Part | None = None
+        # WhatsApp or X alone without a terminal (a container, a service): no terminal chat,
+        # whose end of input would stop everything.
+        webhooks_only = settings.whatsapp_enabled or settings.x_enabled
+        if settings.telegram_bot_token or not webhooks_only or sys.stdin.isatty():
+            channel = channel_part(settings, log_dir)
+            parts.append(channel)
+            if settings.telegram_bot_token:
+                mode = "webhook" if settings.telegram_webhook_url else "polling"
+                phase(f"starting the Telegram bot ({mode}); Ctrl-C stops everything")
+            channel.start()
+        if settings.whatsapp_enabled:
+            wa = whatsapp_part(settings, log_dir)
+            parts.append(wa)
+            wa.start()
+            url = f"{settings.whatsapp_webhook_listen}:{settings.whatsapp_webhook_port}"
+            phase(f"WhatsApp webhook on {url}{settings.whatsapp_webhook_path}")
         if settings.x_enabled:
             x = x_part(settings, log_dir)
             parts.append(x)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from earshot.conversations import queries as conversations
 from earshot.feedback import queries
 from earshot.feedback.schemas import FeedbackIn, FeedbackType, Source, Status
+from earshot.integrations.events import emit, item_payload
 from earshot.privacy.redaction import redact
 from earshot.storage.models import AskLog, Feedback, Supporter, utcnow
 
@@ -129,7 +130,9 @@ def save_feedback(
     ref_prefix: str,
     catalogue: Mapping[str, Sequence[str]] | None = None,
 ) -> Feedback:
-    """Store a captured item: free text redacted, sentiment filled in, consent versioned."""
+    """Store a captured item: free text redacted, sentiment filled in, consent versioned.
+
+    Emits item.created in the same transaction (earshot.integrations)."""
     updates: dict[str, Any] = {
         "description": redact(item.description),
         "benefit": redact(item.benefit) if item.benefit else item.benefit,
@@ -137,9 +140,11 @@ def save_feedback(
     }
     if item.sentiment is None and catalogue is not None and item.description:
         updates["sentiment"] = detect_safely(item.description, catalogue).sentiment
-    return queries.create_feedback(
+    row = queries.create_feedback(
         session, item=item.model_copy(update=updates), ref_prefix=ref_prefix
     )
+    emit(session, kind="item.created", payload={"item": item_payload(row)})
+    return row
 
 
 # --------------------------------------------------------------------------- similar items
@@ -285,10 +290,12 @@ def add_supporter(session: Session, *, ref: str, customer_key: str) -> Feedback 
     """Count `customer_key` as a supporter of item `ref`; idempotent, never the author.
 
     Returns the item (with its updated supporters count), or None if there is no such item.
+    A new supporter emits item.supported.
     """
     item = queries.feedback_by_ref(session, ref=ref)
     if item is None:
         return None
+    before = item.supporters
     if customer_key != item.customer_key:
         already = session.scalar(
             select(Supporter.id).where(
@@ -299,6 +306,9 @@ def add_supporter(session: Session, *, ref: str, customer_key: str) -> Feedback 
             session.add(Supporter(feedback_id=item.id, customer_key=customer_key))
             session.flush()
     item.supporters = count_supporters(session, item=item)
+    if item.supporters > before:
+        payload = {"item": item_payload(item), "previous_supporters": before}
+        emit(session, kind="item.supported", payload=payload)
     return item
 
 

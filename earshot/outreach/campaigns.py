@@ -7,7 +7,7 @@ The queued sends are delivered by the bot through earshot/outreach/outbox.py.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -135,3 +135,28 @@ def campaign_status(
         or 0
     )
     return status
+
+
+@dataclass(frozen=True)
+class CampaignRow:
+    """A configured campaign as the dashboard lists it."""
+
+    id: str
+    running: bool
+    status: CampaignStatus
+    deliveries: dict[str, int]  # WhatsApp delivery statuses of its asks (accepted..failed)
+
+
+def campaign_rows(session: Session, *, campaigns: Sequence[Campaign]) -> list[CampaignRow]:
+    """Every configured campaign with its counts and its WhatsApp delivery statuses."""
+    from earshot.conversations.whatsapp import status_counts
+
+    return [
+        CampaignRow(
+            id=c.id,
+            running=campaign_active(c),
+            status=campaign_status(session, campaign_id=c.id),
+            deliveries=status_counts(session, kind="campaign", ref=c.id),
+        )
+        for c in campaigns
+    ]

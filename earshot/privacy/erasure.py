@@ -42,11 +42,14 @@ from earshot.storage.models import (
     Feedback,
     FeedbackEvent,
     InboxMessage,
+    IntegrationEvent,
     MisunderstoodMessage,
     Notification,
     ProcessedUpdate,
     ServiceRating,
     Supporter,
+    WhatsAppSend,
+    WhatsAppWindow,
     utcnow,
 )
 
@@ -142,6 +145,8 @@ def erase_customer(session: Session, *, customer_key: str, everything: bool) -> 
     remove("callback_payloads", delete(CallbackPayload).where(CallbackPayload.customer_key == key))
     remove("processed_updates", delete(ProcessedUpdate).where(ProcessedUpdate.customer_key == key))
     remove("inbox", delete(InboxMessage).where(InboxMessage.customer_key == key))
+    remove("whatsapp_windows", delete(WhatsAppWindow).where(WhatsAppWindow.customer_key == key))
+    remove("whatsapp_sends", delete(WhatsAppSend).where(WhatsAppSend.customer_key == key))
     remove("notifications", delete(Notification).where(Notification.customer_key == key))
     remove("campaign_sends", delete(CampaignSend).where(CampaignSend.customer_key == key))
     # Misunderstood messages are conversation text (redacted, yet the customer's words);
@@ -193,6 +198,11 @@ def erase_customer(session: Session, *, customer_key: str, everything: bool) -> 
         )
         remove("notifications", delete(Notification).where(Notification.feedback_id.in_(own_ids)))
         remove("feedback_supporters", delete(Supporter).where(Supporter.feedback_id.in_(own_ids)))
+        # The integrations outbox quotes the items (redacted): their events go too.
+        own_refs = select(Feedback.ref).where(Feedback.id.in_(own_ids))
+        remove(
+            "integration_events", delete(IntegrationEvent).where(IntegrationEvent.ref.in_(own_refs))
+        )
         remove("feedback", delete(Feedback).where(Feedback.id.in_(own_ids)))
     else:
         items = session.scalars(select(Feedback).where(Feedback.id.in_(own_ids))).all()
@@ -263,6 +273,7 @@ def purge(session: Session, *, older_than_days: int, now: datetime | None = None
         "processed_updates", delete(ProcessedUpdate).where(ProcessedUpdate.processed_at < cutoff)
     )
     remove("callback_payloads", delete(CallbackPayload).where(CallbackPayload.created_at < cutoff))
+    remove("whatsapp_sends", delete(WhatsAppSend).where(WhatsAppSend.created_at < cutoff))
     remove("ask_log", delete(AskLog).where(AskLog.asked_at < cutoff))
     remove("notifications", delete(Notification).where(Notification.sent_at < cutoff))
     remove(

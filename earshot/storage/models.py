@@ -301,3 +301,128 @@ class MisunderstoodEvent(Base):
     new_value: Mapped[str] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(8))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WhatsAppWindow(Base):
+    """When a WhatsApp customer last wrote: the 24-hour customer-service window opens then."""
+
+    __tablename__ = "whatsapp_windows"
+
+    customer_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_inbound_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class WhatsAppSend(Base):
+    """A proactive WhatsApp message (campaign ask, status notice, feedback ask) and its
+    delivery status from WhatsApp's status webhooks. `ref` is the campaign id or the
+    feedback reference; no phone number is kept here."""
+
+    __tablename__ = "whatsapp_sends"
+
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    customer_key: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    template: Mapped[str | None] = mapped_column(String(512))
+    status: Mapped[str] = mapped_column(String(16), default="accepted")
+    error_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IntegrationEvent(Base):
+    """The integrations outbox: one row per event (item created, status changed, ...),
+    written in the transaction that made the change, so both land or neither does.
+
+    `payload` holds redacted text and item references only, never customer keys or chat
+    ids. `key`, when set, makes an event happen once (e.g. one digest per week).
+    `dispatched_at` is set when the deliverer has made its deliveries.
+    """
+
+    __tablename__ = "integration_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # The item the event is about, so erasing an item's author erases its events too.
+    ref: Mapped[str | None] = mapped_column(String(16), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
+class IntegrationDelivery(Base):
+    """One event going to one destination (a webhook endpoint or Slack), with its state.
+
+    status: pending (will be tried at next_attempt_at), delivered, failed (a permanent
+    error or out of attempts; "retry now" in the dashboard makes it pending again).
+    """
+
+    __tablename__ = "integration_deliveries"
+    __table_args__ = (UniqueConstraint("event_id", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("integration_events.id", ondelete="CASCADE"), index=True
+    )
+    target: Mapped[str] = mapped_column(String(80))
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IntegrationAttempt(Base):
+    """Each try of a delivery: outcome, response code, duration and the next try."""
+
+    __tablename__ = "integration_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("integration_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16))  # delivered, retry, failed
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IssueLink(Base):
+    """A GitHub issue or Jira issue made from a feedback item; its state follows the
+    tracker's webhooks. `status_before` is the item's status when the issue closed, so a
+    reopened issue puts the item back."""
+
+    __tablename__ = "issue_links"
+    __table_args__ = (UniqueConstraint("tracker", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feedback_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), index=True
+    )
+    tracker: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(32), default="open")
+    status_before: Mapped[str | None] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InboundWebhook(Base):
+    """Delivery ids of tracker webhooks already handled, so a redelivery changes nothing."""
+
+    __tablename__ = "inbound_webhooks"
+    __table_args__ = (UniqueConstraint("source", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    delivery_id: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,6 +8,7 @@ reviewer as the actor.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -43,6 +44,7 @@ from earshot.gateway.support import support_desk
 from earshot.insights import overview
 from earshot.insights.export import FORMATS
 from earshot.insights.stats import snippet
+from earshot.integrations import deliveries, trackers
 from earshot.settings import ConfigError, Settings
 from earshot.storage.db import make_engine
 from earshot.storage.models import utcnow
@@ -400,7 +402,10 @@ async def item_page(request: Request) -> Response:
         context = feedback_inbox.item_details(session, ref=ref)
         if context is None:
             return render(request, "error.html", 404, title="Not found", message=f"No item {ref}.")
-        return render(request, "item.html", **context)
+        issues = trackers.links_of(session, ref=ref)
+        linked = {x.tracker for x in issues}
+        can_create = [t for t in trackers.configured(d.settings) if t not in linked]
+        return render(request, "item.html", issues=issues, can_create=can_create, **context)
 
     # Rendered inside the transaction: the template reads lazy attributes of the rows.
     return await d.db(build)
@@ -558,6 +563,30 @@ async def overview_page(request: Request) -> Response:
     )
 
 
+# --- campaigns ----------------------------------------------------------------------------
+
+
+@login_required
+async def campaigns_page(request: Request) -> Response:
+    """Each campaign's progress (skipped sends and WhatsApp deliveries included) and the
+    wa.me links that start feedback for a campaign or a product."""
+    from earshot.outreach.campaigns import campaign_rows
+    from earshot.outreach.links import LinkError, whatsapp_link
+
+    d = dash(request)
+    rows = await d.db(campaign_rows, campaigns=d.settings.campaigns)
+
+    def link(**which: str) -> str | None:
+        try:
+            return whatsapp_link(d.settings, **which)
+        except LinkError:
+            return None
+
+    links = {r.id: link(campaign=r.id) for r in rows}
+    products = [(p.name, link(product=p.key)) for p in d.settings.products]
+    return render(request, "campaigns.html", rows=rows, links=links, products=products)
+
+
 # --- export -------------------------------------------------------------------------------
 
 
@@ -704,13 +733,26 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # Webhooks and Slack are delivered from here, in the background of the dashboard's
+        # event loop (never the bot's); see earshot/integrations/deliverer.py.
+        stop, task, deliverer = asyncio.Event(), None, None
+        if settings.integrations_deliverer and deliveries.targets(settings):
+            from earshot.integrations.deliverer import Deliverer
+
+            deliverer = Deliverer(settings, dashboard.sessions)
+            task = asyncio.create_task(deliverer.run(stop))
         yield
+        if task is not None and deliverer is not None:
+            stop.set()
+            await task
+            await deliverer.aclose()
         dashboard.engine.dispose()
 
-    from earshot.web import misunderstood  # imports this module: only now, not at import
+    from earshot.web import integrations, misunderstood  # they import this module
 
     routes = [
         *misunderstood.routes(),
+        *integrations.routes(),
         Route("/", inbox),
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login_submit, methods=["POST"]),
@@ -722,6 +764,7 @@ def create_app(
         Route("/items/{ref}/notes", note_action, methods=["POST"]),
         Route("/items/{ref}/merge", merge_action, methods=["POST"]),
         Route("/overview", overview_page),
+        Route("/campaigns", campaigns_page),
         Route("/export.{fmt}", export_download),
         Route("/chat", chat_page),
         Route("/chat/send", chat_send, methods=["POST"]),
@@ -741,6 +784,10 @@ def create_app(
         secret_key=key,
         always_secure=settings.environment == "production",
     )
-    app.add_middleware(BodyLimit, limit=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_request_body_bytes,
+        larger={"/hooks/": integrations.HOOK_BODY_LIMIT},
+    )
     app.add_middleware(_SecurityHeaders)
     return app
