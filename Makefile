@@ -77,7 +77,7 @@ run: train ## Run the product: Rasa, actions, dashboard and Telegram (or a termi
 # (ignore_missing_imports) and checks the Rasa side's own code too.
 lint: $(VENV)/.stamp ## ruff and mypy over every Python file
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy earshot bot whatsapp actions bench testkit tests
+	$(VENV)/bin/mypy earshot bot whatsapp xdm actions bench testkit tests
 	$(VENV)/bin/mypy scripts/bench.py  # apart from bench/: mypy sees two modules named bench
 	$(VENV)/bin/mypy $(filter-out scripts/bench.py,$(wildcard scripts/*.py))
 	$(VENV)/bin/mypy rasa_project/addons rasa_project/components  # rasa's names typed Any

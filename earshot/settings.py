@@ -31,6 +31,9 @@ SECRET_KEYS = (
     "earshot_secret",
     "rasa_token",
     "admin_password",
+    "x_consumer_secret",
+    "x_access_token",
+    "x_access_token_secret",
     "whatsapp_access_token",
     "whatsapp_app_secret",
     "whatsapp_verify_token",
@@ -174,6 +177,21 @@ class Settings(BaseSettings):
     # to 1,000 for large senders). 0: no limit (test doubles).
     whatsapp_messages_per_second: float = Field(default=80.0, ge=0)
 
+    # X (Twitter) direct messages: the Account Activity webhook runs when the app's consumer
+    # key and secret, the account's access token and secret and its user id are set.
+    x_consumer_key: str | None = None
+    x_consumer_secret: SecretStr | None = None
+    x_access_token: SecretStr | None = None
+    x_access_token_secret: SecretStr | None = None
+    x_user_id: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")
+    # The X API root; tests point it at the local fake.
+    x_api_base_url: str = "https://api.x.com"
+    x_webhook_listen: str = "127.0.0.1"
+    x_webhook_port: int = 8446
+    x_webhook_path: str = "/x"
+    # A DM refused with 429 waits for the rate-limit window to reset, at most this long.
+    x_max_rate_wait_s: float = Field(default=900.0, ge=0)
+
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr = SecretStr("dev-only-rasa-token")
     rasa_timeout_s: float = 20.0
@@ -264,6 +282,17 @@ class Settings(BaseSettings):
             raise ValueError("WHATSAPP_APP_SECRET: required with WHATSAPP_ACCESS_TOKEN")
         if self.whatsapp_access_token and not self.whatsapp_phone_number_id:
             raise ValueError("WHATSAPP_PHONE_NUMBER_ID: required with WHATSAPP_ACCESS_TOKEN")
+        x_parts = {
+            "X_CONSUMER_KEY": self.x_consumer_key,
+            "X_CONSUMER_SECRET": self.x_consumer_secret,
+            "X_ACCESS_TOKEN": self.x_access_token,
+            "X_ACCESS_TOKEN_SECRET": self.x_access_token_secret,
+        }
+        if any(x_parts.values()):  # the credentials come all or none, with the account's id
+            x_parts["X_USER_ID"] = self.x_user_id
+        if any(x_parts.values()) and not all(x_parts.values()):
+            missing = ", ".join(k for k, v in x_parts.items() if not v)
+            raise ValueError(f"{missing}: required for X direct messages (or leave all X_ unset)")
         if self.environment == "production":
             if self.earshot_secret.get_secret_value() in ("", DEFAULT_SECRET):
                 raise ValueError("EARSHOT_SECRET: must be set to a private value in production")
@@ -291,6 +320,11 @@ class Settings(BaseSettings):
     def catalogue(self) -> dict[str, list[str]]:
         """Product key -> names and synonyms, for text matching."""
         return {p.key: [p.name, *p.synonyms] for p in self.products}
+
+    @property
+    def x_enabled(self) -> bool:
+        """True when the X direct-message webhook has what it needs to run."""
+        return bool(self.x_consumer_secret and self.x_access_token and self.x_user_id)
 
     @property
     def whatsapp_enabled(self) -> bool:
@@ -404,6 +438,8 @@ def check_exposed_secret(
         reasons.append("TELEGRAM_WEBHOOK_URL is set")
     if settings.whatsapp_enabled:
         reasons.append("the WhatsApp webhook is set up")
+    if settings.x_enabled:
+        reasons.append("the X webhook is set up")
     if settings.admin_password and settings.admin_password.get_secret_value():
         reasons.append("ADMIN_PASSWORD is set")
     if users_exist:

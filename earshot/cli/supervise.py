@@ -235,6 +235,20 @@ def whatsapp_part(
     )
 
 
+def x_part(settings: Settings, log_dir: Path, base_env: dict[str, str] | None = None) -> Part:
+    """The X direct-message webhook (python -m xdm), when its variables are set."""
+    env = {**(os.environ if base_env is None else base_env), "PYTHONPATH": str(ROOT)}
+    host = settings.x_webhook_listen
+    health_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+    return Part(
+        "X webhook",
+        [sys.executable, "-m", "xdm"],
+        env,
+        f"http://{health_host}:{settings.x_webhook_port}/healthz",
+        log_dir / "x.log",
+    )
+
+
 def port_in_use(host: str, port: int) -> bool:
     """Something already listens on host:port (a port only in TIME_WAIT counts as free)."""
     with socket.socket() as s:
@@ -271,6 +285,10 @@ def busy_port(settings: Settings, rasa_port: int) -> str | None:
                 "the WhatsApp webhook",
                 "WHATSAPP_WEBHOOK_PORT",
             )
+        )
+    if settings.x_enabled:
+        wanted.append(
+            (settings.x_webhook_listen, settings.x_webhook_port, "the X webhook", "X_WEBHOOK_PORT")
         )
     for host, port, what, setting in wanted:
         if port_in_use(host, port):
@@ -352,9 +370,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         if stopping:
             return _shutdown(parts, 0)
         channel: Part | None = None
-        # WhatsApp alone without a terminal (a container, a service): no terminal chat,
+        # WhatsApp or X alone without a terminal (a container, a service): no terminal chat,
         # whose end of input would stop everything.
-        if settings.telegram_bot_token or not settings.whatsapp_enabled or sys.stdin.isatty():
+        webhooks_only = settings.whatsapp_enabled or settings.x_enabled
+        if settings.telegram_bot_token or not webhooks_only or sys.stdin.isatty():
             channel = channel_part(settings, log_dir)
             parts.append(channel)
             if settings.telegram_bot_token:
@@ -367,6 +386,12 @@ def run(argv: Sequence[str] | None = None) -> int:
             wa.start()
             url = f"{settings.whatsapp_webhook_listen}:{settings.whatsapp_webhook_port}"
             phase(f"WhatsApp webhook on {url}{settings.whatsapp_webhook_path}")
+        if settings.x_enabled:
+            x = x_part(settings, log_dir)
+            parts.append(x)
+            x.start()
+            url = f"{settings.x_webhook_listen}:{settings.x_webhook_port}{settings.x_webhook_path}"
+            phase(f"X direct-message webhook on {url}")
         while not stopping:
             for part in parts:
                 if not part.alive():

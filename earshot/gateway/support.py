@@ -24,6 +24,7 @@ CHANNEL_NAMES = {
     "terminal": "the terminal chat",
     "whatsapp": "WhatsApp",
     "messenger": "Messenger",
+    "x": "X (Twitter)",
 }
 CHUNK = 3500  # leaves room for the header within Telegram's 4096
 
