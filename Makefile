@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 export EARSHOT_T0 := $(shell date +%s)
 PHASE = @t=$$(( $$(date +%s) - $(EARSHOT_T0) )); printf 'earshot [%d:%02d] %s\n' $$((t / 60)) $$((t % 60))
 
-.PHONY: help setup run test lint audit audit-rasa validate test-stories train train-classify eval eval-languages bench bench-whatsapp bench-export chaos clean kb browser screens
+.PHONY: help setup run test lint audit audit-rasa validate test-stories train train-classify eval eval-themes bench-themes eval-languages bench bench-whatsapp bench-export chaos clean kb browser screens
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -77,7 +77,7 @@ run: train ## Run the product: Rasa, actions, dashboard and Telegram (or a termi
 # (ignore_missing_imports) and checks the Rasa side's own code too.
 lint: $(VENV)/.stamp ## ruff and mypy over every Python file
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy earshot bot whatsapp messenger actions bench testkit tests
+	$(VENV)/bin/mypy earshot bot whatsapp messenger xdm actions bench testkit tests
 	$(VENV)/bin/mypy scripts/bench.py  # apart from bench/: mypy sees two modules named bench
 	$(VENV)/bin/mypy $(filter-out scripts/bench.py,$(wildcard scripts/*.py))
 	$(VENV)/bin/mypy rasa_project/addons rasa_project/components  # rasa's names typed Any
@@ -102,8 +102,19 @@ test: train lint audit validate test-stories browser ## Everything: lint, audit,
 screens: setup browser ## Refresh the dashboard screenshots in reports/screens/ (make test writes them to a temp dir)
 	EARSHOT_CHROMIUM=$(CHROMIUM) EARSHOT_SCREENS=reports/screens $(PY) -m pytest -q tests/browser
 
-eval: train ## NLU cross-validation, held-out and independent evaluation -> reports/eval.md, eval-independent.md
+eval: train eval-themes ## NLU cross-validation, held-out and independent evaluation -> reports/eval.md, eval-independent.md
 	bash scripts/eval.sh
+
+# Development set (tuned on) -> reports/themes-dev.md; the independent labelled set (never
+# tuned on) -> reports/themes.md when it is there.
+eval-themes: setup ## Themes (AMI) and duplicate suggestions (precision/recall) -> reports/themes.md, themes-dev.md
+	$(PY) scripts/eval_themes.py --set scripts/data/themes_dev.csv --out reports/themes-dev.md
+	@if [ -f tests/data/themes/labelled.csv ]; then \
+		$(PY) scripts/eval_themes.py --set tests/data/themes/labelled.csv --out reports/themes.md; \
+	else echo "no tests/data/themes/labelled.csv: only the development set was evaluated"; fi
+
+bench-themes: setup ## Themes for 100,000 synthetic items and incremental assignment -> reports/bench-themes.md
+	$(PY) scripts/bench_themes.py
 
 chaos: train ## Kill each part in turn; print fault -> outcome -> lost, duplicated (both must be 0)
 	$(PY) -m pytest -q -rN tests/chaos

@@ -638,6 +638,7 @@ class ValidateFeedbackForm(FormValidationAction):
                 product=None if product == NO_PRODUCT else str(product),
                 exclude_customer=customer_key(tracker),
                 catalogue=s.catalogue,
+                language=language(tracker),
             )
         if match is None:
             return [SlotSet("feedback_similar", "none")]

@@ -31,12 +31,20 @@ SECRET_KEYS = (
     "earshot_secret",
     "rasa_token",
     "admin_password",
+    "x_consumer_secret",
+    "x_access_token",
+    "x_access_token_secret",
     "whatsapp_access_token",
     "whatsapp_app_secret",
     "whatsapp_verify_token",
     "messenger_page_access_token",
     "messenger_app_secret",
     "messenger_verify_token",
+    "slack_bot_token",
+    "github_token",
+    "github_webhook_secret",
+    "jira_api_token",
+    "jira_webhook_secret",
 )
 # Message tags Meta allows for Messenger messages outside the 24-hour standard window, each
 # for non-promotional updates only; Instagram accepts none of these (only HUMAN_AGENT, for
@@ -99,6 +107,34 @@ class Messenger(_Strict):
     # (None: such notices are skipped there too). Campaign questions are promotional and
     # feedback asks are surveys: Meta allows no tag for them, so they have none.
     notice_tag: str | None = "ACCOUNT_UPDATE"
+
+
+WEBHOOK_EVENTS = (
+    "item.created",
+    "item.status_changed",
+    "item.merged",
+    "item.supported",
+    "theme.emerging",
+)
+
+
+class WebhookEndpoint(_Strict):
+    """An operator's webhook receiver: where to POST which events, signed with the secret
+    in the environment variable `secret_env` (never the secret itself)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,31}$")
+    url: str = Field(pattern=r"^https?://")
+    events: list[str] = list(WEBHOOK_EVENTS)
+    secret_env: str = Field(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")
+
+    @model_validator(mode="after")
+    def _known_events(self) -> WebhookEndpoint:
+        unknown = sorted(set(self.events) - set(WEBHOOK_EVENTS))
+        if unknown:
+            raise ValueError(
+                f"unknown event(s) {', '.join(unknown)}; use {', '.join(WEBHOOK_EVENTS)}"
+            )
+        return self
 
 
 class Settings(BaseSettings):
@@ -177,6 +213,21 @@ class Settings(BaseSettings):
     # same webhook (object "instagram") and Send API, with Instagram's limits.
     instagram_enabled: bool = False
 
+    # X (Twitter) direct messages: the Account Activity webhook runs when the app's consumer
+    # key and secret, the account's access token and secret and its user id are set.
+    x_consumer_key: str | None = None
+    x_consumer_secret: SecretStr | None = None
+    x_access_token: SecretStr | None = None
+    x_access_token_secret: SecretStr | None = None
+    x_user_id: str | None = Field(default=None, pattern=r"^[0-9]{1,20}$")
+    # The X API root; tests point it at the local fake.
+    x_api_base_url: str = "https://api.x.com"
+    x_webhook_listen: str = "127.0.0.1"
+    x_webhook_port: int = 8446
+    x_webhook_path: str = "/x"
+    # A DM refused with 429 waits for the rate-limit window to reset, at most this long.
+    x_max_rate_wait_s: float = Field(default=900.0, ge=0)
+
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr = SecretStr("dev-only-rasa-token")
     rasa_timeout_s: float = 20.0
@@ -199,6 +250,49 @@ class Settings(BaseSettings):
 
     earshot_secret: SecretStr = SecretStr(DEFAULT_SECRET)
     admin_password: SecretStr | None = None
+
+    # Integrations (earshot/integrations, docs/operations.md "Integrations").
+    # Where links in webhooks, Slack and issues point: the dashboard as teams reach it.
+    dashboard_url: str | None = None
+    webhooks: list[WebhookEndpoint] = []
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    # Tries per delivery before it is marked failed (the dashboard can retry it).
+    webhook_max_attempts: int = Field(default=10, ge=1)
+    # Backoff: base * 2^(attempt-1), capped, times a random factor in [0.5, 1) (jitter).
+    webhook_retry_base_s: float = Field(default=10.0, gt=0)
+    webhook_retry_max_s: float = Field(default=3600.0, gt=0)
+    # Deliveries in flight at once, over all endpoints.
+    webhook_concurrency: int = Field(default=16, ge=1)
+    # How often the deliverer looks for new events.
+    webhook_poll_s: float = Field(default=0.25, gt=0)
+    # Delivered events and their attempt log are kept this long.
+    webhook_log_days: int = Field(default=30, ge=1)
+    # Run the deliverer inside the dashboard process (`earshot web`, `earshot run`).
+    integrations_deliverer: bool = True
+
+    slack_bot_token: SecretStr | None = None
+    slack_channel: str | None = None
+    slack_api_base_url: str = "https://slack.com/api/"
+    # Important: a problem or complaint with sentiment at or below this, or an item
+    # reaching this many supporters (0: never by supporters).
+    slack_negative_sentiment: float = Field(default=-0.3, ge=-1, le=1)
+    slack_supporters: int = Field(default=5, ge=0)
+    # The weekly digest goes to Slack on this ISO weekday (1 = Monday; 0: never) at this
+    # UTC hour, covering the seven days before.
+    slack_digest_weekday: int = Field(default=1, ge=0, le=7)
+    slack_digest_hour: int = Field(default=9, ge=0, le=23)
+
+    github_token: SecretStr | None = None
+    github_repo: str | None = Field(default=None, pattern=r"^[\w.-]+/[\w.-]+$")
+    github_api_base_url: str = "https://api.github.com"
+    github_webhook_secret: SecretStr | None = None
+
+    jira_base_url: str | None = None  # e.g. https://lumen.atlassian.net
+    jira_email: str | None = None
+    jira_api_token: SecretStr | None = None
+    jira_project: str | None = None
+    jira_issue_type: str = "Task"
+    jira_webhook_secret: SecretStr | None = None
 
     @model_validator(mode="after")
     def _check(self) -> Settings:
@@ -233,6 +327,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"messenger.notice_tag: '{tag}' is not one of {', '.join(MESSENGER_TAGS)}"
             )
+        x_parts = {
+            "X_CONSUMER_KEY": self.x_consumer_key,
+            "X_CONSUMER_SECRET": self.x_consumer_secret,
+            "X_ACCESS_TOKEN": self.x_access_token,
+            "X_ACCESS_TOKEN_SECRET": self.x_access_token_secret,
+        }
+        if any(x_parts.values()):  # the credentials come all or none, with the account's id
+            x_parts["X_USER_ID"] = self.x_user_id
+        if any(x_parts.values()) and not all(x_parts.values()):
+            missing = ", ".join(k for k, v in x_parts.items() if not v)
+            raise ValueError(f"{missing}: required for X direct messages (or leave all X_ unset)")
         if self.environment == "production":
             if self.earshot_secret.get_secret_value() in ("", DEFAULT_SECRET):
                 raise ValueError("EARSHOT_SECRET: must be set to a private value in production")
@@ -252,9 +357,19 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'earshot.db').resolve()}"
 
     @property
+    def dashboard_base(self) -> str:
+        """The dashboard's address for links (no trailing slash)."""
+        return (self.dashboard_url or f"http://127.0.0.1:{self.web_port}").rstrip("/")
+
+    @property
     def catalogue(self) -> dict[str, list[str]]:
         """Product key -> names and synonyms, for text matching."""
         return {p.key: [p.name, *p.synonyms] for p in self.products}
+
+    @property
+    def x_enabled(self) -> bool:
+        """True when the X direct-message webhook has what it needs to run."""
+        return bool(self.x_consumer_secret and self.x_access_token and self.x_user_id)
 
     @property
     def whatsapp_enabled(self) -> bool:
@@ -375,6 +490,8 @@ def check_exposed_secret(
         reasons.append("the WhatsApp webhook is set up")
     if settings.messenger_enabled:
         reasons.append("the Messenger webhook is set up")
+    if settings.x_enabled:
+        reasons.append("the X webhook is set up")
     if settings.admin_password and settings.admin_password.get_secret_value():
         reasons.append("ADMIN_PASSWORD is set")
     if users_exist:

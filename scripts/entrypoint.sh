@@ -12,6 +12,7 @@ case "$role" in
   bot)      .venv/bin/python -m earshot migrate && exec .venv/bin/python -m bot ;;
   whatsapp) .venv/bin/python -m earshot migrate && exec .venv/bin/python -m whatsapp ;;
   messenger) .venv/bin/python -m earshot migrate && exec .venv/bin/python -m messenger ;;
+  x)        .venv/bin/python -m earshot migrate && exec .venv/bin/python -m xdm ;;
   rasa)
     : "${RASA_TOKEN:?RASA_TOKEN is required}"
     .venv/bin/python -m earshot rasa-endpoints --out /tmp/endpoints.yml
@@ -22,5 +23,5 @@ case "$role" in
       --credentials rasa_project/credentials.yml --interface 0.0.0.0 --port 5005 \
       --enable-api ;;  # the API and channel check RASA_TOKEN from the environment (a header)
   web)      exec .venv/bin/python -m earshot web --host 0.0.0.0 --port "${WEB_PORT:-8000}" ;;
-  *) echo "unknown role: $role (all|migrate|actions|bot|whatsapp|messenger|rasa|web)" >&2; exit 2 ;;
+  *) echo "unknown role: $role (all|migrate|actions|bot|whatsapp|messenger|x|rasa|web)" >&2; exit 2 ;;
 esac

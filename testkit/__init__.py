@@ -3,6 +3,8 @@
 Not a test folder, so `bench/` and `scripts/` can use it without importing tests:
 - `telegram_api`: a fake Telegram Bot API server (`python -m testkit.telegram_api`);
 - `stack`: starts Rasa, the action server and the bot against that fake;
-- `pgtemp`: throwaway PostgreSQL databases with random names.
+- `pgtemp`: throwaway PostgreSQL databases with random names;
+- `webhook_receiver`, `slack_api`, `trackers` (GitHub, Jira): fakes of the integrations'
+  counterparts, on `fakehttp`'s small threaded server.
 Nothing in the product (earshot, bot, actions) imports it.
 """

@@ -45,3 +45,18 @@ def test_the_messenger_webhook_keeps_its_spool_and_is_published() -> None:
     assert f"{port}:{port}" in fb["ports"]
     entrypoint = (ROOT / "scripts" / "entrypoint.sh").read_text(encoding="utf-8")
     assert "-m messenger" in entrypoint
+
+
+def test_the_x_webhook_keeps_its_spool_and_is_published() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    x = compose["services"]["x"]
+    assert x["command"] == ["x"] and x["profiles"] == ["x"] and "public" in x["networks"]
+    mounts = [v.split(":") for v in x["volumes"]]
+    assert any(t == "/app/data" and src in compose["volumes"] for src, t, *_ in mounts)
+    port = Settings.model_fields["x_webhook_port"].default
+    assert f"{port}:{port}" in x["ports"] and str(port) in x["healthcheck"]["test"][-1]
+    assert x["environment"]["X_WEBHOOK_LISTEN"] == "0.0.0.0"
+    rasa_timeout = Settings.model_fields["rasa_timeout_s"].default
+    assert _seconds(str(x.get("stop_grace_period", "10s"))) > rasa_timeout
+    entrypoint = (ROOT / "scripts" / "entrypoint.sh").read_text(encoding="utf-8")
+    assert "x)" in entrypoint and "-m xdm" in entrypoint

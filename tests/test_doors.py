@@ -319,11 +319,11 @@ def test_compose_publishes_only_the_front_doors() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
     published = {name for name, svc in services.items() if svc.get("ports")}
-    assert published == {"bot", "web", "whatsapp", "messenger"}  # the webhooks, the dashboard
+    assert published == {"bot", "web", "whatsapp", "messenger", "x"}  # webhooks, dashboard
     assert compose["networks"]["internal"]["internal"] is True
     for name in ("postgres", "redis", "rasa", "actions", "migrate"):
         assert services[name]["networks"] == ["internal"], name
-    for name in ("rasa", "actions", "bot", "web", "whatsapp", "messenger"):
+    for name in ("rasa", "actions", "bot", "web", "whatsapp", "messenger", "x"):
         env = services[name].get("environment") or compose["x-earshot"]["environment"]
         assert "${REDIS_PASSWORD" in env["REDIS_URL"], name
     assert "requirepass" in " ".join(services["redis"]["command"])

@@ -12,7 +12,7 @@ from earshot.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 # The product's code: what `make run` and the Docker image run (not the dev scripts).
-PRODUCT = ["earshot", "bot", "actions", "rasa_project"]
+PRODUCT = ["earshot", "bot", "xdm", "actions", "rasa_project"]
 # Read by the code but set by `earshot run` or the Makefile, never by an operator.
 SET_BY_EARSHOT_RUN = {
     "EARSHOT_SESSION_MAX_EVENTS",  # config.yml's session_max_events, passed on to Rasa

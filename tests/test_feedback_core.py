@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from earshot.conversations import queries as conversations
 from earshot.feedback import queries as feedback_queries
 from earshot.feedback import service as core
+from earshot.feedback import similar as similar_texts
 from earshot.feedback.schemas import FeedbackIn, FeedbackType, Source
 from earshot.outreach import campaigns
 from earshot.settings import Campaign, load_settings
@@ -30,7 +31,7 @@ WINTER = Campaign(
     ends=datetime(2027, 2, 28, 23, 59, 59, tzinfo=timezone.utc),
 )
 
-# The pairs SIMILAR_THRESHOLD was tuned on: paraphrases of one wish or fault...
+# Pairs earshot.feedback.similar must keep apart: paraphrases of one wish or fault...
 SAME = [
     ("please add a dark mode to the app", "the app should have a dark mode"),
     ("the doorbell keeps disconnecting from wifi", "my doorbell disconnects from the wifi a lot"),
@@ -79,13 +80,13 @@ def item(session: Session, text: str, **kw: object) -> Feedback:
 @pytest.mark.parametrize(("a", "b"), SAME)
 def test_paraphrases_are_similar(a: str, b: str) -> None:
     ignore = core.product_words(CATALOGUE)
-    assert core.similarity(a, b, ignore=ignore) >= core.SIMILAR_THRESHOLD
+    assert similar_texts.score(a, b, ignore=ignore) >= similar_texts.DUPLICATE_THRESHOLD
 
 
 @pytest.mark.parametrize(("a", "b"), DIFFERENT)
 def test_different_wishes_are_not_similar(a: str, b: str) -> None:
     ignore = core.product_words(CATALOGUE)
-    assert core.similarity(a, b, ignore=ignore) < core.SIMILAR_THRESHOLD
+    assert similar_texts.score(a, b, ignore=ignore) < similar_texts.DUPLICATE_THRESHOLD
 
 
 def test_normalise_ignores_case_accents_and_punctuation() -> None:
@@ -105,7 +106,7 @@ def test_find_similar_only_open_items_of_the_same_product_and_others(session: Se
     )
     assert found is not None and found.ref == open_idea.ref
     assert found.description == "Please add a dark mode to the app"
-    assert found.score >= core.SIMILAR_THRESHOLD and found.supporters == 1
+    assert found.score >= similar_texts.DUPLICATE_THRESHOLD and found.supporters == 1
 
     # Nobody is asked whether they mean their own item.
     def similar(text: str, product: str, **kw: object) -> core.SimilarItem | None:

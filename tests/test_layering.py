@@ -37,19 +37,39 @@ def violations(package: str, forbidden: set[str]) -> list[str]:
         (
             "earshot",
             {"rasa", "rasa_sdk", "telegram", "pywa", "pywa_async", "bot", "whatsapp", "messenger"}
-            | {"actions"}
+            | {"actions", "xdm"}
             | TEST_CODE,
         ),
         # The gateway is every channel's: no channel library, no web framework in it.
         (
             "earshot/gateway",
-            {"rasa", "rasa_sdk", "telegram", "bot", "actions", "starlette", "pywa", *TEST_CODE},
+            {
+                *("rasa", "rasa_sdk", "telegram", "bot", "actions", "xdm"),
+                *("starlette", "pywa", "oauthlib", *TEST_CODE),
+            },
         ),
-        ("bot", {"actions", "rasa", "rasa_sdk", "whatsapp", *TEST_CODE}),
-        ("whatsapp", {"actions", "bot", "telegram", "rasa", "rasa_sdk", "messenger", *TEST_CODE}),
+        ("bot", {"actions", "rasa", "rasa_sdk", "whatsapp", "messenger", "xdm", *TEST_CODE}),
+        (
+            "xdm",
+            {"actions", "bot", "telegram", "rasa", "rasa_sdk", "whatsapp", "messenger", *TEST_CODE},
+        ),
+        (
+            "whatsapp",
+            {"actions", "bot", "telegram", "rasa", "rasa_sdk", "messenger", "xdm", *TEST_CODE},
+        ),
         (
             "messenger",
-            {"actions", "bot", "telegram", "rasa", "rasa_sdk", "whatsapp", "pywa", *TEST_CODE},
+            {
+                "actions",
+                "bot",
+                "telegram",
+                "rasa",
+                "rasa_sdk",
+                "whatsapp",
+                "xdm",
+                "pywa",
+                *TEST_CODE,
+            },
         ),
         ("actions", {"bot", "telegram", *TEST_CODE}),
         ("bench", {"tests"}),
@@ -95,6 +115,7 @@ FRONT_ENDS = [
     "bot",
     "whatsapp",
     "messenger",
+    "xdm",
     "actions",
 ]
 SESSION_ONLY = {"sqlalchemy.orm": {"Session", "sessionmaker"}, "sqlalchemy.exc": None}

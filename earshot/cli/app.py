@@ -89,8 +89,16 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
     settings = _settings()
     days = args.days or settings.retention_days
+    from datetime import timedelta
+
+    from earshot.integrations import deliveries
+    from earshot.storage.models import utcnow
+
     with session_scope(settings.db_url) as session:
         counts = purge(session, older_than_days=days)
+        # The integrations outbox keeps its own, shorter time (webhook_log_days).
+        cutoff = utcnow() - timedelta(days=settings.webhook_log_days)
+        counts["integration_events"] = deliveries.purge(session, before=cutoff)
     total = sum(counts.values())
     print(f"purged data older than {days} days: {total} rows")
     for table, n in sorted(counts.items()):
@@ -168,12 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     add("classify", cmd_classify, "classify JSON lines {'text': ...} from stdin")
     # Feature commands register themselves; their imports stay inside their handlers.
     from earshot.cli.feedback import register as register_feedback
+    from earshot.cli.integrations import register as register_integrations
     from earshot.cli.team import register as register_team
+    from earshot.cli.themes import register as register_themes
     from earshot.cli.users import register as register_users
     from earshot.cli.web import register as register_web
 
     register_feedback(sub)
+    register_integrations(sub)
     register_team(sub)
+    register_themes(sub)
     register_users(sub)
     register_web(sub)
     return parser

@@ -220,9 +220,16 @@ def channel_part(settings: Settings, log_dir: Path, base_env: dict[str, str] | N
 
 
 def webhook_part(
-    label: str, module: str, host: str, port: int, log_dir: Path, base_env: dict[str, str] | None
+    label: str,
+    module: str,
+    host: str,
+    port: int,
+    log_dir: Path,
+    base_env: dict[str, str] | None,
+    log_name: str | None = None,
 ) -> Part:
-    """A channel's webhook process (python -m <module>), health-checked on /healthz."""
+    """A channel's webhook process (python -m <module>), health-checked on /healthz and
+    logging to <log_name or module>.log."""
     env = {**(os.environ if base_env is None else base_env), "PYTHONPATH": str(ROOT)}
     health_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
     return Part(
@@ -230,7 +237,7 @@ def webhook_part(
         [sys.executable, "-m", module],
         env,
         f"http://{health_host}:{port}/healthz",
-        log_dir / f"{module}.log",
+        log_dir / f"{log_name or module}.log",
     )
 
 
@@ -248,6 +255,12 @@ def messenger_part(
     """The Messenger (and Instagram) webhook (python -m messenger), when configured."""
     host, port = settings.messenger_webhook_listen, settings.messenger_webhook_port
     return webhook_part("Messenger webhook", "messenger", host, port, log_dir, base_env)
+
+
+def x_part(settings: Settings, log_dir: Path, base_env: dict[str, str] | None = None) -> Part:
+    """The X direct-message webhook (python -m xdm), when its variables are set."""
+    host, port = settings.x_webhook_listen, settings.x_webhook_port
+    return webhook_part("X webhook", "xdm", host, port, log_dir, base_env, log_name="x")
 
 
 def port_in_use(host: str, port: int) -> bool:
@@ -295,6 +308,10 @@ def busy_port(settings: Settings, rasa_port: int) -> str | None:
                 "the Messenger webhook",
                 "MESSENGER_WEBHOOK_PORT",
             )
+        )
+    if settings.x_enabled:
+        wanted.append(
+            (settings.x_webhook_listen, settings.x_webhook_port, "the X webhook", "X_WEBHOOK_PORT")
         )
     for host, port, what, setting in wanted:
         if port_in_use(host, port):
@@ -376,9 +393,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         if stopping:
             return _shutdown(parts, 0)
         channel: Part | None = None
-        # WhatsApp or Messenger alone without a terminal (a container, a service): no
-        # terminal chat, whose end of input would stop everything.
-        webhooks = settings.whatsapp_enabled or settings.messenger_enabled
+        # Webhook channels alone without a terminal (a container, a service): no terminal
+        # chat, whose end of input would stop everything.
+        webhooks = settings.whatsapp_enabled or settings.messenger_enabled or settings.x_enabled
         if settings.telegram_bot_token or not webhooks or sys.stdin.isatty():
             channel = channel_part(settings, log_dir)
             parts.append(channel)
@@ -399,6 +416,12 @@ def run(argv: Sequence[str] | None = None) -> int:
             url = f"{settings.messenger_webhook_listen}:{settings.messenger_webhook_port}"
             also = " (and Instagram)" if settings.instagram_enabled else ""
             phase(f"Messenger{also} webhook on {url}{settings.messenger_webhook_path}")
+        if settings.x_enabled:
+            x = x_part(settings, log_dir)
+            parts.append(x)
+            x.start()
+            url = f"{settings.x_webhook_listen}:{settings.x_webhook_port}{settings.x_webhook_path}"
+            phase(f"X direct-message webhook on {url}")
         while not stopping:
             for part in parts:
                 if not part.alive():

@@ -27,7 +27,9 @@ def cmd_web(args: argparse.Namespace) -> int:
         with session_scope(settings.db_url) as session:
             users = accounts.users_exist(session)
         check_exposed_secret(settings, listen_host=args.host, users_exist=users)
-        app = create_app(settings)
+        from earshot.themes.service import INCREMENTAL_EVERY_S
+
+        app = create_app(settings, themes_every_s=INCREMENTAL_EVERY_S)
     except ConfigError as exc:
         print(f"earshot: {exc}", file=sys.stderr)
         return 2

@@ -15,10 +15,11 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from earshot.feedback import triage
+from earshot.feedback import similar, triage
 from earshot.feedback.schemas import FeedbackType, Status
 from earshot.insights.export import ExportFilter
 from earshot.storage.models import Feedback, Notification, Supporter
+from earshot.themes import service as themes
 
 PAGE_SIZE = 25
 Sort = Literal["recent", "supporters"]
@@ -219,48 +220,39 @@ def inbox_page(
 
 # --- similar items -------------------------------------------------------------------------
 
-_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
-_STOP = frozenset(
-    """the and for are but not you your with this that have has had was were will would
-    could should can cant don't dont its it's from they them then than there their what
-    when which who why how all any too very just also into out our ours about more most
-    some such only own same other been being does did doing would please want need like
-    app use using get make really much many thing things way one would""".split()
-)
 SIMILAR_CANDIDATES = 500
 
 
-def words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _STOP}
-
-
-def similarity(a: set[str], b: set[str]) -> float:
-    """Jaccard overlap of two word sets: crude, but explainable and cheap."""
-    if not a or not b:
-        return 0.0
-    return len(a & b) / len(a | b)
-
-
 def similar_items(
-    session: Session, item: Feedback, *, limit: int = 5, threshold: float = 0.12
+    session: Session, item: Feedback, *, limit: int = 5, threshold: float | None = None
 ) -> list[tuple[Feedback, float]]:
-    """Items of the same product whose wording overlaps with `item`'s, best first.
+    """Items of the same product and language related to `item`, best first, scored by
+    `earshot.feedback.similar` (the measure the chat and the merge suggestions use).
 
     Looks at the most recent candidates only, so the cost stays flat on a large table.
     """
-    mine = words(f"{item.description} {item.benefit or ''}")
-    if not mine:
+    if not item.description:
         return []
-    stmt = select(Feedback).where(Feedback.id != item.id, Feedback.status != "duplicate")
+    stmt = select(Feedback).where(
+        Feedback.id != item.id,
+        Feedback.status != "duplicate",
+        Feedback.language == item.language,
+        Feedback.description != "",
+    )
     stmt = stmt.where(
         Feedback.product == item.product if item.product else Feedback.product.is_(None)
     )
     stmt = stmt.order_by(Feedback.id.desc()).limit(SIMILAR_CANDIDATES)
-    scored = []
-    for other in session.scalars(stmt):
-        score = similarity(mine, words(f"{other.description} {other.benefit or ''}"))
-        if score >= threshold:
-            scored.append((other, score))
+    others = list(session.scalars(stmt))
+    if not others:
+        return []
+    found = similar.scores(
+        item.description, [o.description for o in others], language=item.language
+    )
+    limit_score = similar.RELATED_THRESHOLD if threshold is None else threshold
+    scored = [
+        (o, float(s)) for o, s in zip(others, found.tolist(), strict=False) if s >= limit_score
+    ]
     scored.sort(key=lambda pair: (-pair[1], -pair[0].supporters, -pair[0].id))
     return scored[:limit]
 
@@ -290,6 +282,9 @@ def item_details(session: Session, *, ref: str) -> dict[str, Any] | None:
         "original": original,
         "duplicates": duplicates,
         "similar": similar_items(session, item),
+        "duplicate_threshold": similar.DUPLICATE_THRESHOLD,
+        "theme": themes.theme_of(session, feedback_id=item.id),
+        "suggestions": themes.open_suggestions(session, feedback_id=item.id, limit=5),
         "history": triage.history(session, ref=item.ref),
         "supporter_rows": len(supporters),
         "notifications": notifications,

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from earshot.conversations import queries as conversations
 from earshot.feedback import queries
 from earshot.feedback.schemas import FeedbackIn, FeedbackType, Source, Status
+from earshot.integrations.events import emit, item_payload
 from earshot.privacy.redaction import redact
 from earshot.storage.models import AskLog, Feedback, Supporter, utcnow
 
@@ -37,9 +38,6 @@ CONSENT_VERSION = "v1"
 CLOSED_STATUSES = (Status.done.value, Status.declined.value, Status.duplicate.value)
 # Types for which "someone suggested the same" makes sense; praise and complaints are personal.
 SIMILAR_TYPES = (FeedbackType.idea, FeedbackType.problem)
-# Tuned on the pairs in tests/test_feedback_core.py: paraphrases score 0.54-1.0, different
-# wishes about the same product 0-0.34. A miss only costs the team a merge in triage.
-SIMILAR_THRESHOLD = 0.45
 # How many recent open items are compared; older ones are the product team's to merge.
 SIMILAR_CANDIDATES = 2000
 # An ask not answered within this time counts as ignored.
@@ -129,7 +127,9 @@ def save_feedback(
     ref_prefix: str,
     catalogue: Mapping[str, Sequence[str]] | None = None,
 ) -> Feedback:
-    """Store a captured item: free text redacted, sentiment filled in, consent versioned."""
+    """Store a captured item: free text redacted, sentiment filled in, consent versioned.
+
+    Emits item.created in the same transaction (earshot.integrations)."""
     updates: dict[str, Any] = {
         "description": redact(item.description),
         "benefit": redact(item.benefit) if item.benefit else item.benefit,
@@ -137,9 +137,11 @@ def save_feedback(
     }
     if item.sentiment is None and catalogue is not None and item.description:
         updates["sentiment"] = detect_safely(item.description, catalogue).sentiment
-    return queries.create_feedback(
+    row = queries.create_feedback(
         session, item=item.model_copy(update=updates), ref_prefix=ref_prefix
     )
+    emit(session, kind="item.created", payload={"item": item_payload(row)})
+    return row
 
 
 # --------------------------------------------------------------------------- similar items
@@ -187,6 +189,11 @@ _GENERIC = frozenset(
 )
 
 
+def stem(word: str) -> str:
+    """The light stemmer of the wording half of `earshot.feedback.similar`."""
+    return _stem(word)
+
+
 def _terms(text: str, ignore: frozenset[str]) -> list[str]:
     stems = (_stem(w) for w in normalise(text).split() if w not in _STOPWORDS)
     return [t for t in stems if t not in ignore and not t.isdigit()]
@@ -203,6 +210,16 @@ def _vector(text: str, ignore: frozenset[str]) -> Counter[str]:
         padded = f" {t} "
         vec.update(f"c:{padded[i : i + 3]}" for i in range(len(padded) - 2))
     return vec
+
+
+def text_vector(text: str, ignore: frozenset[str] = frozenset()) -> Counter[str]:
+    """The wording half of `earshot.feedback.similar`: content-word stems and trigrams."""
+    return _vector(text, ignore)
+
+
+def cosine(a: Counter[str], b: Counter[str]) -> float:
+    """Cosine of two sparse count vectors."""
+    return _cosine(a, b)
 
 
 def _cosine(a: Counter[str], b: Counter[str]) -> float:
@@ -243,16 +260,18 @@ def find_similar(
     catalogue: Mapping[str, Sequence[str]],
     types: Sequence[FeedbackType] = SIMILAR_TYPES,
     exclude_customer: str | None = None,
-    threshold: float = SIMILAR_THRESHOLD,
+    threshold: float | None = None,
+    language: str = "en",
 ) -> SimilarItem | None:
     """The open item on the same product most similar to `text`, if it is close enough.
 
     Open: not done, declined or merged as a duplicate. The customer's own items are left
     out, so nobody is asked whether they mean what they said themselves.
     """
+    from earshot.feedback import similar  # lazy: it imports this module
+
     ignore = product_words(catalogue)
-    query = _vector(text, ignore)
-    if not query:
+    if not _vector(text, ignore):
         return None
     stmt = select(Feedback.ref, Feedback.description, Feedback.supporters).where(
         Feedback.status.not_in(CLOSED_STATUSES),
@@ -265,12 +284,16 @@ def find_similar(
             (Feedback.customer_key.is_(None)) | (Feedback.customer_key != exclude_customer)
         )
     stmt = stmt.order_by(Feedback.created_at.desc(), Feedback.id.desc()).limit(SIMILAR_CANDIDATES)
-    best: SimilarItem | None = None
-    for ref, description, supporters in session.execute(stmt):
-        score = _cosine(query, _vector(description, ignore))
-        if score >= threshold and (best is None or score > best.score):
-            best = SimilarItem(ref, description, score, supporters)
-    return best
+    rows = session.execute(stmt).all()
+    if not rows:
+        return None
+    found = similar.scores(text, [r.description for r in rows], ignore=ignore, language=language)
+    best = int(found.argmax())
+    limit = similar.DUPLICATE_THRESHOLD if threshold is None else threshold
+    if found[best] < limit:
+        return None
+    ref, description, supporters = rows[best]
+    return SimilarItem(ref, description, float(found[best]), supporters)
 
 
 def count_supporters(session: Session, *, item: Feedback) -> int:
@@ -285,10 +308,12 @@ def add_supporter(session: Session, *, ref: str, customer_key: str) -> Feedback 
     """Count `customer_key` as a supporter of item `ref`; idempotent, never the author.
 
     Returns the item (with its updated supporters count), or None if there is no such item.
+    A new supporter emits item.supported.
     """
     item = queries.feedback_by_ref(session, ref=ref)
     if item is None:
         return None
+    before = item.supporters
     if customer_key != item.customer_key:
         already = session.scalar(
             select(Supporter.id).where(
@@ -299,6 +324,9 @@ def add_supporter(session: Session, *, ref: str, customer_key: str) -> Feedback 
             session.add(Supporter(feedback_id=item.id, customer_key=customer_key))
             session.flush()
     item.supporters = count_supporters(session, item=item)
+    if item.supporters > before:
+        payload = {"item": item_payload(item), "previous_supporters": before}
+        emit(session, kind="item.supported", payload=payload)
     return item
 
 

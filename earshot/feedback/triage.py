@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from earshot.feedback.schemas import Status
 from earshot.feedback.service import count_supporters
+from earshot.integrations.events import emit, item_payload
 from earshot.storage.db import insert_ignoring_conflicts
 from earshot.storage.models import Feedback, FeedbackEvent, Notification, Supporter, utcnow
 
@@ -75,7 +76,8 @@ def set_status(
 ) -> bool:
     """Move an item to `status`; False when it already had it (nothing is recorded).
 
-    Becoming planned, done or declined queues notifications (see `recipients`).
+    Becoming planned, done or declined queues notifications (see `recipients`); every
+    change emits item.status_changed.
     """
     actor = _check_actor(actor)
     if status not in STATUSES:
@@ -95,6 +97,8 @@ def set_status(
     session.flush()
     if status in NOTIFY_STATUSES:
         _enqueue(session, item, status)
+    payload = {"item": item_payload(item), "from": old, "to": status, "by": actor}
+    emit(session, kind="item.status_changed", payload=payload)
     return True
 
 
@@ -198,6 +202,13 @@ def merge(session: Session, *, ref: str, into_ref: str, actor: str) -> Feedback:
     # Newcomers to an item that is already planned/done/declined hear about it too.
     if original.status in NOTIFY_STATUSES and moved:
         _enqueue(session, original, original.status, only=moved)
+    payload = {
+        "item": item_payload(dup),
+        "into": item_payload(original),
+        "into_previous_supporters": before,
+        "by": actor,
+    }
+    emit(session, kind="item.merged", payload=payload)
     return original
 
 

@@ -17,7 +17,7 @@ from typing import Protocol
 class Incoming:
     """One customer message as a channel delivered it (raw ids; the gateway pseudonymises)."""
 
-    channel: str  # "telegram", "web", "terminal", "whatsapp", "messenger", "instagram"
+    channel: str  # "telegram", "web", "terminal", "whatsapp", "messenger", "instagram", "x"
     user_id: str  # the channel's user id (turned into the customer key by the gateway)
     chat_id: str  # where replies go on that channel
     message_id: str | None = None  # the channel's own id, for de-duplication

@@ -25,6 +25,7 @@ CHANNEL_NAMES = {
     "whatsapp": "WhatsApp",
     "messenger": "Messenger",
     "instagram": "Instagram",
+    "x": "X (Twitter)",
 }
 CHUNK = 3500  # leaves room for the header within Telegram's 4096
 

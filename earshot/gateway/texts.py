@@ -1,5 +1,5 @@
 """Text helpers for channels with neither a command menu nor HTML (WhatsApp, Messenger,
-Instagram): typed words that stand for commands, deep-link codes in a first message, and
+Instagram, X): typed words that stand for commands, deep-link codes in a first message, and
 splitting long texts at the channel's limit."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ from __future__ import annotations
 import html
 import re
 
-# "Feedback Lumen Bulb [fb-bulb]": the prefilled text of a wa.me deep link (see
-# earshot/outreach/links.py); it starts the feedback flow as `/start fb-bulb` on Telegram.
+# "Feedback Lumen Bulb [fb-bulb]": the prefilled text of a wa.me or X compose deep link
+# (earshot/outreach/links.py, xdm/links.py); it starts the feedback flow as `/start fb-bulb`
+# on Telegram.
 DEEP_LINK = re.compile(r"\[((?:fb|c)-[a-z0-9_-]{1,64})\]\s*$", re.IGNORECASE)
 # A bare deep-link code, as an m.me/ig.me `ref` carries it.
 DEEP_LINK_CODE = re.compile(r"^(?:fb|c)-[a-z0-9_-]{1,64}$", re.IGNORECASE)

@@ -63,6 +63,18 @@ class TopicRate:
 
 
 @dataclass(frozen=True)
+class ThemeRow:
+    """A theme (earshot/themes) in the digest: emerging ones first, then the largest."""
+
+    label: str
+    language: str
+    size: int
+    supporters: int
+    new: int  # items of the period
+    emerging: bool
+
+
+@dataclass(frozen=True)
 class Digest:
     since: datetime
     until: datetime
@@ -74,6 +86,7 @@ class Digest:
     quotes: list[Quote] = field(default_factory=list)
     service_topics: list[TopicRate] = field(default_factory=list)
     min_votes: int = 3
+    themes: list[ThemeRow] = field(default_factory=list)
 
 
 def _snippet(text: str, redact: Callable[[str], str], length: int = QUOTE_LENGTH) -> str:
@@ -170,7 +183,31 @@ def build_digest(
         quotes=_quotes(session, in_period, quotes, redact, product_name),
         service_topics=_service_topics(session, since, until, top, min_votes),
         min_votes=min_votes,
+        themes=_themes(session, in_period, until, top),
     )
+
+
+def _themes(
+    session: Session, in_period: tuple[Any, ...], until: datetime, top: int
+) -> list[ThemeRow]:
+    """Emerging and largest themes, with how many of their items came in the period."""
+    from earshot.insights.stats import theme_lines
+    from earshot.storage.models import ThemeMember
+
+    lines = theme_lines(session, now=until, top=top)
+    new: dict[int, int] = {
+        int(tid): int(n)
+        for tid, n in session.execute(
+            select(ThemeMember.theme_id, func.count())
+            .join(Feedback, Feedback.id == ThemeMember.feedback_id)
+            .where(ThemeMember.theme_id.in_([t.id for t in lines]), *in_period)
+            .group_by(ThemeMember.theme_id)
+        )
+    }
+    return [
+        ThemeRow(t.label, t.language, t.size, t.supporters, int(new.get(t.id, 0)), t.emerging)
+        for t in lines
+    ]
 
 
 def _quotes(
@@ -302,6 +339,20 @@ Items that gained the most supporters in this period.
 {%- else %}
 No item gained supporters in this period.
 {% endif %}
+## Themes
+{% if d.themes %}
+What customers talk about, grouped by what they say; emerging: the last two weeks at \
+least twice as busy as the eight before.
+
+| Theme | Language | Items | New this period | Supporters | |
+|---|---|---:|---:|---:|---|
+{% for t in d.themes -%}
+| {{ t.label | md }} | {{ t.language }} | {{ t.size }} | {{ t.new }} | {{ t.supporters }} | \
+{{ "emerging" if t.emerging else "" }} |
+{% endfor %}
+{%- else %}
+No themes yet.
+{% endif %}
 ## In customers' words
 {% if d.quotes %}
 {% for q in d.quotes -%}
@@ -387,6 +438,21 @@ item{{ "" if d.total_new == 1 else "s" }}.</p>
 {% endfor %}
 </table>
 {% else %}<p class="muted">No item gained supporters in this period.</p>{% endif %}
+
+<h2>Themes</h2>
+{% if d.themes %}
+<p>What customers talk about, grouped by what they say; emerging: the last two weeks at least
+twice as busy as the eight before.</p>
+<table>
+<tr><th>Theme</th><th>Language</th><th class="n">Items</th><th class="n">New this period</th>
+<th class="n">Supporters</th><th></th></tr>
+{% for t in d.themes %}
+<tr><td>{{ t.label }}</td><td>{{ t.language }}</td><td class="n">{{ t.size }}</td>
+<td class="n">{{ t.new }}</td><td class="n">{{ t.supporters }}</td>
+<td>{{ "emerging" if t.emerging else "" }}</td></tr>
+{% endfor %}
+</table>
+{% else %}<p class="muted">No themes yet.</p>{% endif %}
 
 <h2>In customers' words</h2>
 {% for q in d.quotes %}

@@ -7,7 +7,7 @@ Columns (stable order; new columns are only ever appended):
 
     ref, created_at, updated_at, product, type, category, description, benefit,
     frequency, importance, sentiment, supporters, status, tags, source, campaign_id,
-    channel, language, complete, consent
+    channel, language, complete, consent, theme_id, theme
 
 With ``include_contact=True`` the columns ``contact`` and ``contact_consent_at`` follow;
 they are filled only for items whose author consented to be contacted.
@@ -65,7 +65,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from earshot.storage.models import Contact, Feedback
+from earshot.storage.models import Contact, Feedback, Theme, ThemeMember
 
 Format = Literal["csv", "xlsx", "jsonl"]
 FORMATS: tuple[Format, ...] = ("csv", "xlsx", "jsonl")
@@ -91,6 +91,8 @@ EXPORT_COLUMNS: tuple[str, ...] = (
     "language",
     "complete",
     "consent",
+    "theme_id",  # the item's theme (earshot/themes), empty when it is in none
+    "theme",  # that theme's label
 )
 CONTACT_COLUMNS: tuple[str, ...] = ("contact", "contact_consent_at")
 
@@ -119,7 +121,7 @@ _XLSX_WIDTHS = {
 _DATETIMES = frozenset({"created_at", "updated_at", "contact_consent_at"})
 _BOOLEANS = frozenset({"complete", "consent"})
 _LISTS = frozenset({"tags"})
-_NUMBERS = frozenset({"sentiment", "supporters"})
+_NUMBERS = frozenset({"sentiment", "supporters", "theme_id"})
 
 
 class ExportFilter(BaseModel):
@@ -316,7 +318,15 @@ def export_query(
 ) -> Select[Any]:
     """The SELECT behind an export, oldest first (ids grow with time and are indexed)."""
     f = filters or ExportFilter()
-    stmt = select(*(_render(n, getattr(Feedback, n), mode) for n in EXPORT_COLUMNS))
+    joined = {"theme_id": ThemeMember.theme_id, "theme": Theme.label}
+    stmt = (
+        select(
+            *(_render(n, joined.get(n, getattr(Feedback, n, None)), mode) for n in EXPORT_COLUMNS)
+        )
+        .select_from(Feedback)
+        .outerjoin(ThemeMember, ThemeMember.feedback_id == Feedback.id)
+        .outerjoin(Theme, Theme.id == ThemeMember.theme_id)
+    )
     if include_contact:
         # The latest contact of each item, joined only when its author consented.
         latest = (

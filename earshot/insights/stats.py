@@ -47,10 +47,46 @@ class IdeaLine:
 
 
 @dataclass(frozen=True)
+class ThemeLine:
+    """A theme (earshot/themes) as /stats and the digest show it."""
+
+    id: int
+    label: str
+    language: str
+    size: int
+    supporters: int
+    emerging: bool
+    recent: int  # items in the last two weeks
+
+
+@dataclass(frozen=True)
 class Stats:
     generated_at: datetime
     windows: dict[int, WindowStats]
     top_ideas: list[IdeaLine]
+    themes: list[ThemeLine] = field(default_factory=list)  # emerging first, then largest
+
+
+def theme_lines(session: Session, *, now: datetime, top: int = 5) -> list[ThemeLine]:
+    """The emerging themes, then the largest others, `top` in all."""
+    from earshot.themes import service as themes
+    from earshot.themes import trends
+
+    emerging = {e.theme_id: e for e in trends.emerging_themes(session, now)}
+    found = themes.summaries(session, ids=list(emerging)) if emerging else []
+    found += [s for s in themes.summaries(session, min_size=2, limit=top) if s.id not in emerging]
+    return [
+        ThemeLine(
+            id=s.id,
+            label=s.label,
+            language=s.language,
+            size=s.size,
+            supporters=s.supporters,
+            emerging=s.id in emerging,
+            recent=emerging[s.id].recent if s.id in emerging else 0,
+        )
+        for s in found[: max(top, len(emerging))]
+    ]
 
 
 def snippet(text: str, length: int = SNIPPET_LENGTH) -> str:
@@ -101,6 +137,7 @@ def team_stats(session: Session, *, now: datetime | None = None, top: int = 5) -
     ).all()
     return Stats(
         generated_at=now,
+        themes=theme_lines(session, now=now),
         windows=windows,
         top_ideas=[
             IdeaLine(ref=r, product=p, snippet=snippet(d), supporters=int(s), status=st)
@@ -150,6 +187,16 @@ def format_stats_text(stats: Stats, product_names: Mapping[str, str]) -> str:
             f"supporter{'' if idea.supporters == 1 else 's'}, {_label(idea.status)}): "
             f"{idea.snippet}"
         )
+    hot = [t for t in stats.themes if t.emerging]
+    if hot:
+        lines += ["", "Emerging themes (last two weeks at least twice as busy as before):"]
+        lines += [f"- {t.label} ({t.language}): {t.recent} items in two weeks" for t in hot]
+    calm = [t for t in stats.themes if not t.emerging]
+    if calm:
+        lines += ["", "Largest themes:"]
+        lines += [
+            f"- {t.label} ({t.language}): {t.size} items, {t.supporters} supporters" for t in calm
+        ]
     text = "\n".join(lines)
     if len(text) > TELEGRAM_LIMIT:  # long product names could overflow; cut cleanly
         text = text[: TELEGRAM_LIMIT - 1].rsplit("\n", 1)[0] + "\n…"

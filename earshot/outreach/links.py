@@ -22,7 +22,7 @@ PREFILL = {
 
 
 class LinkError(ValueError):
-    """Unknown product or campaign, or no WhatsApp number configured."""
+    """Unknown product or campaign, or the channel's account not configured."""
 
 
 def deep_link_code(settings: Settings, *, product: str | None, campaign: str | None) -> str:

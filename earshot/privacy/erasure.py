@@ -42,6 +42,7 @@ from earshot.storage.models import (
     Feedback,
     FeedbackEvent,
     InboxMessage,
+    IntegrationEvent,
     MessengerSend,
     MessengerWindow,
     MisunderstoodMessage,
@@ -201,6 +202,11 @@ def erase_customer(session: Session, *, customer_key: str, everything: bool) -> 
         )
         remove("notifications", delete(Notification).where(Notification.feedback_id.in_(own_ids)))
         remove("feedback_supporters", delete(Supporter).where(Supporter.feedback_id.in_(own_ids)))
+        # The integrations outbox quotes the items (redacted): their events go too.
+        own_refs = select(Feedback.ref).where(Feedback.id.in_(own_ids))
+        remove(
+            "integration_events", delete(IntegrationEvent).where(IntegrationEvent.ref.in_(own_refs))
+        )
         remove("feedback", delete(Feedback).where(Feedback.id.in_(own_ids)))
     else:
         items = session.scalars(select(Feedback).where(Feedback.id.in_(own_ids))).all()

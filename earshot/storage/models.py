@@ -17,6 +17,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -348,3 +349,181 @@ class MessengerSend(ProactiveSendColumns, Base):
     """A proactive Messenger or Instagram message and its delivered/read status."""
 
     __tablename__ = "messenger_sends"
+
+
+class IntegrationEvent(Base):
+    """The integrations outbox: one row per event (item created, status changed, ...),
+    written in the transaction that made the change, so both land or neither does.
+
+    `payload` holds redacted text and item references only, never customer keys or chat
+    ids. `key`, when set, makes an event happen once (e.g. one digest per week).
+    `dispatched_at` is set when the deliverer has made its deliveries.
+    """
+
+    __tablename__ = "integration_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    # The item the event is about, so erasing an item's author erases its events too.
+    ref: Mapped[str | None] = mapped_column(String(16), index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+
+class IntegrationDelivery(Base):
+    """One event going to one destination (a webhook endpoint or Slack), with its state.
+
+    status: pending (will be tried at next_attempt_at), delivered, failed (a permanent
+    error or out of attempts; "retry now" in the dashboard makes it pending again).
+    """
+
+    __tablename__ = "integration_deliveries"
+    __table_args__ = (UniqueConstraint("event_id", "target"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("integration_events.id", ondelete="CASCADE"), index=True
+    )
+    target: Mapped[str] = mapped_column(String(80))
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IntegrationAttempt(Base):
+    """Each try of a delivery: outcome, response code, duration and the next try."""
+
+    __tablename__ = "integration_attempts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(
+        ForeignKey("integration_deliveries.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    outcome: Mapped[str] = mapped_column(String(16))  # delivered, retry, failed
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IssueLink(Base):
+    """A GitHub issue or Jira issue made from a feedback item; its state follows the
+    tracker's webhooks. `status_before` is the item's status when the issue closed, so a
+    reopened issue puts the item back."""
+
+    __tablename__ = "issue_links"
+    __table_args__ = (UniqueConstraint("tracker", "external_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feedback_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), index=True
+    )
+    tracker: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(200))
+    url: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(32), default="open")
+    status_before: Mapped[str | None] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InboundWebhook(Base):
+    """Delivery ids of tracker webhooks already handled, so a redelivery changes nothing."""
+
+    __tablename__ = "inbound_webhooks"
+    __table_args__ = (UniqueConstraint("source", "delivery_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))
+    delivery_id: Mapped[str] = mapped_column(String(128))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Theme(Base):
+    """A group of feedback items about one thing, found by `earshot themes` (issue 21).
+
+    status: active, merged (into `merged_into_id` by a team member) or retired (no items
+    left after a run). `label_pinned`: a team member named it, runs keep the name.
+    `edited`: a team member merged or split it, so its members are kept (`manual`).
+    `centroid`: float32 bytes, the unit mean of its members' vectors at the last run.
+    """
+
+    __tablename__ = "themes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    language: Mapped[str] = mapped_column(String(8), index=True)
+    label: Mapped[str] = mapped_column(String(160))
+    label_pinned: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("themes.id"))
+    edited: Mapped[bool] = mapped_column(Boolean, default=False)
+    centroid: Mapped[bytes | None] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    emerging_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    emerging_announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ThemeMember(Base):
+    """Which theme an item is in; a row with no theme means "seen, in no theme yet".
+
+    `manual`: put there by a team member's merge or split, so runs leave it there."""
+
+    __tablename__ = "theme_members"
+
+    feedback_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    theme_id: Mapped[int | None] = mapped_column(
+        ForeignKey("themes.id", ondelete="SET NULL"), index=True
+    )
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Checked for duplicates of open items (earshot/themes/service.py `process_new`).
+    checked: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ThemeModel(Base):
+    """One language's vector space of the last full theme run (earshot/themes/features.py):
+    the IDF of each word stem and the mean meaning vector (float32 bytes)."""
+
+    __tablename__ = "theme_models"
+
+    language: Mapped[str] = mapped_column(String(8), primary_key=True)
+    idf: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    mean: Mapped[bytes] = mapped_column(LargeBinary)
+    documents: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    built_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DuplicateSuggestion(Base):
+    """ "`feedback_id` may duplicate the open item `candidate_id`", for a team member to
+    merge in one click or dismiss. status: open, merged, dismissed."""
+
+    __tablename__ = "duplicate_suggestions"
+    __table_args__ = (UniqueConstraint("feedback_id", "candidate_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    feedback_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), index=True
+    )
+    candidate_id: Mapped[int] = mapped_column(
+        ForeignKey("feedback.id", ondelete="CASCADE"), index=True
+    )
+    score: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

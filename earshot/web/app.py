@@ -8,6 +8,7 @@ reviewer as the actor.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -43,6 +44,7 @@ from earshot.gateway.support import support_desk
 from earshot.insights import overview
 from earshot.insights.export import FORMATS
 from earshot.insights.stats import snippet
+from earshot.integrations import deliveries, trackers
 from earshot.settings import ConfigError, Settings
 from earshot.storage.db import make_engine
 from earshot.storage.models import utcnow
@@ -400,7 +402,10 @@ async def item_page(request: Request) -> Response:
         context = feedback_inbox.item_details(session, ref=ref)
         if context is None:
             return render(request, "error.html", 404, title="Not found", message=f"No item {ref}.")
-        return render(request, "item.html", **context)
+        issues = trackers.links_of(session, ref=ref)
+        linked = {x.tracker for x in issues}
+        can_create = [t for t in trackers.configured(d.settings) if t not in linked]
+        return render(request, "item.html", issues=issues, can_create=can_create, **context)
 
     # Rendered inside the transaction: the template reads lazy attributes of the rows.
     return await d.db(build)
@@ -712,15 +717,36 @@ async def health(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def _themes_loop(dashboard: Dashboard, every_s: float) -> None:
+    """Theme new items and re-run the themes now and then, in the dashboard's process
+    (`earshot web`, so also `make run`); a failure is logged and retried next time."""
+    from earshot.feedback.service import product_words
+    from earshot.themes import service as themes
+
+    ignore = product_words(dashboard.settings.catalogue)
+    while True:
+        try:
+            message = await dashboard.db(themes.tick, ignore=ignore)
+            if not message.startswith("0 new"):
+                log.info("themes: %s", message)
+        except Exception:  # the dashboard must outlive a failed run
+            log.exception("themes: the background run failed; retrying later")
+        await asyncio.sleep(every_s)
+
+
 def create_app(
-    settings: Settings, *, rasa_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    *,
+    rasa_transport: httpx.AsyncBaseTransport | None = None,
+    themes_every_s: float | None = None,
 ) -> Starlette:
     """The dashboard app. Refuses to start in production without ADMIN_PASSWORD.
 
     (Dashboard users made with `earshot users add` sign in as well; see earshot.accounts.service.)
 
     `rasa_transport` (or `app.state.rasa_transport`) replaces the HTTP transport to Rasa,
-    for tests.
+    for tests. `themes_every_s`: keep the themes up to date in the background this often
+    (`earshot web` sets it; tests leave it off).
     """
     dashboard = Dashboard(settings, rasa_transport)
     if settings.environment == "production" and not dashboard.password:
@@ -738,13 +764,34 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # In the background of the dashboard's event loop (never the bot's): webhooks and
+        # Slack (earshot/integrations/deliverer.py), and keeping the themes up to date.
+        stop, task, deliverer = asyncio.Event(), None, None
+        if settings.integrations_deliverer and deliveries.targets(settings):
+            from earshot.integrations.deliverer import Deliverer
+
+            deliverer = Deliverer(settings, dashboard.sessions)
+            task = asyncio.create_task(deliverer.run(stop))
+        themes_task = (
+            asyncio.create_task(_themes_loop(dashboard, themes_every_s)) if themes_every_s else None
+        )
         yield
+        if themes_task is not None:
+            themes_task.cancel()
+        if task is not None and deliverer is not None:
+            stop.set()
+            await task
+            await deliverer.aclose()
         dashboard.engine.dispose()
 
-    from earshot.web import misunderstood  # imports this module: only now, not at import
+    # These import this module: only now, not at import.
+    from earshot.web import integrations, misunderstood
+    from earshot.web import themes as themes_pages
 
     routes = [
         *misunderstood.routes(),
+        *integrations.routes(),
+        *themes_pages.routes(),
         Route("/", inbox),
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login_submit, methods=["POST"]),
@@ -776,6 +823,10 @@ def create_app(
         secret_key=key,
         always_secure=settings.environment == "production",
     )
-    app.add_middleware(BodyLimit, limit=settings.max_request_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        limit=settings.max_request_body_bytes,
+        larger={"/hooks/": integrations.HOOK_BODY_LIMIT},
+    )
     app.add_middleware(_SecurityHeaders)
     return app

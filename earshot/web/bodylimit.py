@@ -21,20 +21,29 @@ class BodyTooLarge(Exception):
 class BodyLimit:
     """Answers 413 to any request whose body exceeds `limit` bytes, before the app runs."""
 
-    def __init__(self, app: ASGIApp, *, limit: int = DEFAULT_LIMIT) -> None:
+    def __init__(
+        self, app: ASGIApp, *, limit: int = DEFAULT_LIMIT, larger: dict[str, int] | None = None
+    ) -> None:
         self.app = app
         self.limit = limit
+        # Path prefixes allowed more (tracker webhooks: GitHub's issue events are ~20 KB).
+        self.larger = dict(larger or {})
+
+    def _limit_for(self, scope: Scope) -> int:
+        path = scope.get("path", "")
+        return next((n for p, n in self.larger.items() if path.startswith(p)), self.limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit_for(scope)
         declared = _content_length(scope)
-        if declared is not None and declared > self.limit:
+        if declared is not None and declared > limit:
             await self._refuse(scope, send)
             return
         try:
-            messages = await self._read(receive)
+            messages = await self._read(receive, limit)
         except BodyTooLarge:
             await self._refuse(scope, send)
             return
@@ -46,7 +55,7 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _read(self, receive: Receive) -> list[Message]:
+    async def _read(self, receive: Receive, limit: int) -> list[Message]:
         """The body's messages, counting bytes; raises BodyTooLarge past the cap."""
         messages: list[Message] = []
         size = 0
@@ -56,13 +65,13 @@ class BodyLimit:
             if message["type"] != "http.request":
                 return messages  # disconnected: let the app see it
             size += len(message.get("body", b""))
-            if size > self.limit:
+            if size > limit:
                 raise BodyTooLarge
             if not message.get("more_body", False):
                 return messages
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        text = f"Request body too large (at most {self.limit} bytes)."
+        text = f"Request body too large (at most {self._limit_for(scope)} bytes)."
         if scope.get("path", "").startswith("/chat/"):
             body, kind = json.dumps({"error": text}).encode(), b"application/json"
         else:

@@ -15,7 +15,9 @@ async def main() -> dict:
     peers: list = []
 
     async def webhook(request: web.Request) -> web.Response:
-        peers.append(request.transport.get_extra_info("peername")[1])
+        transport = request.transport
+        assert transport is not None  # typed optional; a live request has one
+        peers.append(transport.get_extra_info("peername")[1])
         body = await request.json()
         return web.json_response({"echo": body["n"], "token": request.query.get("token")})
 
@@ -25,7 +27,10 @@ async def main() -> dict:
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]
+    server = site._server
+    # A TCPSite's server is an asyncio.Server (typed AbstractServer | None by aiohttp).
+    assert isinstance(server, asyncio.Server)
+    port = server.sockets[0].getsockname()[1]
     endpoint = EndpointConfig(f"http://127.0.0.1:{port}/webhook", token="s3cret")
 
     async def calls() -> list:

@@ -1,0 +1,1 @@
+"""Where product teams work: outgoing webhooks, Slack, GitHub and Jira issues."""

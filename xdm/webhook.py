@@ -1,0 +1,210 @@
+"""The X Account Activity webhook: the CRC challenge, signed POSTs, and processing.
+
+As X documents it ("Securing webhooks",
+developer.x.com/en/docs/x-api/enterprise/account-activity-api/guides/securing-webhooks, and
+docs.x.com/x-api/webhooks/introduction): a GET with `crc_token` is answered with JSON
+`{"response_token": "sha256=" + base64(HMAC-SHA256(consumer secret, crc_token))}` (at
+registration, then about hourly; a webhook that fails it stops getting events); every POST
+carries `x-twitter-webhooks-signature`, "sha256=" + base64(HMAC-SHA256(consumer secret,
+raw body)), compared in constant time here (403 otherwise).
+
+X gets its 200 only once the payload's DMs are on disk (one spool entry each, typed text
+redacted); they are processed after that, so a crash or a stop loses nothing: what is left
+in the spool is processed at the next start. A redelivered event is answered once (the
+gateway de-duplicates by the DM event id, durably).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from earshot.gateway.model import Incoming
+from earshot.settings import Settings
+from earshot.storage.db import session_scope
+from earshot.storage.spool import Spool
+from xdm import inbound
+
+log = logging.getLogger("earshot.xdm.webhook")
+SIGNATURE_HEADER = "x-twitter-webhooks-signature"
+MAX_BODY_BYTES = 1 << 20  # DM events are small; a megabyte is plenty
+RETRY_DELAYS = (1.0, 3.0)  # a failed entry is tried again after these pauses
+
+Handle = Callable[[Incoming], Awaitable[Any]]
+
+
+def sign(consumer_secret: str, message: bytes) -> str:
+    """X's "sha256=<base64 HMAC-SHA256>" of `message` keyed with the consumer secret."""
+    digest = hmac.new(consumer_secret.encode(), message, hashlib.sha256).digest()
+    return "sha256=" + base64.b64encode(digest).decode()
+
+
+def crc_response(consumer_secret: str, crc_token: str) -> dict[str, str]:
+    """The answer to X's challenge-response check."""
+    return {"response_token": sign(consumer_secret, crc_token.encode())}
+
+
+def valid_signature(consumer_secret: str, body: bytes, header: str) -> bool:
+    """True when `header` is X's signature of `body` (constant-time compare)."""
+    return hmac.compare_digest(header.encode(), sign(consumer_secret, body).encode())
+
+
+def webhook_spool(settings: Settings) -> Spool:
+    """DMs answered with 200 but not processed yet."""
+    return Spool(settings.data_dir / "spool" / "x")
+
+
+class Processor:
+    """Hands stored DMs to the gateway, one at a time per customer, in the order X sent
+    them; an entry's file goes once it was handled."""
+
+    def __init__(
+        self,
+        handle: Handle,
+        db_url: str,
+        spool: Spool,
+        *,
+        release: Callable[..., None] | None = None,
+    ) -> None:
+        self.handle, self.db_url, self.spool = handle, db_url, spool
+        self._release = release  # forgets a claimed event id (replay after a crash)
+        self._order: dict[str, asyncio.Lock] = {}
+        self._holders: Counter[str] = Counter()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def start(self, entry: dict[str, Any], path: Path) -> None:
+        """Process an entry in the background."""
+        key = str(entry.get("customer_key") or "")
+        lock = self._order.setdefault(key, asyncio.Lock())
+        self._holders[key] += 1
+        task = asyncio.create_task(self._run(entry, path, key, lock))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _run(self, entry: dict[str, Any], path: Path, key: str, lock: asyncio.Lock) -> None:
+        try:
+            async with lock:  # taken in creation order: asyncio's locks are fair
+                await self._process_retrying(entry)
+                await asyncio.to_thread(path.unlink, missing_ok=True)
+        finally:
+            self._holders[key] -= 1
+            if not self._holders[key]:
+                del self._holders[key]
+                self._order.pop(key, None)
+
+    async def _process_retrying(self, entry: dict[str, Any]) -> None:
+        """Process an entry; after a failure release its claim and try again, then give
+        up: a poison entry must not block the customer's next ones."""
+        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+            try:
+                await self.handle(inbound.incoming(entry))
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                if delay is None:
+                    log.exception("an X webhook entry failed %d times; dropped", attempt + 1)
+                    return
+                log.warning("an X webhook entry failed; retrying", exc_info=True)
+            await self._release_claim(entry)
+            await asyncio.sleep(delay)
+
+    async def _release_claim(self, entry: dict[str, Any]) -> None:
+        event_id = (entry.get("message") or {}).get("id")
+        if not event_id or self._release is None:
+            return
+        release = self._release
+
+        def run() -> None:
+            with session_scope(self.db_url) as session:
+                release(session, message_id=str(event_id))
+
+        try:
+            await asyncio.to_thread(run)
+        except DBAPIError:
+            log.warning("database unavailable; a retried DM may be skipped")
+
+    async def replay(self) -> int:
+        """Process, oldest first, what a crash or stop left in the spool (a DM claimed
+        before the crash is released first: a rare second answer beats a lost one)."""
+        count = 0
+        for path, entry in self.spool.entries():
+            await self._release_claim(entry)
+            self.start(entry, path)
+            count += 1
+        if count:
+            log.info("replaying %d X DM(s) stored before the last stop", count)
+        return count
+
+    async def drain(self) -> None:
+        """Wait for the entries in progress (tests and shutdown)."""
+        while self.tasks:
+            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+
+
+def build_webhook_app(
+    *,
+    path: str,
+    consumer_secret: str,
+    our_user_id: str,
+    processor: Processor,
+    key_of: Callable[[str], str],
+) -> Starlette:
+    """The ASGI app: GET (CRC) and POST (events) on `path`, GET /healthz."""
+
+    async def crc(request: Request) -> Response:
+        token = request.query_params.get("crc_token", "")
+        if not token:
+            return Response(status_code=400)
+        return JSONResponse(crc_response(consumer_secret, token))
+
+    async def receive(request: Request) -> Response:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return Response(status_code=413)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return Response(status_code=413)
+        if not valid_signature(
+            consumer_secret, bytes(body), request.headers.get(SIGNATURE_HEADER, "")
+        ):
+            log.warning("webhook POST with a missing or wrong signature refused")
+            return Response(status_code=403)
+        try:
+            entries = list(inbound.split(json.loads(body), our_user_id=our_user_id, key_of=key_of))
+        except (ValueError, TypeError, AttributeError, KeyError):
+            return Response(status_code=400)
+        stored = []
+        for entry in entries:  # fsynced before the 200: X will not send it again
+            stored.append((entry, await asyncio.to_thread(processor.spool.put, entry)))
+        for entry, where in stored:
+            processor.start(entry, where)
+        return Response()
+
+    async def health(_: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    route = "/" + path.lstrip("/")
+    return Starlette(
+        routes=[
+            Route(route, crc, methods=["GET"]),
+            Route(route, receive, methods=["POST"]),
+            Route("/healthz", health, methods=["GET"]),
+        ]
+    )
