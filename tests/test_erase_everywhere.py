@@ -127,3 +127,20 @@ def test_erase_needs_a_customer_and_a_choice(tmp_path: Path) -> None:
     assert missing_choice.returncode == 2 and "--everything" in missing_choice.stderr
     missing_who = _erase(tmp_path, url, "--everything")
     assert missing_who.returncode == 2 and "--telegram-id" in missing_who.stderr
+
+
+def test_the_search_reads_binary_columns_too(tmp_path: Path) -> None:
+    """Vectors stored as bytes (theme models) are searched, not a reason to fail."""
+    from earshot.storage.models import ThemeModel
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    migrate(url)
+    with session_scope(url) as s:
+        s.add(ThemeModel(language="en", idf={}, mean=b"\x80\xff\x00 Koala42 \x9c", documents=1))
+        s.add(ThemeModel(language="nl", idf={}, mean=bytes(range(256)), documents=1))
+    engine = make_engine(url)
+    try:
+        assert search_everywhere(engine, ["Koala42"]) == [("theme_models", "mean")]
+        assert search_everywhere(engine, ["Emu17"]) == []
+    finally:
+        engine.dispose()

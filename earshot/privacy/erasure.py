@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    LargeBinary,
     Text,
     case,
     cast,
@@ -343,10 +344,17 @@ def search_everywhere(engine: Engine | Connection, needles: Sequence[str]) -> li
     hits: set[tuple[str, str]] = set()
     insp = inspect(conn)
     for name in insp.get_table_names():
-        names = [c["name"] for c in insp.get_columns(name)]
+        reflected = insp.get_columns(name)
+        names = [c["name"] for c in reflected]
         cols: list[Any] = [column(n) for n in names]
         t = table(name, *cols)
-        stmt = select(*(cast(c, Text) for c in cols)).select_from(t)
+        # Binary columns (vectors) are read as bytes: SQLite cannot cast them to text.
+        stmt = select(
+            *(
+                c if isinstance(r["type"], LargeBinary) else cast(c, Text)
+                for c, r in zip(cols, reflected, strict=True)
+            )
+        ).select_from(t)
         for row in conn.execute(stmt):
             for col_name, value in zip(names, row, strict=True):
                 if value is None or (name, col_name) in hits:
