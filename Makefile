@@ -41,12 +41,13 @@ browser: ## Chromium for the browser tests (apt-get as root; otherwise says how)
 		echo "no Chromium at $(CHROMIUM), and no root apt-get to install it: the browser tests will be skipped (install chromium, or set EARSHOT_CHROMIUM to it)" >&2; \
 	fi
 
-$(VENV)/.stamp: requirements/app.txt pyproject.toml
+$(VENV)/.stamp: requirements/app.txt requirements/app-nodeps.txt pyproject.toml
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (PATH or pyenv); install it, e.g. 'pyenv install 3.10'" >&2; exit 1; }
 	$(PHASE) "installing the app's environment in $(VENV) (about a minute the first time)"
 	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip==24.0
 	@$(PY) -m pip install -q -r requirements/app.txt
+	@$(PY) -m pip install -q --no-deps -r requirements/app-nodeps.txt
 	@$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 	$(PHASE) "$(VENV) ready"
