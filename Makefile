@@ -106,10 +106,10 @@ screens: setup browser ## Refresh the dashboard screenshots in reports/screens/ 
 eval: train eval-themes ## NLU cross-validation, held-out and independent evaluation -> reports/eval.md, eval-independent.md
 	bash scripts/eval.sh
 
-# Development set (tuned on) -> reports/themes-dev.md; the independent labelled set (never
+# Development sets (tuned on) -> reports/themes-dev.md; the independent labelled set (never
 # tuned on) -> reports/themes.md when it is there.
 eval-themes: setup ## Themes (AMI) and duplicate suggestions (precision/recall) -> reports/themes.md, themes-dev.md
-	$(PY) scripts/eval_themes.py --set scripts/data/themes_dev.csv --out reports/themes-dev.md
+	$(PY) scripts/eval_themes.py --set scripts/data/themes_dev.csv --set scripts/data/themes_dev2.csv --out reports/themes-dev.md
 	@if [ -f tests/data/themes/labelled.csv ]; then \
 		$(PY) scripts/eval_themes.py --set tests/data/themes/labelled.csv --out reports/themes.md; \
 	else echo "no tests/data/themes/labelled.csv: only the development set was evaluated"; fi

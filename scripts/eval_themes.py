@@ -1,6 +1,8 @@
 """Theme and duplicate quality on a labelled CSV, written to reports/themes.md.
 
     python scripts/eval_themes.py [--set tests/data/themes/labelled.csv] [--out reports/themes.md]
+    python scripts/eval_themes.py --set scripts/data/themes_dev.csv \
+        --set scripts/data/themes_dev2.csv --out reports/themes-dev.md    # one section a set
 
 The CSV has the columns id, language (en|nl), product, type, text, theme, duplicate_of
 (an earlier id or empty). Themes are found per language exactly as `earshot themes run`
@@ -11,7 +13,8 @@ id order against the earlier items of its language and product, the best one at 
 `earshot.feedback.similar.DUPLICATE_THRESHOLD`; a suggestion is right when both items are in
 one duplicate group (duplicate_of chains). The default set is the independent one,
 tests/data/themes/labelled.csv (kept apart from development, never tuned on), when it is
-there, else the development set scripts/data/themes_dev.csv (`make eval-themes` runs both).
+there, else the development set scripts/data/themes_dev.csv (`make eval-themes` runs the
+two development sets and the independent one).
 """
 
 from __future__ import annotations
