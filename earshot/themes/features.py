@@ -43,7 +43,7 @@ LEXICAL_DIMS: dict[str, int] = {"nl": 1024}
 # themes well; for Dutch neither it nor WordLlama (both learnt mostly from English) beats
 # the wording, so Dutch leans on stems and character n-grams (reports/themes-dev.md
 # compares weights on both development sets). Other languages get the Dutch weight.
-MEANING_WEIGHTS: dict[str, float] = {"en": 0.85, "nl": 0.15}
+MEANING_WEIGHTS: dict[str, float] = {"en": 0.95, "nl": 0.15}
 OTHER_MEANING_WEIGHT = 0.15
 # Languages whose meaning half comes from the English sentence encoder when installed.
 ENCODER_LANGUAGES = frozenset({"en"})
