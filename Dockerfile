@@ -28,7 +28,8 @@ RUN useradd --create-home --uid 10001 earshot \
  && mkdir -p /app/data && chown earshot /app/data
 COPY --from=build --chown=earshot:earshot /app /app
 USER 10001:10001
-ENV ENVIRONMENT=production
+ENV ENVIRONMENT=production \
+    EARSHOT_VECTOR_CACHE=/app/data/sentence-vectors.sqlite3
 EXPOSE 8443 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
   CMD [".venv/bin/python", "-m", "earshot", "health"]

