@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
@@ -11,6 +12,13 @@ from earshot.conversations import queries as conversations
 from earshot.feedback import queries as feedback_queries
 from earshot.feedback.schemas import FeedbackIn, FeedbackType, Importance, Source
 from earshot.storage.models import Contact, Feedback, utcnow
+
+
+@pytest.fixture
+def db_url(committing_db: str) -> str:
+    """A database of this module's own: a test here commits, and on SQLite that commit
+    outlives the rolled-back session, so its rows would show in other modules' tests."""
+    return committing_db
 
 
 def test_migrations_create_every_table(engine) -> None:
