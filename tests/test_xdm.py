@@ -416,9 +416,9 @@ def test_erasure_removes_a_customers_dms_waiting_in_the_x_spool(tmp_path: Path) 
 def test_a_failed_entry_is_retried_and_entries_left_by_a_crash_are_replayed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import xdm.webhook as webhook
+    from earshot.webhooks import graph
 
-    monkeypatch.setattr(webhook, "RETRY_DELAYS", (0.0, 0.0))
+    monkeypatch.setattr(graph, "RETRY_DELAYS", (0.0, 0.0))
     h = Harness(tmp_path)
     fails = [True]
     handled: list[str] = []

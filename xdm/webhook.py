@@ -22,12 +22,9 @@ import hashlib
 import hmac
 import json
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -35,14 +32,13 @@ from starlette.routing import Route
 
 from earshot.gateway.model import Incoming
 from earshot.settings import Settings
-from earshot.storage.db import session_scope
 from earshot.storage.spool import Spool
+from earshot.webhooks.graph import SpoolProcessor
 from xdm import inbound
 
 log = logging.getLogger("earshot.xdm.webhook")
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 MAX_BODY_BYTES = 1 << 20  # DM events are small; a megabyte is plenty
-RETRY_DELAYS = (1.0, 3.0)  # a failed entry is tried again after these pauses
 
 Handle = Callable[[Incoming], Awaitable[Any]]
 
@@ -68,9 +64,11 @@ def webhook_spool(settings: Settings) -> Spool:
     return Spool(settings.data_dir / "spool" / "x")
 
 
-class Processor:
+class Processor(SpoolProcessor):
     """Hands stored DMs to the gateway, one at a time per customer, in the order X sent
-    them; an entry's file goes once it was handled."""
+    them (the spool, ordering, retries and replay are the Graph webhooks' own)."""
+
+    name = "X"
 
     def __init__(
         self,
@@ -80,80 +78,11 @@ class Processor:
         *,
         release: Callable[..., None] | None = None,
     ) -> None:
-        self.handle, self.db_url, self.spool = handle, db_url, spool
-        self._release = release  # forgets a claimed event id (replay after a crash)
-        self._order: dict[str, asyncio.Lock] = {}
-        self._holders: Counter[str] = Counter()
-        self.tasks: set[asyncio.Task[None]] = set()
+        super().__init__(db_url, spool, release=release)
+        self.handle = handle
 
-    def start(self, entry: dict[str, Any], path: Path) -> None:
-        """Process an entry in the background."""
-        key = str(entry.get("customer_key") or "")
-        lock = self._order.setdefault(key, asyncio.Lock())
-        self._holders[key] += 1
-        task = asyncio.create_task(self._run(entry, path, key, lock))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def _run(self, entry: dict[str, Any], path: Path, key: str, lock: asyncio.Lock) -> None:
-        try:
-            async with lock:  # taken in creation order: asyncio's locks are fair
-                await self._process_retrying(entry)
-                await asyncio.to_thread(path.unlink, missing_ok=True)
-        finally:
-            self._holders[key] -= 1
-            if not self._holders[key]:
-                del self._holders[key]
-                self._order.pop(key, None)
-
-    async def _process_retrying(self, entry: dict[str, Any]) -> None:
-        """Process an entry; after a failure release its claim and try again, then give
-        up: a poison entry must not block the customer's next ones."""
-        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
-            try:
-                await self.handle(inbound.incoming(entry))
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                if delay is None:
-                    log.exception("an X webhook entry failed %d times; dropped", attempt + 1)
-                    return
-                log.warning("an X webhook entry failed; retrying", exc_info=True)
-            await self._release_claim(entry)
-            await asyncio.sleep(delay)
-
-    async def _release_claim(self, entry: dict[str, Any]) -> None:
-        event_id = (entry.get("message") or {}).get("id")
-        if not event_id or self._release is None:
-            return
-        release = self._release
-
-        def run() -> None:
-            with session_scope(self.db_url) as session:
-                release(session, message_id=str(event_id))
-
-        try:
-            await asyncio.to_thread(run)
-        except DBAPIError:
-            log.warning("database unavailable; a retried DM may be skipped")
-
-    async def replay(self) -> int:
-        """Process, oldest first, what a crash or stop left in the spool (a DM claimed
-        before the crash is released first: a rare second answer beats a lost one)."""
-        count = 0
-        for path, entry in self.spool.entries():
-            await self._release_claim(entry)
-            self.start(entry, path)
-            count += 1
-        if count:
-            log.info("replaying %d X DM(s) stored before the last stop", count)
-        return count
-
-    async def drain(self) -> None:
-        """Wait for the entries in progress (tests and shutdown)."""
-        while self.tasks:
-            await asyncio.gather(*list(self.tasks), return_exceptions=True)
+    async def process(self, entry: dict[str, Any]) -> None:
+        await self.handle(inbound.incoming(entry))
 
 
 def build_webhook_app(
