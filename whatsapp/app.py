@@ -3,20 +3,18 @@ work (kept messages, campaign asks, status notices) for WhatsApp customers."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, replace
 from functools import partial
 
-import uvicorn
 from starlette.applications import Starlette
 
 from earshot.conversations import queries as conversations
-from earshot.gateway import outreach, support
+from earshot.gateway import support
 from earshot.gateway.model import Handoff, Incoming, SupportDesk
 from earshot.gateway.service import Gateway
 from earshot.settings import Settings
+from earshot.webhooks.serve import serve_webhook
 from whatsapp.api import CloudApi
 from whatsapp.channel import WhatsAppChannel
 from whatsapp.webhook import Processor, build_webhook_app, webhook_spool
@@ -97,24 +95,14 @@ def build(settings: Settings, *, gateway: Gateway | None = None) -> WhatsAppApp:
 
 
 async def serve(settings: Settings) -> None:
-    """Run until stopped (SIGINT/SIGTERM): first what the last run left in the spool,
-    then new webhooks; the background loop sends campaign asks and notices meanwhile."""
+    """Run until stopped (earshot.webhooks.serve)."""
     app = build(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app.asgi,
-            host=settings.whatsapp_webhook_listen,
-            port=settings.whatsapp_webhook_port,
-            log_level="warning",
-            limit_concurrency=512,
-        )
+    await serve_webhook(
+        app.asgi,
+        host=settings.whatsapp_webhook_listen,
+        port=settings.whatsapp_webhook_port,
+        processor=app.processor,
+        gateway=app.gateway,
+        channels=[app.channel],
+        aclose=app.aclose,
     )
-    await app.processor.replay()
-    worker = asyncio.create_task(outreach.run_forever(app.gateway, [app.channel]))
-    try:
-        await server.serve()
-    finally:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
-        await app.aclose()

@@ -4,23 +4,22 @@ that sends DMs, and the background work (kept messages, campaign asks, status no
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-import uvicorn
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 
 from earshot.conversations import queries as conversations
-from earshot.gateway import outreach, support
+from earshot.gateway import support
 from earshot.gateway.model import Handoff, Incoming, Purpose, Reply, Sent, SupportDesk
 from earshot.gateway.service import Gateway
 from earshot.privacy.identity import user_key
 from earshot.settings import Settings
 from earshot.storage.db import session_scope
+from earshot.webhooks.serve import serve_webhook
 from xdm.api import DmApi, SendFailed
 from xdm.inbound import CHANNEL
 from xdm.render import layout_all
@@ -155,24 +154,14 @@ def build(settings: Settings, *, gateway: Gateway | None = None) -> XApp:
 
 
 async def serve(settings: Settings) -> None:
-    """Run until stopped: first what the last run left in the spool, then new events; the
-    background loop sends campaign asks and notices meanwhile."""
+    """Run until stopped (earshot.webhooks.serve)."""
     app = build(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app.asgi,
-            host=settings.x_webhook_listen,
-            port=settings.x_webhook_port,
-            log_level="warning",
-            limit_concurrency=512,
-        )
+    await serve_webhook(
+        app.asgi,
+        host=settings.x_webhook_listen,
+        port=settings.x_webhook_port,
+        processor=app.processor,
+        gateway=app.gateway,
+        channels=[app.channel],
+        aclose=app.aclose,
     )
-    await app.processor.replay()
-    worker = asyncio.create_task(outreach.run_forever(app.gateway, [app.channel]))
-    try:
-        await server.serve()
-    finally:
-        worker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await worker
-        await app.aclose()
