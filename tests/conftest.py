@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session
 
-from earshot.storage.db import make_engine, migrate
+from earshot.storage.db import make_engine, migrate, session_scope
+from earshot.storage.models import Feedback, IntegrationEvent
 from testkit.pgtemp import PG_ADMIN_URL, create_pg_database, drop_pg_database, pg_available
 
 __all__ = ["PG_ADMIN_URL", "_pg_available", "create_pg_database", "drop_pg_database"]
@@ -83,3 +85,18 @@ def session(engine: Engine) -> Iterator[Session]:
         with Session(bind=conn, join_transaction_mode="create_savepoint") as s:
             yield s
         trans.rollback()
+
+
+@pytest.fixture
+def no_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No config.yml: each test says its settings (the shipped ones would merge into them).
+    For modules that ask for it: `pytestmark = pytest.mark.usefixtures("no_config_file")`."""
+    monkeypatch.setenv("EARSHOT_CONFIG", str(tmp_path / "absent.yml"))
+
+
+def empty_items_and_events(db_url: str) -> None:
+    """Delete every feedback item and integration event (in a committing_db between tests
+    of the integrations: each starts with nothing to deliver)."""
+    with session_scope(db_url) as s:
+        s.execute(delete(IntegrationEvent))
+        s.execute(delete(Feedback))

@@ -41,6 +41,7 @@ from earshot.storage.models import (
 from earshot.web.app import create_app
 from testkit.trackers import FakeGitHub, FakeJira, Hook
 from testkit.webhook_receiver import WebhookReceiver
+from tests.conftest import empty_items_and_events
 
 PASSWORD = "correct horse battery staple"
 HOOK_SECRET = "whsec-web-0123456789"
@@ -363,6 +364,4 @@ def test_the_dashboard_delivers_in_its_background(committing_db: str) -> None:
                     break
                 time.sleep(0.05)
         assert [r.event["data"]["item"]["ref"] for r in receiver.received] == [ref]
-    with session_scope(committing_db) as s:
-        s.execute(delete(IntegrationEvent))
-        s.execute(delete(Feedback))
+    empty_items_and_events(committing_db)

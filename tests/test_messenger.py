@@ -26,20 +26,12 @@ from messenger.channel import MessengerChannel
 from messenger.render import layout
 from messenger.webhook import Processor, build_webhook_app
 from testkit.messenger_api import DEFAULT_SECRET, DEFAULT_TOKEN, FakeMessengerAPI
-from testkit.whatsapp_api import signature
+from tests.graph_channels import adapter_client, choices, no_sleep, post_signed
 
 PSID = "7100000000000001"
 IGSID = "8100000000000001"
 VERIFY = "verify-me"
-
-
-@pytest.fixture(autouse=True)
-def no_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("EARSHOT_CONFIG", str(tmp_path / "absent.yml"))
-
-
-def choices(n: int, title: str = "Choice") -> tuple[Button, ...]:
-    return tuple(Button(f"{title} {i}", ref=f"ref{i}") for i in range(n))
+pytestmark = pytest.mark.usefixtures("no_config_file")
 
 
 # --------------------------------------------------------------------------- layout
@@ -92,9 +84,6 @@ def fake() -> Iterator[FakeMessengerAPI]:
 
 
 def send_api(fake: FakeMessengerAPI, token: str = DEFAULT_TOKEN) -> SendApi:
-    async def no_sleep(_: float) -> None:
-        await asyncio.sleep(0)
-
     return SendApi(token=token, base_url=fake.base_url, sleep=no_sleep)
 
 
@@ -292,21 +281,14 @@ async def hook(
         key_of=lambda p, sender: channels[p].key(sender),
         platforms=frozenset({"messenger"}),
     )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://adapter") as client:
+    async with adapter_client(app) as client:
         yield client, processor, seen
     for c in channels.values():
         await c.api.aclose()
 
 
 async def post(client: httpx.AsyncClient, payload: dict[str, Any], signed: str = "valid") -> int:
-    body = json.dumps(payload).encode()
-    headers = {}
-    if signed != "none":
-        headers["X-Hub-Signature-256"] = signature(
-            DEFAULT_SECRET if signed == "valid" else "wrong", body
-        )
-    return (await client.post("/messenger", content=body, headers=headers)).status_code
+    return await post_signed(client, "/messenger", payload, signed, DEFAULT_SECRET)
 
 
 async def test_handshake_and_forged_posts(hook: Any, fake: FakeMessengerAPI) -> None:

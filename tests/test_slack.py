@@ -29,6 +29,7 @@ from earshot.storage.models import (
     IntegrationEvent,
 )
 from testkit.slack_api import FakeSlack, block_errors
+from tests.conftest import empty_items_and_events
 
 TOKEN = "xoxb-test-token"
 
@@ -41,10 +42,9 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def db(committing_db: str) -> Iterator[str]:
+    """The module's database, emptied of items and events after each test."""
     yield committing_db
-    with session_scope(committing_db) as s:
-        s.execute(delete(IntegrationEvent))
-        s.execute(delete(Feedback))
+    empty_items_and_events(committing_db)
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from earshot.storage.models import (
     utcnow,
 )
 from testkit.webhook_receiver import WebhookReceiver
+from tests.conftest import empty_items_and_events
 
 SECRET = "whsec-test-0123456789"
 ENV = {"HOOK_SECRET": SECRET}
@@ -50,9 +51,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def db(committing_db: str) -> Iterator[str]:
     """The module's database, emptied of items and events after each test."""
     yield committing_db
-    with session_scope(committing_db) as s:
-        s.execute(delete(IntegrationEvent))
-        s.execute(delete(Feedback))
+    empty_items_and_events(committing_db)
 
 
 @pytest.fixture

@@ -24,24 +24,17 @@ from testkit.whatsapp_api import (
     DEFAULT_TOKEN,
     FakeWhatsAppAPI,
 )
+from tests import graph_channels
+from tests.graph_channels import adapter_client, choices, no_sleep
 from whatsapp import inbound
 from whatsapp.api import CloudApi, SendFailed
 from whatsapp.channel import WhatsAppChannel
 from whatsapp.render import layout
 from whatsapp.webhook import Processor, build_webhook_app
 
+pytestmark = pytest.mark.usefixtures("no_config_file")
 CUSTOMER = "31611111111"
 VERIFY = "verify-me"
-
-
-@pytest.fixture(autouse=True)
-def no_config_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Each test says its settings (config.yml's templates would merge into them)."""
-    monkeypatch.setenv("EARSHOT_CONFIG", str(tmp_path / "absent.yml"))
-
-
-def choices(n: int, title: str = "Choice") -> tuple[Button, ...]:
-    return tuple(Button(f"{title} {i}", ref=f"ref{i}") for i in range(n))
 
 
 # --------------------------------------------------------------------------- layout
@@ -90,9 +83,6 @@ def fake() -> Iterator[FakeWhatsAppAPI]:
 
 
 def cloud(fake: FakeWhatsAppAPI, per_second: float = 0) -> CloudApi:
-    async def no_sleep(_: float) -> None:
-        await asyncio.sleep(0)
-
     return CloudApi(
         phone_number_id=DEFAULT_PHONE_ID,
         token=DEFAULT_TOKEN,
@@ -202,8 +192,7 @@ async def hook(
         processor=processor,
         key_of=channel.key,
     )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://adapter") as client:
+    async with adapter_client(app) as client:
         yield client, processor, seen
     await channel.api.aclose()
 
@@ -223,16 +212,7 @@ async def test_verification_handshake(hook: Any) -> None:
 
 
 async def post_signed(client: httpx.AsyncClient, payload: dict[str, Any], signed: str) -> int:
-    import json
-
-    from testkit.whatsapp_api import signature
-
-    body = json.dumps(payload).encode()
-    headers = {}
-    if signed != "none":
-        secret = DEFAULT_SECRET if signed == "valid" else "wrong"
-        headers["X-Hub-Signature-256"] = signature(secret, body)
-    return (await client.post("/whatsapp", content=body, headers=headers)).status_code
+    return await graph_channels.post_signed(client, "/whatsapp", payload, signed, DEFAULT_SECRET)
 
 
 async def test_forged_or_unsigned_posts_are_refused_and_not_processed(
