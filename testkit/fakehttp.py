@@ -1,6 +1,6 @@
-"""A small threaded HTTP server the integration fakes (webhook receiver, Slack, GitHub,
-Jira) are built on: keep-alive with Nagle off (else ~40 ms per response), each request
-handed to the fake's `handle` and recorded."""
+"""A small threaded HTTP server the fakes (webhook receiver, Slack, GitHub, Jira, the
+WhatsApp, Messenger and X APIs) are built on: keep-alive with Nagle off (else ~40 ms per
+response), each request handed to the fake's `handle`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import threading
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 Reply = tuple[int, dict[str, str], bytes]
+_F = TypeVar("_F", bound="FakeHTTP")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, fake: FakeHTTP) -> None:
         self.fake = fake
+        self.request_queue_size = fake.backlog  # read when the socket starts listening
         super().__init__(("127.0.0.1", 0), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -75,6 +77,9 @@ class _Handler(BaseHTTPRequestHandler):
 class FakeHTTP:
     """Base of the fakes: `start()`/`stop()` (or `with`), `url`, `handle(request)`."""
 
+    backlog = 5  # connections waiting to be accepted (more for fakes of busy senders)
+    thread_name: str | None = None
+
     def __init__(self) -> None:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -83,10 +88,13 @@ class FakeHTTP:
     def handle(self, request: Request) -> Reply:
         raise NotImplementedError
 
-    def start(self) -> Any:
+    def start(self: _F) -> _F:
         self._server = _Server(self)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=self.thread_name,
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -99,7 +107,7 @@ class FakeHTTP:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> Any:
+    def __enter__(self: _F) -> _F:
         return self.start()
 
     def __exit__(

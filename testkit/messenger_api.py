@@ -172,10 +172,6 @@ class FakeMessengerAPI(FakeWhatsAppAPI):
             enforce_window=enforce_window,
         )
 
-    def __enter__(self) -> FakeMessengerAPI:
-        self.start()
-        return self
-
     def reset(self) -> None:
         super().reset()
         with self._lock:

@@ -29,19 +29,19 @@ import hmac
 import itertools
 import json
 import secrets
-import socket
-import sys
 import threading
 import time
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
+from testkit.fakehttp import FakeHTTP, Reply, Request, json_reply
+
 JSONDict = dict[str, Any]
+_W = TypeVar("_W", bound="FakeWhatsAppAPI")
 DEFAULT_TOKEN = "fake-whatsapp-token"
 DEFAULT_SECRET = "fake-whatsapp-app-secret"
 DEFAULT_PHONE_ID = "100000000000001"
@@ -202,49 +202,11 @@ def _validate_interactive(inter: JSONDict) -> None:
         raise GraphError(100, f"interactive type '{kind}' is not supported by this fake")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256  # the sender opens up to 64 connections at once
-
-    def __init__(self, address: tuple[str, int], fake: FakeWhatsAppAPI) -> None:
-        self.fake = fake
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
-            return  # clients dropping keep-alive connections is normal
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # otherwise delayed ACKs add ~40 ms per response
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def _reply(self, status: int, payload: JSONDict) -> None:
-        body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        path = urllib.parse.urlsplit(self.path).path.strip("/").split("/")
-        status, payload = self.server.fake._handle(
-            path, self.headers.get("Authorization", ""), body
-        )
-        self._reply(status, payload)
-
-
-class FakeWhatsAppAPI:
+class FakeWhatsAppAPI(FakeHTTP):
     """The Cloud API of one business number, and its customers' side of the chats."""
+
+    backlog = 256  # the sender opens up to 64 connections at once
+    thread_name = "fake-whatsapp"
 
     def __init__(
         self,
@@ -257,14 +219,13 @@ class FakeWhatsAppAPI:
         max_per_second: float = 0,
         enforce_window: bool = True,
     ) -> None:
+        super().__init__()
         self.token, self.app_secret = token, app_secret
         self.phone_number_id, self.display_number = phone_number_id, display_number
         self.webhook_url = webhook_url
         self.max_per_second = max_per_second
         self.enforce_window = enforce_window
         self._lock = threading.Condition()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
         self._http: httpx.Client | None = None
         self.reset()
 
@@ -281,41 +242,32 @@ class FakeWhatsAppAPI:
             self._ids = itertools.count(1)
             self.requests = 0
 
-    def start(self) -> FakeWhatsAppAPI:
+    def start(self: _W) -> _W:
         if self._server is None:
-            self._server = _Server(("127.0.0.1", 0), self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.1},
-                name="fake-whatsapp",
-                daemon=True,
-            )
-            self._thread.start()
+            super().start()
             self._http = httpx.Client(timeout=30)
         return self
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        super().stop()
         if self._http is not None:
             self._http.close()
             self._http = None
 
-    def __enter__(self) -> FakeWhatsAppAPI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def base_url(self) -> str:
         """What WHATSAPP_API_BASE_URL is set to."""
-        assert self._server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.url
 
     # ------------------------------------------------------------------ the API side
+
+    def handle(self, request: Request) -> Reply:
+        if request.method != "POST":
+            return json_reply(501, {"error": f"{request.method} is not served here"})
+        path = urllib.parse.urlsplit(request.path).path.strip("/").split("/")
+        return json_reply(
+            *self._handle(path, request.headers.get("authorization", ""), request.body)
+        )
 
     def _handle(self, path: list[str], auth: str, body: bytes) -> tuple[int, JSONDict]:
         with self._lock:
@@ -523,9 +475,3 @@ class FakeWhatsAppAPI:
             "hub.challenge": challenge,
         }
         return self._http.get(self.webhook_url, params=params)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -32,17 +32,17 @@ import hmac
 import itertools
 import json
 import re
-import sys
 import threading
 import time
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 from oauthlib.oauth1 import Client as OAuth1
+
+from testkit.fakehttp import FakeHTTP, Reply, Request, json_reply
 
 JSONDict = dict[str, Any]
 SEND_PATH = "/1.1/direct_messages/events/new.json"
@@ -162,49 +162,14 @@ def _oauth_params(header: str) -> dict[str, str]:
     return {k: urllib.parse.unquote(v) for k, v in pairs}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
-
-    def __init__(self, address: tuple[str, int], fake: FakeXAPI) -> None:
-        self.fake = fake
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], (ConnectionError, OSError)):
-            return  # clients dropping keep-alive connections is normal
-        super().handle_error(request, client_address)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # otherwise delayed ACKs add ~40 ms per response
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        status, payload, headers = self.server.fake._handle(
-            self.path, self.headers.get("Authorization", ""), body
-        )
-        raw = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=utf-8")
-        self.send_header("Content-Length", str(len(raw)))
-        for k, v in headers.items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(raw)
-
-
-class FakeXAPI:
+class FakeXAPI(FakeHTTP):
     """One X account's DM API, and its customers' side of the conversations."""
 
+    backlog = 128
+    thread_name = "fake-x"
+
     def __init__(self, *, webhook_url: str | None = None, **credentials: str) -> None:
+        super().__init__()
         creds = {**DEFAULTS, **credentials}
         self.consumer_key, self.consumer_secret = creds["consumer_key"], creds["consumer_secret"]
         self.access_token = creds["access_token"]
@@ -212,7 +177,6 @@ class FakeXAPI:
         self.user_id = creds["user_id"]
         self.webhook_url = webhook_url
         self._lock = threading.Condition()
-        self._server: _Server | None = None
         self._http: httpx.Client | None = None
         self.reset()
 
@@ -229,36 +193,20 @@ class FakeXAPI:
 
     def start(self) -> FakeXAPI:
         if self._server is None:
-            self._server = _Server(("127.0.0.1", 0), self)
-            threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.1},
-                name="fake-x",
-                daemon=True,
-            ).start()
+            super().start()
             self._http = httpx.Client(timeout=30)
         return self
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+        super().stop()
         if self._http is not None:
             self._http.close()
             self._http = None
 
-    def __enter__(self) -> FakeXAPI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     @property
     def base_url(self) -> str:
         """What X_API_BASE_URL is set to."""
-        assert self._server is not None, "start() the fake first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.url
 
     def env(self) -> dict[str, str]:
         """The X_ variables that point the adapter at this fake."""
@@ -272,6 +220,16 @@ class FakeXAPI:
         }
 
     # ------------------------------------------------------------------ the API side
+
+    def handle(self, request: Request) -> Reply:
+        if request.method != "POST":
+            return json_reply(501, {"errors": [{"message": f"{request.method} not served"}]})
+        status, payload, headers = self._handle(
+            request.path, request.headers.get("authorization", ""), request.body
+        )
+        return json_reply(
+            status, payload, {"Content-Type": "application/json;charset=utf-8", **headers}
+        )
 
     def _authentic(self, path: str, auth: str) -> bool:
         """Recompute the OAuth 1.0a signature of this request with the expected keys."""
