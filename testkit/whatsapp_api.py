@@ -29,19 +29,18 @@ import hmac
 import itertools
 import json
 import secrets
-import threading
 import time
 import urllib.parse
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
-from testkit.fakehttp import FakeHTTP, Reply, Request, json_reply
+from testkit.fakechannel import FakeChannelAPI
+from testkit.fakehttp import Reply, Request, json_reply
 
 JSONDict = dict[str, Any]
-_W = TypeVar("_W", bound="FakeWhatsAppAPI")
 DEFAULT_TOKEN = "fake-whatsapp-token"
 DEFAULT_SECRET = "fake-whatsapp-app-secret"
 DEFAULT_PHONE_ID = "100000000000001"
@@ -202,11 +201,13 @@ def _validate_interactive(inter: JSONDict) -> None:
         raise GraphError(100, f"interactive type '{kind}' is not supported by this fake")
 
 
-class FakeWhatsAppAPI(FakeHTTP):
+class FakeWhatsAppAPI(FakeChannelAPI[SentMessage]):
     """The Cloud API of one business number, and its customers' side of the chats."""
 
     backlog = 256  # the sender opens up to 64 connections at once
     thread_name = "fake-whatsapp"
+    signature_header = "X-Hub-Signature-256"
+    wrong_secret = "not-the-app-secret"
 
     def __init__(
         self,
@@ -219,14 +220,11 @@ class FakeWhatsAppAPI(FakeHTTP):
         max_per_second: float = 0,
         enforce_window: bool = True,
     ) -> None:
-        super().__init__()
+        super().__init__(webhook_url)
         self.token, self.app_secret = token, app_secret
         self.phone_number_id, self.display_number = phone_number_id, display_number
-        self.webhook_url = webhook_url
         self.max_per_second = max_per_second
         self.enforce_window = enforce_window
-        self._lock = threading.Condition()
-        self._http: httpx.Client | None = None
         self.reset()
 
     # ------------------------------------------------------------------ lifecycle
@@ -234,7 +232,7 @@ class FakeWhatsAppAPI(FakeHTTP):
     def reset(self) -> None:
         """Forget sends, windows, faults and counters."""
         with self._lock:
-            self.sent: list[SentMessage] = []
+            self.sent = []
             self.refused: list[tuple[JSONDict, JSONDict]] = []
             self._last_inbound: dict[str, float] = {}
             self._faults: deque[tuple[int, int]] = deque()  # (code, http status)
@@ -242,22 +240,8 @@ class FakeWhatsAppAPI(FakeHTTP):
             self._ids = itertools.count(1)
             self.requests = 0
 
-    def start(self: _W) -> _W:
-        if self._server is None:
-            super().start()
-            self._http = httpx.Client(timeout=30)
-        return self
-
-    def stop(self) -> None:
-        super().stop()
-        if self._http is not None:
-            self._http.close()
-            self._http = None
-
-    @property
-    def base_url(self) -> str:
-        """What WHATSAPP_API_BASE_URL is set to."""
-        return self.url
+    def sign(self, body: bytes, secret: str | None = None) -> str:
+        return signature(secret or self.app_secret, body)
 
     # ------------------------------------------------------------------ the API side
 
@@ -334,22 +318,6 @@ class FakeWhatsAppAPI(FakeHTTP):
         """The customer last wrote more than 24 hours ago."""
         self.open_window(wa_id, hours_ago=25)
 
-    def sent_to(self, wa_id: str) -> list[SentMessage]:
-        with self._lock:
-            return [m for m in self.sent if m.to == wa_id]
-
-    def wait_for_sent(self, wa_id: str, count: int = 1, timeout: float = 30.0) -> list[SentMessage]:
-        """Block until `count` messages went to `wa_id`; returns them all."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while len([m for m in self.sent if m.to == wa_id]) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    got = [m.text[:60] for m in self.sent if m.to == wa_id]
-                    raise TimeoutError(f"{count} message(s) to {wa_id} expected, got {got}")
-                self._lock.wait(left)
-            return [m for m in self.sent if m.to == wa_id]
-
     # ------------------------------------------------------------------ the customer side
 
     def _envelope(self, value: JSONDict) -> JSONDict:
@@ -379,17 +347,6 @@ class FakeWhatsAppAPI(FakeHTTP):
         return self._envelope(
             {"contacts": [{"profile": {"name": name}, "wa_id": wa_id}], "messages": [message]}
         )
-
-    def post_webhook(self, payload: JSONDict, *, signed: str = "valid") -> httpx.Response:
-        """POST a payload to the adapter; `signed` is "valid", "none" or "wrong"."""
-        assert self.webhook_url and self._http is not None, "set webhook_url and start()"
-        body = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json"}
-        if signed == "valid":
-            headers["X-Hub-Signature-256"] = signature(self.app_secret, body)
-        elif signed == "wrong":
-            headers["X-Hub-Signature-256"] = signature("not-the-app-secret", body)
-        return self._http.post(self.webhook_url, content=body, headers=headers)
 
     def _push(self, wa_id: str, content: JSONDict, **kw: Any) -> str:
         payload = self.message_payload(wa_id, content, **kw)
@@ -468,10 +425,9 @@ class FakeWhatsAppAPI(FakeHTTP):
 
     def verify(self, verify_token: str, challenge: str = "1158201444") -> httpx.Response:
         """Meta's subscription handshake against the adapter's webhook URL."""
-        assert self.webhook_url and self._http is not None
         params = {
             "hub.mode": "subscribe",
             "hub.verify_token": verify_token,
             "hub.challenge": challenge,
         }
-        return self._http.get(self.webhook_url, params=params)
+        return self.get_webhook(params)

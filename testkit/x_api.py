@@ -32,7 +32,6 @@ import hmac
 import itertools
 import json
 import re
-import threading
 import time
 import urllib.parse
 from collections import deque
@@ -42,7 +41,8 @@ from typing import Any
 import httpx
 from oauthlib.oauth1 import Client as OAuth1
 
-from testkit.fakehttp import FakeHTTP, Reply, Request, json_reply
+from testkit.fakechannel import FakeChannelAPI
+from testkit.fakehttp import Reply, Request, json_reply
 
 JSONDict = dict[str, Any]
 SEND_PATH = "/1.1/direct_messages/events/new.json"
@@ -162,22 +162,21 @@ def _oauth_params(header: str) -> dict[str, str]:
     return {k: urllib.parse.unquote(v) for k, v in pairs}
 
 
-class FakeXAPI(FakeHTTP):
+class FakeXAPI(FakeChannelAPI[SentMessage]):
     """One X account's DM API, and its customers' side of the conversations."""
 
     backlog = 128
     thread_name = "fake-x"
+    signature_header = "x-twitter-webhooks-signature"
+    messages = "DM(s)"
 
     def __init__(self, *, webhook_url: str | None = None, **credentials: str) -> None:
-        super().__init__()
+        super().__init__(webhook_url)
         creds = {**DEFAULTS, **credentials}
         self.consumer_key, self.consumer_secret = creds["consumer_key"], creds["consumer_secret"]
         self.access_token = creds["access_token"]
         self.access_token_secret = creds["access_token_secret"]
         self.user_id = creds["user_id"]
-        self.webhook_url = webhook_url
-        self._lock = threading.Condition()
-        self._http: httpx.Client | None = None
         self.reset()
 
     # ------------------------------------------------------------------ lifecycle
@@ -185,28 +184,14 @@ class FakeXAPI(FakeHTTP):
     def reset(self) -> None:
         """Forget sends, closed DMs, faults and counters."""
         with self._lock:
-            self.sent: list[SentMessage] = []
+            self.sent = []
             self.refused: list[JSONDict] = []
             self.closed: set[str] = set()
             self._faults: deque[tuple[int, int, float]] = deque()  # code, status, reset in
             self.requests = 0
 
-    def start(self) -> FakeXAPI:
-        if self._server is None:
-            super().start()
-            self._http = httpx.Client(timeout=30)
-        return self
-
-    def stop(self) -> None:
-        super().stop()
-        if self._http is not None:
-            self._http.close()
-            self._http = None
-
-    @property
-    def base_url(self) -> str:
-        """What X_API_BASE_URL is set to."""
-        return self.url
+    def sign(self, body: bytes, secret: str | None = None) -> str:
+        return signature(secret or self.consumer_secret, body)
 
     def env(self) -> dict[str, str]:
         """The X_ variables that point the adapter at this fake."""
@@ -314,24 +299,6 @@ class FakeXAPI(FakeHTTP):
         with self._lock:
             self.closed.add(user_id)
 
-    def sent_to(self, user_id: str) -> list[SentMessage]:
-        with self._lock:
-            return [m for m in self.sent if m.to == user_id]
-
-    def wait_for_sent(
-        self, user_id: str, count: int = 1, timeout: float = 30.0
-    ) -> list[SentMessage]:
-        """Block until `count` DMs went to `user_id`; returns them all."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while len([m for m in self.sent if m.to == user_id]) < count:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    got = [m.text[:60] for m in self.sent if m.to == user_id]
-                    raise TimeoutError(f"{count} DM(s) to {user_id} expected, got {got}")
-                self._lock.wait(left)
-            return [m for m in self.sent if m.to == user_id]
-
     # ------------------------------------------------------------------ the customer side
 
     def _user(self, user_id: str, screen_name: str | None = None) -> JSONDict:
@@ -381,17 +348,6 @@ class FakeXAPI(FakeHTTP):
             "direct_message_events": [event],
             "users": {u: self._user(u) for u in {user_id, self.user_id}},
         }
-
-    def post_webhook(self, payload: JSONDict, *, signed: str = "valid") -> httpx.Response:
-        """POST a payload to the adapter; `signed` is "valid", "none" or "wrong"."""
-        assert self.webhook_url and self._http is not None, "set webhook_url and start()"
-        body = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json"}
-        if signed == "valid":
-            headers["x-twitter-webhooks-signature"] = signature(self.consumer_secret, body)
-        elif signed == "wrong":
-            headers["x-twitter-webhooks-signature"] = signature("not-the-secret", body)
-        return self._http.post(self.webhook_url, content=body, headers=headers)
 
     def _push(self, payload: JSONDict) -> str:
         self.post_webhook(payload).raise_for_status()
@@ -450,8 +406,7 @@ class FakeXAPI(FakeHTTP):
 
     def crc(self, crc_token: str = "Y3JjX3Rva2VuX2Zyb21feA") -> httpx.Response:
         """X's challenge-response check against the adapter's webhook URL."""
-        assert self.webhook_url and self._http is not None
-        return self._http.get(self.webhook_url, params={"crc_token": crc_token})
+        return self.get_webhook({"crc_token": crc_token})
 
     def crc_passes(self, crc_token: str = "Y3JjX3Rva2VuX2Zyb21feA") -> bool:
         """True when the adapter answered the CRC as X requires (JSON, right token)."""
