@@ -5,23 +5,16 @@ Dutch; one stack for the module."""
 from __future__ import annotations
 
 import itertools
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import select, update
 
 from earshot.conversations import messenger as m_queries
 from earshot.conversations import queries
 from earshot.outreach import campaigns
-from earshot.privacy.erasure import search_everywhere
-from earshot.privacy.identity import user_key
-from earshot.storage.db import make_engine, session_scope
+from earshot.storage.db import session_scope
 from earshot.storage.models import (
     CampaignSend,
     Feedback,
@@ -31,31 +24,35 @@ from earshot.storage.models import (
     utcnow,
 )
 from testkit.messenger_api import FakeMessengerAPI, SentMessengerMessage
-from testkit.stack import SECRET, SUPPORT_CHAT_ID, Stack, free_port, running_stack, write_config
-from tests.e2e.helpers import REF
+from testkit.stack import SUPPORT_CHAT_ID, write_config
+from tests.e2e.channel_stack import (
+    ChannelCustomer,
+    ChannelStack,
+    eventually,
+    found_everywhere,
+    handled_campaign_send,
+    ref_in,
+    running_channel,
+    spooled,
+    texts,
+)
 
 pytestmark = pytest.mark.e2e
 _ids = itertools.count(7_200_000_000_000_001)
 VERIFY = "e2e-verify-token"
-
-
-@dataclass
-class FbStack:
-    stack: Stack
-    fake: FakeMessengerAPI
-    port: int
+FbStack = ChannelStack[FakeMessengerAPI]
 
 
 @pytest.fixture(scope="module")
 def fb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FbStack]:
     workdir = tmp_path_factory.mktemp("fb-stack")
-    port = free_port()
     config = write_config(
         workdir / "fb-config.yml",
         messenger={"page": "lumenhome.example", "notice_tag": "ACCOUNT_UPDATE"},
     )
-    with FakeMessengerAPI(webhook_url=f"http://127.0.0.1:{port}/messenger") as fake:
-        env = {
+
+    def env(fake: FakeMessengerAPI, port: int) -> dict[str, str]:
+        return {
             "EARSHOT_CONFIG": str(config),
             "MESSENGER_PAGE_ACCESS_TOKEN": fake.token,
             "MESSENGER_APP_SECRET": fake.app_secret,
@@ -64,75 +61,33 @@ def fb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FbStack]:
             "MESSENGER_WEBHOOK_PORT": str(port),
             "INSTAGRAM_ENABLED": "true",
         }
-        with running_stack(workdir, **env) as stack:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    log = workdir / "data" / "logs" / "messenger.log"
-                    raise TimeoutError(f"no Messenger webhook\n{log.read_text(errors='replace')}")
-                time.sleep(0.3)
-            yield FbStack(stack, fake, port)
+
+    with running_channel(
+        workdir,
+        name="Messenger",
+        path="messenger",
+        fake=lambda url: FakeMessengerAPI(webhook_url=url),
+        env=env,
+    ) as stack:
+        yield stack
 
 
-class FbCustomer:
+class FbCustomer(ChannelCustomer[SentMessengerMessage]):
     """A simulated Messenger (or Instagram) customer: types, taps, opens links, reads."""
 
     def __init__(self, fb: FbStack, platform: str = "messenger") -> None:
-        self.fb, self.fake, self.platform = fb, fb.fake, platform
-        self.psid = str(next(_ids))
-        self.seen = 0
+        super().__init__(fb.fake, platform, str(next(_ids)))
+        self.fb, self.platform, self.psid = fb, platform, self.address
 
-    @property
-    def key(self) -> str:
-        return user_key(SECRET, self.platform, self.psid)
+    def _push_text(self, text: str) -> None:
+        self.fb.fake.push_text(self.psid, text, platform=self.platform)
 
-    def _new(self, expect: int, timeout: float = 30.0) -> list[SentMessengerMessage]:
-        self.fake.wait_for_sent(self.psid, self.seen + expect, timeout=timeout)
-        got = self.fake.sent_to(self.psid)
-        fresh = got[self.seen :]
-        self.seen = len(got)
-        return fresh
-
-    def say(self, text: str, *, expect: int = 1) -> list[SentMessengerMessage]:
-        self.fake.push_text(self.psid, text, platform=self.platform)
-        return self._new(expect)
-
-    def press(self, title: str, *, expect: int = 1) -> list[SentMessengerMessage]:
-        self.fake.press_title(self.psid, title, platform=self.platform)
-        return self._new(expect)
-
-    def settle(self, wait: float = 1.0) -> list[SentMessengerMessage]:
-        time.sleep(wait)
-        fresh = self.fake.sent_to(self.psid)[self.seen :]
-        self.seen += len(fresh)
-        return fresh
-
-
-def texts(messages: list[SentMessengerMessage]) -> str:
-    return "\n".join(m.text for m in messages)
+    def _press(self, title: str) -> None:
+        self.fb.fake.press_title(self.psid, title, platform=self.platform)
 
 
 def titles(messages: list[SentMessengerMessage]) -> list[str]:
     return [t for m in messages for _, t in m.choices]
-
-
-def ref_in(messages: list[SentMessengerMessage]) -> str:
-    found = REF.search(texts(messages))
-    assert found, texts(messages)
-    return found.group(0)
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := check()):
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
-    return result
 
 
 def close_window(fb: FbStack, me: FbCustomer) -> None:
@@ -152,15 +107,9 @@ def queue_campaign(fb: FbStack, me: FbCustomer) -> None:
 
 
 def send_row(fb: FbStack, me: FbCustomer) -> CampaignSend:
-    def done() -> CampaignSend | None:
-        with session_scope(fb.stack.db_url) as session:
-            row = session.scalar(select(CampaignSend).where(CampaignSend.customer_key == me.key))
-            if row is None or row.status in ("pending", "sending"):
-                return None
-            session.expunge(row)
-            return row
-
-    return eventually(done, "the campaign ask was not handled", 30)
+    return eventually(
+        lambda: handled_campaign_send(fb.stack, me.key), "the campaign ask was not handled"
+    )
 
 
 def give_feedback(me: FbCustomer) -> str:
@@ -388,15 +337,8 @@ def test_delete_my_data_on_messenger_leaves_nothing_personal(fb: FbStack) -> Non
     assert "cannot be undone" in texts(confirm)
     done = me.press("Yes, delete")
     assert texts(done).startswith("Done")
-    engine = make_engine(fb.stack.db_url)
-    try:
-        with engine.connect() as conn:
-            assert search_everywhere(conn, [me.psid, me.key, "Quokka8842"]) == []
-    finally:
-        engine.dispose()
+    assert found_everywhere(fb.stack, me.psid, me.key, "Quokka8842") == []
 
 
 def test_spool_is_empty_after_the_journeys(fb: FbStack) -> None:
-    spool = Path(fb.stack.workdir) / "data" / "spool" / "messenger"
-    time.sleep(1.0)
-    assert not spool.exists() or not list(spool.glob("*.json"))
+    assert spooled(fb.stack, "messenger") == []

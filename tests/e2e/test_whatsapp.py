@@ -6,19 +6,14 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
-import httpx
 import pytest
 from sqlalchemy import select, update
 
 from earshot.conversations import whatsapp as wa_queries
 from earshot.outreach import campaigns
-from earshot.privacy.erasure import search_everywhere
-from earshot.privacy.identity import user_key
-from earshot.storage.db import make_engine, session_scope
+from earshot.storage.db import session_scope
 from earshot.storage.models import (
     CampaignSend,
     Feedback,
@@ -27,26 +22,29 @@ from earshot.storage.models import (
     WhatsAppWindow,
     utcnow,
 )
-from testkit.stack import SECRET, SUPPORT_CHAT_ID, Stack, free_port, running_stack, write_config
+from testkit.stack import SUPPORT_CHAT_ID, write_config
 from testkit.whatsapp_api import FakeWhatsAppAPI, SentMessage
-from tests.e2e.helpers import REF
+from tests.e2e.channel_stack import (
+    ChannelCustomer,
+    ChannelStack,
+    eventually,
+    found_everywhere,
+    handled_campaign_send,
+    ref_in,
+    running_channel,
+    spooled,
+    texts,
+)
 
 pytestmark = pytest.mark.e2e
 _numbers = itertools.count(31_600_000_001)
 VERIFY = "e2e-verify-token"
-
-
-@dataclass
-class WaStack:
-    stack: Stack
-    fake: FakeWhatsAppAPI
-    port: int
+WaStack = ChannelStack[FakeWhatsAppAPI]
 
 
 @pytest.fixture(scope="module")
 def wa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WaStack]:
     workdir = tmp_path_factory.mktemp("wa-stack")
-    port = free_port()
     config = write_config(
         workdir / "wa-config.yml",
         whatsapp={
@@ -55,8 +53,9 @@ def wa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WaStack]:
             "templates": {"campaign": {"nl": "lumen_campaign_nl"}, "notice": {}},
         },
     )
-    with FakeWhatsAppAPI(webhook_url=f"http://127.0.0.1:{port}/whatsapp") as fake:
-        env = {
+
+    def env(fake: FakeWhatsAppAPI, port: int) -> dict[str, str]:
+        return {
             "EARSHOT_CONFIG": str(config),
             "WHATSAPP_ACCESS_TOKEN": fake.token,
             "WHATSAPP_APP_SECRET": fake.app_secret,
@@ -65,56 +64,26 @@ def wa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WaStack]:
             "WHATSAPP_API_BASE_URL": fake.base_url,
             "WHATSAPP_WEBHOOK_PORT": str(port),
         }
-        with running_stack(workdir, **env) as stack:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    log = workdir / "data" / "logs" / "whatsapp.log"
-                    raise TimeoutError(f"no WhatsApp webhook\n{log.read_text(errors='replace')}")
-                time.sleep(0.3)
-            yield WaStack(stack, fake, port)
+
+    with running_channel(
+        workdir,
+        name="WhatsApp",
+        path="whatsapp",
+        fake=lambda url: FakeWhatsAppAPI(webhook_url=url),
+        env=env,
+    ) as stack:
+        yield stack
 
 
-class WaCustomer:
+class WaCustomer(ChannelCustomer[SentMessage]):
     """A simulated WhatsApp customer: types, presses reply buttons and list rows, reads."""
 
     def __init__(self, wa: WaStack) -> None:
-        self.wa, self.fake = wa, wa.fake
-        self.number = str(next(_numbers))
-        self.seen = 0
+        super().__init__(wa.fake, "whatsapp", str(next(_numbers)))
+        self.wa, self.number = wa, self.address
 
-    @property
-    def key(self) -> str:
-        return user_key(SECRET, "whatsapp", self.number)
-
-    def _new(self, expect: int, timeout: float = 30.0) -> list[SentMessage]:
-        got = self.fake.wait_for_sent(self.number, self.seen + expect, timeout=timeout)
-        fresh = got[self.seen :]
-        self.seen = len(got)
-        return fresh
-
-    def say(self, text: str, *, expect: int = 1) -> list[SentMessage]:
-        self.fake.push_text(self.number, text)
-        return self._new(expect)
-
-    def press(self, title: str, *, expect: int = 1) -> list[SentMessage]:
-        self.fake.press_title(self.number, title)
-        return self._new(expect)
-
-    def settle(self, wait: float = 1.0) -> list[SentMessage]:
-        time.sleep(wait)
-        fresh = self.fake.sent_to(self.number)[self.seen :]
-        self.seen += len(fresh)
-        return fresh
-
-
-def texts(messages: list[SentMessage]) -> str:
-    return "\n".join(m.text for m in messages)
+    def _press(self, title: str) -> None:
+        self.wa.fake.press_title(self.number, title)
 
 
 def titles(messages: list[SentMessage]) -> list[str]:
@@ -127,12 +96,6 @@ def feedback(wa: WaStack, ref: str) -> Feedback:
         assert row is not None
         session.expunge(row)
         return row
-
-
-def ref_in(messages: list[SentMessage]) -> str:
-    found = REF.search(texts(messages))
-    assert found, texts(messages)
-    return found.group(0)
 
 
 def close_window(wa: WaStack, me: WaCustomer) -> None:
@@ -152,19 +115,9 @@ def queue_campaign(wa: WaStack, me: WaCustomer) -> None:
 
 
 def send_row(wa: WaStack, me: WaCustomer) -> CampaignSend:
-    def done() -> CampaignSend | None:
-        with session_scope(wa.stack.db_url) as session:
-            row = session.scalar(select(CampaignSend).where(CampaignSend.customer_key == me.key))
-            if row is None or row.status in ("pending", "sending"):
-                return None
-            session.expunge(row)
-            return row
-
-    deadline = time.monotonic() + 30
-    while (row := done()) is None:
-        assert time.monotonic() < deadline, "the campaign ask was not handled"
-        time.sleep(0.3)
-    return row
+    return eventually(
+        lambda: handled_campaign_send(wa.stack, me.key), "the campaign ask was not handled"
+    )
 
 
 # --------------------------------------------------------------------------- the doors
@@ -386,18 +339,11 @@ def test_delete_my_data_on_whatsapp_leaves_nothing_personal(wa: WaStack) -> None
     assert "cannot be undone" in texts(confirm)
     done = me.press("Yes, delete")
     assert texts(done).startswith("Done")
-    engine = make_engine(wa.stack.db_url)
-    try:
-        with engine.connect() as conn:
-            assert search_everywhere(conn, [me.number, me.key, "Quokka8842"]) == []
-    finally:
-        engine.dispose()
+    assert found_everywhere(wa.stack, me.number, me.key, "Quokka8842") == []
 
 
 def test_spool_is_empty_after_the_journeys(wa: WaStack) -> None:
-    spool = Path(wa.stack.workdir) / "data" / "spool" / "whatsapp"
-    time.sleep(1.0)
-    assert not spool.exists() or not list(spool.glob("*.json"))
+    assert spooled(wa.stack, "whatsapp") == []
 
 
 def test_dutch_feedback_to_its_reference_and_the_status_notice_in_dutch(wa: WaStack) -> None:

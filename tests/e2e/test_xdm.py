@@ -4,115 +4,63 @@ API, real Rasa and action server. English and Dutch; one stack for the module.""
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 from sqlalchemy import select
 
 from earshot.conversations import queries as conversations
 from earshot.outreach import campaigns
-from earshot.privacy.erasure import search_everywhere
-from earshot.privacy.identity import user_key
 from earshot.settings import load_settings
-from earshot.storage.db import make_engine, session_scope
+from earshot.storage.db import session_scope
 from earshot.storage.models import CampaignSend, Feedback, Notification
-from testkit.stack import SECRET, SUPPORT_CHAT_ID, Stack, free_port, running_stack
+from testkit.stack import SUPPORT_CHAT_ID
 from testkit.x_api import FakeXAPI, SentMessage
-from tests.e2e.helpers import REF
+from tests.e2e.channel_stack import (
+    ChannelCustomer,
+    ChannelStack,
+    eventually,
+    found_everywhere,
+    handled_campaign_send,
+    ref_in,
+    running_channel,
+    spooled,
+    texts,
+)
 from xdm.links import x_link
 
 pytestmark = pytest.mark.e2e
 _users = itertools.count(4_200_000_001)
-T = TypeVar("T")
-
-
-@dataclass
-class XStack:
-    stack: Stack
-    fake: FakeXAPI
-    port: int
+XStack = ChannelStack[FakeXAPI]
 
 
 @pytest.fixture(scope="module")
 def xs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XStack]:
-    workdir = tmp_path_factory.mktemp("x-stack")
-    port = free_port()
-    with FakeXAPI(webhook_url=f"http://127.0.0.1:{port}/x") as fake:
-        env = {**fake.env(), "X_WEBHOOK_PORT": str(port)}
-        with running_stack(workdir, **env) as stack:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    log = workdir / "data" / "logs" / "x.log"
-                    raise TimeoutError(f"no X webhook\n{log.read_text(errors='replace')}")
-                time.sleep(0.3)
-            yield XStack(stack, fake, port)
+    with running_channel(
+        tmp_path_factory.mktemp("x-stack"),
+        name="X",
+        path="x",
+        fake=lambda url: FakeXAPI(webhook_url=url),
+        env=lambda fake, port: {**fake.env(), "X_WEBHOOK_PORT": str(port)},
+    ) as stack:
+        yield stack
 
 
-class XCustomer:
+class XCustomer(ChannelCustomer[SentMessage]):
     """A simulated X user: writes DMs, chooses quick replies, reads our DMs."""
 
     def __init__(self, xs: XStack) -> None:
-        self.xs, self.fake = xs, xs.fake
-        self.user_id = str(next(_users))
-        self.seen = 0
+        super().__init__(xs.fake, "x", str(next(_users)))
+        self.xs, self.user_id = xs, self.address
 
-    @property
-    def key(self) -> str:
-        return user_key(SECRET, "x", self.user_id)
-
-    def _new(self, expect: int, timeout: float = 30.0) -> list[SentMessage]:
-        got = self.fake.wait_for_sent(self.user_id, self.seen + expect, timeout=timeout)
-        fresh = got[self.seen :]
-        self.seen = len(got)
-        return fresh
-
-    def say(self, text: str, *, expect: int = 1) -> list[SentMessage]:
-        self.fake.push_text(self.user_id, text)
-        return self._new(expect)
-
-    def press(self, label: str, *, expect: int = 1) -> list[SentMessage]:
-        self.fake.press_label(self.user_id, label)
-        return self._new(expect)
-
-    def settle(self, wait: float = 1.0) -> list[SentMessage]:
-        time.sleep(wait)
-        fresh = self.fake.sent_to(self.user_id)[self.seen :]
-        self.seen += len(fresh)
-        return fresh
-
-
-def texts(messages: list[SentMessage]) -> str:
-    return "\n".join(m.text for m in messages)
+    def _press(self, title: str) -> None:
+        self.xs.fake.press_label(self.user_id, title)
 
 
 def labels(messages: list[SentMessage]) -> list[str]:
     return [label for m in messages for label, _ in m.options]
-
-
-def ref_in(messages: list[SentMessage]) -> str:
-    found = REF.search(texts(messages))
-    assert found, texts(messages)
-    return found.group(0)
-
-
-def eventually(probe: Callable[[], T | None], what: str, timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    while (got := probe()) is None:
-        assert time.monotonic() < deadline, what
-        time.sleep(0.3)
-    return got
 
 
 def give_feedback(me: XCustomer, text: str) -> str:
@@ -279,17 +227,7 @@ def test_a_campaign_ask_goes_to_who_wrote_and_closed_dms_are_skipped(xs: XStack)
     assert "Winter is here!" in texts(question) and "Answer" in labels(question)
 
     def handled(who: XCustomer) -> Callable[[], CampaignSend | None]:
-        def probe() -> CampaignSend | None:
-            with session_scope(xs.stack.db_url) as session:
-                row = session.scalar(
-                    select(CampaignSend).where(CampaignSend.customer_key == who.key)
-                )
-                if row is None or row.status in ("pending", "sending"):
-                    return None
-                session.expunge(row)
-                return row
-
-        return probe
+        return lambda: handled_campaign_send(xs.stack, who.key)
 
     assert eventually(handled(me), "ask not handled").status == "sent"
     skipped = eventually(handled(closed), "ask not handled")
@@ -336,15 +274,8 @@ def test_delete_my_data_on_x_leaves_nothing_personal(xs: XStack) -> None:
     assert "cannot be undone" in texts(confirm)
     done = me.press("Yes, delete")
     assert texts(done).startswith("Done")
-    engine = make_engine(xs.stack.db_url)
-    try:
-        with engine.connect() as conn:
-            assert search_everywhere(conn, [me.user_id, me.key, "Quokka8842"]) == []
-    finally:
-        engine.dispose()
+    assert found_everywhere(xs.stack, me.user_id, me.key, "Quokka8842") == []
 
 
 def test_the_spool_is_empty_after_the_journeys(xs: XStack) -> None:
-    spool = Path(xs.stack.workdir) / "data" / "spool" / "x"
-    time.sleep(1.0)
-    assert not spool.exists() or not list(spool.glob("*.json"))
+    assert spooled(xs.stack, "x") == []
