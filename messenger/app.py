@@ -6,64 +6,28 @@ professional account connected to the Page through the same Send API."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
 
-from starlette.applications import Starlette
-
-from earshot.gateway import support
-from earshot.gateway.model import Handoff, Incoming, SupportDesk
+from earshot.gateway.model import Handoff, Incoming
 from earshot.gateway.service import Gateway
+from earshot.gateway.support import addressed_support_desk
 from earshot.settings import Settings
-from earshot.webhooks.serve import serve_webhook
+from earshot.webhooks.app import WebhookApp
 from messenger.api import SendApi
 from messenger.channel import MessengerChannel
 from messenger.webhook import Processor, build_webhook_app, webhook_spool
 
 log = logging.getLogger("earshot.messenger")
-
-
-@dataclass
-class MessengerApp:
-    """Everything the Messenger process runs, wired once (the composition root)."""
-
-    settings: Settings
-    gateway: Gateway
-    channels: dict[str, MessengerChannel]
-    processor: Processor
-    asgi: Starlette
-    api: SendApi
-
-    async def aclose(self) -> None:
-        await self.processor.drain()
-        await self.api.aclose()
-        await self.gateway.aclose()
-
-
 # Where a colleague answers: the Page's inbox in Meta Business Suite holds Messenger and
 # Instagram conversations alike (the Page-scoped id is no address a person can use).
 PAGE_INBOX = "https://business.facebook.com/latest/inbox/all"
 
 
-class MessengerSupportDesk:
-    """Handoffs go to the support team's Telegram chat, as from every channel, saying where
-    to answer: the customer was told a colleague gets back to them in the same chat."""
-
-    def __init__(self, desk: SupportDesk) -> None:
-        self.desk = desk
-
-    async def hand_off(self, handoff: Handoff) -> bool:
-        name = handoff.display_name or "A customer"
-        who = f"{name} (answer in the Page's inbox: {PAGE_INBOX})"
-        return await self.desk.hand_off(replace(handoff, display_name=who))
+def page_inbox(_: Handoff) -> str:
+    """Where a colleague answers: the customer was told one gets back to them in the chat."""
+    return f"answer in the Page's inbox: {PAGE_INBOX}"
 
 
-def support_desk(settings: Settings) -> MessengerSupportDesk | None:
-    """The support team's Telegram chat, reached over the Bot API (if configured)."""
-    desk = support.support_desk(settings)
-    return MessengerSupportDesk(desk) if desk is not None else None
-
-
-def build(settings: Settings, *, gateway: Gateway | None = None) -> MessengerApp:
+def build(settings: Settings, *, gateway: Gateway | None = None) -> WebhookApp:
     """Wire the adapter: Send API, channels, gateway, webhook processor, ASGI app."""
     assert settings.messenger_page_access_token, "MESSENGER_PAGE_ACCESS_TOKEN is required"
     assert settings.messenger_app_secret, "MESSENGER_APP_SECRET is required"
@@ -74,7 +38,7 @@ def build(settings: Settings, *, gateway: Gateway | None = None) -> MessengerApp
     )
     platforms = ("messenger", "instagram") if settings.instagram_enabled else ("messenger",)
     channels = {p: MessengerChannel(settings, api, p) for p in platforms}
-    gw = gateway or Gateway(settings, support=support_desk(settings))
+    gw = gateway or Gateway(settings, support=addressed_support_desk(settings, page_inbox))
 
     async def handle(message: Incoming) -> None:
         await gw.handle(message, channels[message.channel])
@@ -91,18 +55,11 @@ def build(settings: Settings, *, gateway: Gateway | None = None) -> MessengerApp
         key_of=lambda platform, sender: channels[platform].key(sender),
         platforms=frozenset(platforms),
     )
-    return MessengerApp(settings, gw, channels, processor, asgi, api)
+    return WebhookApp(settings, gw, list(channels.values()), processor, asgi, api)
 
 
 async def serve(settings: Settings) -> None:
     """Run until stopped (earshot.webhooks.serve)."""
-    app = build(settings)
-    await serve_webhook(
-        app.asgi,
-        host=settings.messenger_webhook_listen,
-        port=settings.messenger_webhook_port,
-        processor=app.processor,
-        gateway=app.gateway,
-        channels=app.channels.values(),
-        aclose=app.aclose,
+    await build(settings).serve(
+        host=settings.messenger_webhook_listen, port=settings.messenger_webhook_port
     )

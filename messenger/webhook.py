@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -18,15 +18,12 @@ from starlette.applications import Starlette
 
 from earshot.conversations import messenger as queries
 from earshot.conversations import queries as conversations
-from earshot.gateway.model import Incoming
 from earshot.settings import Settings
 from earshot.storage.spool import Spool
-from earshot.webhooks.graph import Entry, SpoolProcessor, build_graph_webhook_app
+from earshot.webhooks.graph import Entry, Handle, SpoolProcessor, build_graph_webhook_app
 from messenger import inbound
 
 log = logging.getLogger("earshot.messenger.webhook")
-
-Handle = Callable[[Incoming], Awaitable[Any]]
 Lock = Callable[[str], contextlib.AbstractAsyncContextManager[None]]
 
 
@@ -47,8 +44,7 @@ class Processor(SpoolProcessor):
     def __init__(
         self, handle: Handle, db_url: str, spool: Spool, *, customer_lock: Lock = _no_lock
     ) -> None:
-        super().__init__(db_url, spool)
-        self.handle = handle
+        super().__init__(handle, db_url, spool)
         # Receipts wait for a proactive send in flight to the same customer (the gateway's
         # customer lock), so a fast receipt finds the send it is about recorded.
         self.customer_lock = customer_lock

@@ -4,17 +4,14 @@ work (kept messages, campaign asks, status notices) for WhatsApp customers."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
 from functools import partial
 
-from starlette.applications import Starlette
-
 from earshot.conversations import queries as conversations
-from earshot.gateway import support
-from earshot.gateway.model import Handoff, Incoming, SupportDesk
+from earshot.gateway.model import Handoff, Incoming
 from earshot.gateway.service import Gateway
+from earshot.gateway.support import addressed_support_desk
 from earshot.settings import Settings
-from earshot.webhooks.serve import serve_webhook
+from earshot.webhooks.app import WebhookApp
 from whatsapp.api import CloudApi
 from whatsapp.channel import WhatsAppChannel
 from whatsapp.webhook import Processor, build_webhook_app, webhook_spool
@@ -22,43 +19,12 @@ from whatsapp.webhook import Processor, build_webhook_app, webhook_spool
 log = logging.getLogger("earshot.whatsapp")
 
 
-@dataclass
-class WhatsAppApp:
-    """Everything the WhatsApp process runs, wired once (the composition root)."""
-
-    settings: Settings
-    gateway: Gateway
-    channel: WhatsAppChannel
-    processor: Processor
-    asgi: Starlette
-
-    async def aclose(self) -> None:
-        await self.processor.drain()
-        await self.channel.api.aclose()
-        await self.gateway.aclose()
+def wa_me(handoff: Handoff) -> str:
+    """The customer's WhatsApp number and a wa.me link: how a colleague reaches them."""
+    return f"+{handoff.chat_id}, https://wa.me/{handoff.chat_id}"
 
 
-class WhatsAppSupportDesk:
-    """Handoffs go to the support team's Telegram chat, as from every channel, with the
-    customer's WhatsApp number and a wa.me link: the customer is told a colleague gets
-    back to them, and this is how the colleague reaches them."""
-
-    def __init__(self, desk: SupportDesk) -> None:
-        self.desk = desk
-
-    async def hand_off(self, handoff: Handoff) -> bool:
-        name = handoff.display_name or "A customer"
-        who = f"{name} (+{handoff.chat_id}, https://wa.me/{handoff.chat_id})"
-        return await self.desk.hand_off(replace(handoff, display_name=who))
-
-
-def support_desk(settings: Settings) -> WhatsAppSupportDesk | None:
-    """The support team's Telegram chat, reached over the Bot API (if configured)."""
-    desk = support.support_desk(settings)
-    return WhatsAppSupportDesk(desk) if desk is not None else None
-
-
-def build(settings: Settings, *, gateway: Gateway | None = None) -> WhatsAppApp:
+def build(settings: Settings, *, gateway: Gateway | None = None) -> WebhookApp:
     """Wire the adapter: Cloud API sender, channel, gateway, webhook processor, ASGI app."""
     assert settings.whatsapp_access_token and settings.whatsapp_phone_number_id, (
         "WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID are required"
@@ -72,7 +38,7 @@ def build(settings: Settings, *, gateway: Gateway | None = None) -> WhatsAppApp:
         per_second=settings.whatsapp_messages_per_second,
     )
     channel = WhatsAppChannel(settings, api)
-    gw = gateway or Gateway(settings, support=support_desk(settings))
+    gw = gateway or Gateway(settings, support=addressed_support_desk(settings, wa_me))
 
     async def handle(message: Incoming) -> None:
         await gw.handle(message, channel)
@@ -91,18 +57,11 @@ def build(settings: Settings, *, gateway: Gateway | None = None) -> WhatsAppApp:
         processor=processor,
         key_of=channel.key,
     )
-    return WhatsAppApp(settings, gw, channel, processor, asgi)
+    return WebhookApp(settings, gw, [channel], processor, asgi, api)
 
 
 async def serve(settings: Settings) -> None:
     """Run until stopped (earshot.webhooks.serve)."""
-    app = build(settings)
-    await serve_webhook(
-        app.asgi,
-        host=settings.whatsapp_webhook_listen,
-        port=settings.whatsapp_webhook_port,
-        processor=app.processor,
-        gateway=app.gateway,
-        channels=[app.channel],
-        aclose=app.aclose,
+    await build(settings).serve(
+        host=settings.whatsapp_webhook_listen, port=settings.whatsapp_webhook_port
     )

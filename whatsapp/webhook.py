@@ -9,22 +9,19 @@ WhatsApp's message id, durably).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
 
 from earshot.conversations import whatsapp as wa_queries
-from earshot.gateway.model import Incoming
 from earshot.settings import Settings
 from earshot.storage.spool import Spool
 from earshot.webhooks.graph import SpoolProcessor, build_graph_webhook_app
 from whatsapp import inbound
 
 log = logging.getLogger("earshot.whatsapp.webhook")
-
-Handle = Callable[[Incoming], Awaitable[Any]]
 
 
 def webhook_spool(settings: Settings) -> Spool:
@@ -37,17 +34,6 @@ class Processor(SpoolProcessor):
     in the order WhatsApp sent them), a status onto the record of the message it is about."""
 
     name = "WhatsApp"
-
-    def __init__(
-        self,
-        handle: Handle,
-        db_url: str,
-        spool: Spool,
-        *,
-        release: Callable[..., None] | None = None,
-    ) -> None:
-        super().__init__(db_url, spool, release=release)
-        self.handle = handle
 
     async def process(self, entry: dict[str, Any]) -> None:
         if "status" in entry:

@@ -4,12 +4,19 @@ print a deep link (`python -m xdm link --product lamp [--language nl]`)."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
 
-from earshot.settings import ConfigError, check_exposed_secret, load_settings
-from earshot.storage.db import migrate
+from earshot.settings import ConfigError, Settings, load_settings
+from earshot.webhooks.main import run_webhook_process
+
+
+def missing(s: Settings) -> str | None:
+    if s.x_enabled:
+        return None
+    return (
+        "set X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN, "
+        "X_ACCESS_TOKEN_SECRET and X_USER_ID to run the X webhook"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,28 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"earshot: {exc}", file=sys.stderr)
             return 2
         return 0
-    try:
-        check_exposed_secret(settings)  # the webhook is reachable from outside
-    except ConfigError as exc:
-        print(f"earshot: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    if not settings.x_enabled:
-        print(
-            "earshot: set X_CONSUMER_KEY, X_CONSUMER_SECRET, X_ACCESS_TOKEN, "
-            "X_ACCESS_TOKEN_SECRET and X_USER_ID to run the X webhook",
-            file=sys.stderr,
-        )
-        return 2
-    migrate(settings.db_url)
-    from xdm.app import serve
-
-    asyncio.run(serve(settings))
-    return 0
+    return run_webhook_process("xdm.app", missing=missing, settings=settings)
 
 
 if __name__ == "__main__":

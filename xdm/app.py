@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
-from starlette.applications import Starlette
 
 from earshot.conversations import queries as conversations
-from earshot.gateway import support
-from earshot.gateway.model import Handoff, Incoming, Purpose, Reply, Sent, SupportDesk
+from earshot.gateway.model import Handoff, Incoming, Purpose, Reply, Sent
 from earshot.gateway.service import Gateway
+from earshot.gateway.support import addressed_support_desk
 from earshot.privacy.identity import user_key
 from earshot.settings import Settings
 from earshot.storage.db import session_scope
-from earshot.webhooks.serve import serve_webhook
+from earshot.webhooks.app import WebhookApp
 from xdm.api import DmApi, SendFailed
 from xdm.inbound import CHANNEL
 from xdm.render import layout_all
@@ -79,47 +77,16 @@ class XChannel:
         return sent
 
 
-class XSupportDesk:
-    """Handoffs go to the support team's Telegram chat, as from every channel, with the
-    customer's X handle and a link to their DM: the customer is told a colleague gets back
-    to them there, and this is how the colleague finds them."""
-
-    def __init__(self, desk: SupportDesk) -> None:
-        self.desk = desk
-
-    async def hand_off(self, handoff: Handoff) -> bool:
-        name = handoff.display_name or "A customer"
-        dm = f"https://twitter.com/messages/compose?recipient_id={handoff.chat_id}"
-        return await self.desk.hand_off(replace(handoff, display_name=f"{name} ({dm})"))
-
-
-def support_desk(settings: Settings) -> XSupportDesk | None:
-    """The support team's Telegram chat, reached over the Bot API (if configured)."""
-    desk = support.support_desk(settings)
-    return XSupportDesk(desk) if desk is not None else None
-
-
-@dataclass
-class XApp:
-    """Everything the X process runs, wired once (the composition root)."""
-
-    settings: Settings
-    gateway: Gateway
-    channel: XChannel
-    processor: Processor
-    asgi: Starlette
-
-    async def aclose(self) -> None:
-        await self.processor.drain()
-        await self.channel.api.aclose()
-        await self.gateway.aclose()
+def dm_link(handoff: Handoff) -> str:
+    """A link to the customer's DM: how a colleague finds them on X."""
+    return f"https://twitter.com/messages/compose?recipient_id={handoff.chat_id}"
 
 
 def _secret(value: Any) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
-def build(settings: Settings, *, gateway: Gateway | None = None) -> XApp:
+def build(settings: Settings, *, gateway: Gateway | None = None) -> WebhookApp:
     """Wire the adapter: DM sender, channel, gateway, webhook processor, ASGI app."""
     s = settings
     assert s.x_enabled and s.x_consumer_key and s.x_user_id, "the X_ variables are required"
@@ -132,7 +99,7 @@ def build(settings: Settings, *, gateway: Gateway | None = None) -> XApp:
         max_wait_s=s.x_max_rate_wait_s,
     )
     channel = XChannel(s, api)
-    gw = gateway or Gateway(s, support=support_desk(s))
+    gw = gateway or Gateway(s, support=addressed_support_desk(s, dm_link))
 
     async def handle(message: Incoming) -> None:
         await gw.handle(message, channel)
@@ -150,18 +117,9 @@ def build(settings: Settings, *, gateway: Gateway | None = None) -> XApp:
         processor=processor,
         key_of=channel.key,
     )
-    return XApp(s, gw, channel, processor, asgi)
+    return WebhookApp(s, gw, [channel], processor, asgi, api)
 
 
 async def serve(settings: Settings) -> None:
     """Run until stopped (earshot.webhooks.serve)."""
-    app = build(settings)
-    await serve_webhook(
-        app.asgi,
-        host=settings.x_webhook_listen,
-        port=settings.x_webhook_port,
-        processor=app.processor,
-        gateway=app.gateway,
-        channels=[app.channel],
-        aclose=app.aclose,
-    )
+    await build(settings).serve(host=settings.x_webhook_listen, port=settings.x_webhook_port)

@@ -16,31 +16,25 @@ gateway de-duplicates by the DM event id, durably).
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
-import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
 
-from earshot.gateway.model import Incoming
 from earshot.settings import Settings
 from earshot.storage.spool import Spool
-from earshot.webhooks.graph import SpoolProcessor
+from earshot.webhooks.graph import SpoolProcessor, spooling_webhook_app
 from xdm import inbound
 
 log = logging.getLogger("earshot.xdm.webhook")
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
 MAX_BODY_BYTES = 1 << 20  # DM events are small; a megabyte is plenty
-
-Handle = Callable[[Incoming], Awaitable[Any]]
 
 
 def sign(consumer_secret: str, message: bytes) -> str:
@@ -70,17 +64,6 @@ class Processor(SpoolProcessor):
 
     name = "X"
 
-    def __init__(
-        self,
-        handle: Handle,
-        db_url: str,
-        spool: Spool,
-        *,
-        release: Callable[..., None] | None = None,
-    ) -> None:
-        super().__init__(db_url, spool, release=release)
-        self.handle = handle
-
     async def process(self, entry: dict[str, Any]) -> None:
         await self.handle(inbound.incoming(entry))
 
@@ -101,39 +84,14 @@ def build_webhook_app(
             return Response(status_code=400)
         return JSONResponse(crc_response(consumer_secret, token))
 
-    async def receive(request: Request) -> Response:
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-            return Response(status_code=413)
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_BODY_BYTES:
-                return Response(status_code=413)
-        if not valid_signature(
-            consumer_secret, bytes(body), request.headers.get(SIGNATURE_HEADER, "")
-        ):
-            log.warning("webhook POST with a missing or wrong signature refused")
-            return Response(status_code=403)
-        try:
-            entries = list(inbound.split(json.loads(body), our_user_id=our_user_id, key_of=key_of))
-        except (ValueError, TypeError, AttributeError, KeyError):
-            return Response(status_code=400)
-        stored = []
-        for entry in entries:  # fsynced before the 200: X will not send it again
-            stored.append((entry, await asyncio.to_thread(processor.spool.put, entry)))
-        for entry, where in stored:
-            processor.start(entry, where)
-        return Response()
-
-    async def health(_: Request) -> Response:
-        return PlainTextResponse("ok")
-
-    route = "/" + path.lstrip("/")
-    return Starlette(
-        routes=[
-            Route(route, crc, methods=["GET"]),
-            Route(route, receive, methods=["POST"]),
-            Route("/healthz", health, methods=["GET"]),
-        ]
+    return spooling_webhook_app(
+        path=path,
+        handshake=crc,
+        signed=lambda body, headers: valid_signature(
+            consumer_secret, body, headers.get(SIGNATURE_HEADER, "")
+        ),
+        max_body=MAX_BODY_BYTES,
+        processor=processor,
+        split=lambda payload: inbound.split(payload, our_user_id=our_user_id, key_of=key_of),
+        logger=log,
     )

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import html
 import logging
+from collections.abc import Callable
+from dataclasses import replace
 
 import httpx
 
-from earshot.gateway.model import Handoff
+from earshot.gateway.model import Handoff, SupportDesk
 from earshot.settings import Settings
 
 log = logging.getLogger("earshot.gateway.support")
@@ -106,3 +108,25 @@ def support_desk(settings: Settings) -> BotApiSupportDesk | None:
     return BotApiSupportDesk(
         settings.telegram_api_base_url, token.get_secret_value(), settings.support_chat_id
     )
+
+
+class AddressedSupportDesk:
+    """Handoffs go to the support team's Telegram chat, as from every channel, with how a
+    colleague reaches the customer on this channel after their name (`address(handoff)`):
+    the customer is told a colleague gets back to them there."""
+
+    def __init__(self, desk: SupportDesk, address: Callable[[Handoff], str]) -> None:
+        self.desk, self.address = desk, address
+
+    async def hand_off(self, handoff: Handoff) -> bool:
+        name = handoff.display_name or "A customer"
+        who = f"{name} ({self.address(handoff)})"
+        return await self.desk.hand_off(replace(handoff, display_name=who))
+
+
+def addressed_support_desk(
+    settings: Settings, address: Callable[[Handoff], str]
+) -> AddressedSupportDesk | None:
+    """`support_desk(settings)` (if configured), saying how to reach the customer."""
+    desk = support_desk(settings)
+    return AddressedSupportDesk(desk, address) if desk is not None else None

@@ -23,10 +23,12 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from earshot.gateway.model import Incoming
 from earshot.storage.db import session_scope
 from earshot.storage.spool import Spool
 
@@ -37,6 +39,7 @@ RETRY_DELAYS = (1.0, 3.0)  # a failed entry is tried again after these pauses
 
 Entry = dict[str, Any]
 Split = Callable[[Any], Iterable[Entry]]
+Handle = Callable[[Incoming], Awaitable[Any]]
 
 
 def signature_ok(app_secret: str, body: bytes, header: str) -> bool:
@@ -49,17 +52,20 @@ def signature_ok(app_secret: str, body: bytes, header: str) -> bool:
 
 class SpoolProcessor:
     """Acts on stored entries: one at a time per customer, in the order Meta sent them.
-    Channels subclass it with `process` (and `release` if their entries differ)."""
+    Channels subclass it with `process` (and `release` if their entries differ); `handle`
+    hands a message on to the gateway."""
 
     name = "graph"
 
     def __init__(
         self,
+        handle: Handle,
         db_url: str,
         spool: Spool,
         *,
         release: Callable[..., None] | None = None,
     ) -> None:
+        self.handle = handle
         self.db_url, self.spool = db_url, spool
         self._release = release  # forgets a claimed message id (replay after a crash)
         self._order: dict[str, asyncio.Lock] = {}
@@ -171,24 +177,51 @@ def build_graph_webhook_app(
         log.warning("webhook verification with a wrong verify token refused")
         return Response(status_code=403)
 
+    return spooling_webhook_app(
+        path=path,
+        handshake=verify,
+        signed=lambda body, headers: signature_ok(
+            app_secret, body, headers.get(SIGNATURE_HEADER, "")
+        ),
+        max_body=MAX_BODY_BYTES,
+        processor=processor,
+        split=split,
+    )
+
+
+def spooling_webhook_app(
+    *,
+    path: str,
+    handshake: Callable[[Request], Awaitable[Response]],
+    signed: Callable[[bytes, Headers], bool],
+    max_body: int,
+    processor: SpoolProcessor,
+    split: Split,
+    logger: logging.Logger = log,
+) -> Starlette:
+    """A webhook's ASGI app (Meta's, X's): GET `path` is the platform's `handshake`; a POST
+    of at most `max_body` bytes that is `signed` is split into entries, each on disk before
+    the 200 (the platform will not send it again), then processed; GET /healthz for the
+    supervisor. 413 for a larger body, 403 unsigned, 400 for a payload `split` refuses."""
+
     async def receive(request: Request) -> Response:
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        if declared.isdigit() and int(declared) > max_body:
             return Response(status_code=413)
         body = bytearray()
         async for chunk in request.stream():
             body += chunk
-            if len(body) > MAX_BODY_BYTES:
+            if len(body) > max_body:
                 return Response(status_code=413)
-        if not signature_ok(app_secret, bytes(body), request.headers.get(SIGNATURE_HEADER, "")):
-            log.warning("webhook POST with a missing or wrong signature refused")
+        if not signed(bytes(body), request.headers):
+            logger.warning("webhook POST with a missing or wrong signature refused")
             return Response(status_code=403)
         try:
             entries = list(split(json.loads(body)))
         except (ValueError, TypeError, AttributeError, KeyError):
             return Response(status_code=400)
         stored = []
-        for entry in entries:  # fsynced before the 200: Meta will not send it again
+        for entry in entries:  # fsynced before the 200: the platform will not send it again
             stored.append((entry, await asyncio.to_thread(processor.spool.put, entry)))
         for entry, where in stored:
             processor.start(entry, where)
@@ -200,7 +233,7 @@ def build_graph_webhook_app(
     route = "/" + path.lstrip("/")
     return Starlette(
         routes=[
-            Route(route, verify, methods=["GET"]),
+            Route(route, handshake, methods=["GET"]),
             Route(route, receive, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
         ]
