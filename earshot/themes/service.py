@@ -310,11 +310,12 @@ def assign(session: Session, *, item: Feedback, now: datetime | None = None) -> 
         _member(session, item.id, None, now)
         return None
     state = _state(session, item.language)
-    if state is None:
+    x = state.space.vectors([item.description])[0] if state is not None else np.zeros(0)
+    if state is None or (len(state.ids) and state.centroids.shape[1] != len(x)):
+        # No full run yet, or one made with another encoder (vectors of another length).
         run(session, now=now, only=[item.language])
         member = session.get(ThemeMember, item.id)
         return member.theme_id if member else None
-    x = state.space.vectors([item.description])[0]
     if len(state.ids):
         sims = state.centroids @ x
         best = int(sims.argmax())
