@@ -9,12 +9,13 @@ The CSV has the columns id, language (en|nl), product, type, text, theme, duplic
 finds them (`earshot.themes.cluster` over `earshot.themes.features`); their agreement with
 the labelled themes is adjusted mutual information (an item left unthemed counts as a
 theme of its own). Duplicates are suggested as the dashboard suggests them: each item in
-id order against the earlier items of its language and product, the best one at or above
-`earshot.feedback.similar.DUPLICATE_THRESHOLD`; a suggestion is right when both items are in
-one duplicate group (duplicate_of chains). The default set is the independent one,
-tests/data/themes/labelled.csv (kept apart from development, never tuned on), when it is
-there, else the development set scripts/data/themes_dev.csv (`make eval-themes` runs the
-two development sets and the independent one).
+id order against the earlier items of its language and product (product words ignored),
+the one `earshot.feedback.similar.pick_duplicate` picks (the nearest, at or above the
+language's threshold and ahead of the second nearest by a margin); a suggestion is right
+when both items are in one duplicate group (duplicate_of chains). The default set is the
+independent one, tests/data/themes/labelled.csv (kept apart from development, never tuned
+on), when it is there, else the development set scripts/data/themes_dev.csv
+(`make eval-themes` runs the two development sets and the independent one).
 """
 
 from __future__ import annotations
@@ -106,11 +107,14 @@ def themes_by_language(
     method: Method = ours,
     meaning: float | None = None,
     *,
-    encoder: bool = True,
+    encoder: frozenset[str] | None = None,
+    meanings: dict[str, float] | None = None,
     char_ngrams: bool = True,
 ) -> dict[str, tuple[list[Row], np.ndarray]]:
     """Per language: its rows and the cluster number of each (`meaning`: one weight for
-    both languages; `encoder`/`char_ngrams` off: WordLlama for English, stems only)."""
+    both languages; `encoder`: the languages MiniLM encodes instead of the configured ones,
+    WordLlama the others; `meanings`: weights of some languages; `char_ngrams` off: stems
+    only)."""
     out = {}
     saved = (
         dict(features.MEANING_WEIGHTS),
@@ -119,8 +123,9 @@ def themes_by_language(
     )
     if meaning is not None:
         features.MEANING_WEIGHTS.update(dict.fromkeys(("en", "nl"), meaning))
-    if not encoder:
-        features.ENCODER_LANGUAGES = frozenset()
+    features.MEANING_WEIGHTS.update(meanings or {})
+    if encoder is not None:
+        features.ENCODER_LANGUAGES = encoder
     if not char_ngrams:
         features.CHAR_NGRAM_LANGUAGES = frozenset()
     try:
@@ -203,9 +208,32 @@ def duplicate_groups(rows: Sequence[Row]) -> dict[str, str]:
     return {r.id: root(r.id) for r in rows}
 
 
-def best_matches(rows: Sequence[Row]) -> list[tuple[Row, Row | None, float]]:
-    """Each item with its best earlier candidate (same language, compatible product)."""
-    out: list[tuple[Row, Row | None, float]] = []
+@dataclass(frozen=True)
+class Match:
+    """An item, its earlier candidates (same language, compatible product) and their scores."""
+
+    row: Row
+    earlier: list[Row]
+    scores: np.ndarray
+
+
+def _product_words() -> frozenset[str]:
+    """The catalogue's product words, ignored by the wording half as `earshot themes` does."""
+    import yaml
+
+    from earshot.feedback.service import product_words
+
+    config = yaml.safe_load((ROOT / "config.yml").read_text(encoding="utf-8"))
+    return product_words(
+        {p["key"]: [p.get("name", ""), *p.get("synonyms", [])] for p in config["products"]}
+    )
+
+
+def best_matches(rows: Sequence[Row]) -> list[Match]:
+    """Each item with its earlier candidates (same language, compatible product) scored as
+    the dashboard scores them (`earshot.feedback.similar`, product words ignored)."""
+    ignore = _product_words()
+    out: list[Match] = []
     for i, row in enumerate(rows):
         earlier = [
             r
@@ -213,33 +241,44 @@ def best_matches(rows: Sequence[Row]) -> list[tuple[Row, Row | None, float]]:
             if r.language == row.language
             and (not r.product or not row.product or r.product == row.product)
         ]
-        if not earlier:
-            out.append((row, None, 0.0))
-            continue
-        found = similar.scores(row.text, [r.text for r in earlier], language=row.language)
-        j = int(found.argmax())
-        out.append((row, earlier[j], float(found[j])))
+        found = (
+            similar.scores(
+                row.text, [r.text for r in earlier], ignore=ignore, language=row.language
+            )
+            if earlier
+            else np.zeros(0, np.float32)
+        )
+        out.append(Match(row, earlier, found))
     return out
 
 
 def precision_recall(
-    matches: Sequence[tuple[Row, Row | None, float]], groups: dict[str, str], threshold: float
+    matches: Sequence[Match],
+    groups: dict[str, str],
+    threshold: float | None = None,
+    margin: float = similar.DUPLICATE_MARGIN,
+    language: str | None = None,
 ) -> tuple[float, float, int, int, int]:
-    """Precision, recall, right suggestions, suggestions, items that have an earlier twin."""
+    """Precision, recall, right suggestions, suggestions, items that have an earlier twin,
+    for `similar.pick_duplicate` at `threshold` (None: each language's) and `margin`;
+    `language`: that language's suggestions only (recall still over all twins)."""
     first_of: dict[str, str] = {}
     should = 0
-    for row, _, _ in matches:
-        g = groups[row.id]
+    for m in matches:
+        g = groups[m.row.id]
         if g in first_of:
             should += 1
         else:
-            first_of[g] = row.id
+            first_of[g] = m.row.id
     made = right = 0
-    for row, cand, s in matches:
-        if cand is None or s < threshold:
+    for m in matches:
+        if language is not None and m.row.language != language:
+            continue
+        j = similar.pick_duplicate(m.scores, m.row.language, threshold=threshold, margin=margin)
+        if j is None:
             continue
         made += 1
-        right += groups[cand.id] == groups[row.id]
+        right += groups[m.earlier[j].id] == groups[m.row.id]
     precision = right / made if made else 1.0
     recall = right / should if should else 1.0
     return precision, recall, right, made, should
@@ -304,7 +343,10 @@ def section(
     comparison = {name: ami(themes_by_language(rows, m)) for name, m in METHODS.items()}
     comparison["chosen, 60% clustered then 40% assigned one by one"] = ami(incremental(rows))
     comparison["chosen, WordLlama instead of MiniLM for English"] = ami(
-        themes_by_language(rows, encoder=False)
+        themes_by_language(rows, encoder=features.ENCODER_LANGUAGES - {"en"})
+    )
+    comparison["chosen, WordLlama instead of MiniLM for Dutch (meaning 0.15, before)"] = ami(
+        themes_by_language(rows, encoder=features.ENCODER_LANGUAGES - {"nl"}, meanings={"nl": 0.15})
     )
     comparison["chosen, Dutch without character n-grams"] = ami(
         themes_by_language(rows, char_ngrams=False)
@@ -323,15 +365,26 @@ def section(
 
     groups = duplicate_groups(rows)
     matches = best_matches(rows)
-    p, r, right, made, should = precision_recall(matches, groups, similar.DUPLICATE_THRESHOLD)
+    p, r, right, made, should = precision_recall(matches, groups)
     cross = _cross_language_only(rows, groups)
     sweep = [
-        (t, *precision_recall(matches, groups, t)[:2])
+        (
+            t,
+            *precision_recall(matches, groups, t, margin=0.0)[:2],
+            *precision_recall(matches, groups, t)[:2],
+        )
         for t in np.round(np.arange(0.40, 0.86, 0.025), 3).tolist()
     ]
     if sweep_out:
-        for t, sp, sr in sweep:
-            print(f"duplicates threshold {t:.2f}: precision {sp:.3f} recall {sr:.3f}")
+        for t, bp, br, sp, sr in sweep:
+            print(
+                f"duplicates threshold {t:.3f}: bare precision {bp:.3f} recall {br:.3f};"
+                f" with margin precision {sp:.3f} recall {sr:.3f}"
+            )
+    per_language = {
+        lang: precision_recall(matches, groups, language=lang)
+        for lang in sorted({row.language for row in rows})
+    }
     langs = Counter(r.language for r in rows)
     themes = {(r.language, r.theme) for r in rows}
     target_dup = p >= 0.9 and r >= 0.6
@@ -368,16 +421,32 @@ def section(
         "",
         "### Duplicate suggestions",
         "",
-        f"At the threshold {similar.DUPLICATE_THRESHOLD:g}: precision **{p:.3f}** ({right} of"
-        f" {made} suggestions right), recall **{r:.3f}** ({right} of {should} items with an"
-        f" earlier duplicate). Target precision ≥ 0.9 at recall ≥ 0.6:"
-        f" {'met' if target_dup else 'NOT met'}. Suggestions stay in the item's language, so"
-        f" an item whose only earlier duplicate is in the other language ({cross} here) can"
-        f" never count: recall is at most {(should - cross) / max(should, 1):.2f}.",
+        "Rule (`earshot.feedback.similar.pick_duplicate`): the nearest earlier item of the"
+        " language and product, when it scores at least "
+        + ", ".join(f"{k} {v:g}" for k, v in similar.DUPLICATE_THRESHOLDS.items())
+        + f" (other languages {similar.OTHER_DUPLICATE_THRESHOLD:g}) and beats the second"
+        f" nearest by {similar.DUPLICATE_MARGIN:g}; meaning weight "
+        + ", ".join(f"{k} {v:g}" for k, v in similar.MEANING_WEIGHTS.items())
+        + f" (other languages {similar.OTHER_MEANING_WEIGHT:g}).",
         "",
-        "| threshold | precision | recall |",
-        "| --- | --- | --- |",
-        *(f"| {t:.3f} | {sp:.3f} | {sr:.3f} |" for t, sp, sr in sweep),
+        f"Precision **{p:.3f}** ({right} of {made} suggestions right), recall **{r:.3f}**"
+        f" ({right} of {should} items with an earlier duplicate). Target precision ≥ 0.9 at"
+        f" recall ≥ 0.6: {'met' if target_dup else 'NOT met'}. Suggestions stay in the item's"
+        f" language, so an item whose only earlier duplicate is in the other language"
+        f" ({cross} here) can never count: recall is at most"
+        f" {(should - cross) / max(should, 1):.2f}. Per language: "
+        + "; ".join(f"{lang} {lp[2]} of {lp[3]} right" for lang, lp in per_language.items())
+        + ".",
+        "",
+        "One threshold for every language: the bare threshold (the best item at or above it)"
+        " and with the margin over the second nearest.",
+        "",
+        "| threshold | bare precision | bare recall | margin precision | margin recall |",
+        "| --- | --- | --- | --- | --- |",
+        *(
+            f"| {t:.3f} | {bp:.3f} | {br:.3f} | {sp:.3f} | {sr:.3f} |"
+            for t, bp, br, sp, sr in sweep
+        ),
         "",
         "### Example themes (largest per language)",
         "",

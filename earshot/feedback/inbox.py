@@ -282,7 +282,7 @@ def item_details(session: Session, *, ref: str) -> dict[str, Any] | None:
         "original": original,
         "duplicates": duplicates,
         "similar": similar_items(session, item),
-        "duplicate_threshold": similar.DUPLICATE_THRESHOLD,
+        "duplicate_threshold": similar.duplicate_threshold(item.language),
         "theme": themes.theme_of(session, feedback_id=item.id),
         "suggestions": themes.open_suggestions(session, feedback_id=item.id, limit=5),
         "history": triage.history(session, ref=item.ref),

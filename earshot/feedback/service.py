@@ -288,9 +288,8 @@ def find_similar(
     if not rows:
         return None
     found = similar.scores(text, [r.description for r in rows], ignore=ignore, language=language)
-    best = int(found.argmax())
-    limit = similar.DUPLICATE_THRESHOLD if threshold is None else threshold
-    if found[best] < limit:
+    best = similar.pick_duplicate(found, language, threshold=threshold)
+    if best is None:
         return None
     ref, description, supporters = rows[best]
     return SimilarItem(ref, description, float(found[best]), supporters)

@@ -5,14 +5,17 @@ similar items (`inbox.similar_items`) and the merge suggestions
 (`earshot/themes/service.py`). A score (0..1) mixes meaning and wording:
 
 - meaning: cosine of pretrained sentence vectors, the ones themes use
-  (`earshot.themes.features.meaning`: all-MiniLM-L6-v2 for English, WordLlama otherwise),
-  which know that "wake me up gradually" and "sunrise alarm" are close;
+  (`earshot.themes.features.meaning`: all-MiniLM-L6-v2 for English and Dutch, WordLlama
+  otherwise), which know that "wake me up gradually" and "sunrise alarm" are close;
 - wording: the cosine over stemmed content words and their character trigrams that the
   chat used before (`service.similarity`), which keeps Dutch and product jargon apart
   where the embedding (trained mostly on English) cannot.
 
-The duplicate threshold is chosen by scripts/eval_themes.py on the development sets for
-precision >= 0.9 (reports/themes-dev.md).
+A duplicate (`pick_duplicate`) is the one nearest candidate, when it scores at least the
+language's threshold and stands out from the second nearest by `DUPLICATE_MARGIN`: a text
+that sits as close to two different items says what their whole theme says, not what one
+of them says. Weights, thresholds and the margin were chosen by scripts/eval_themes.py on
+the two development sets for precision >= 0.9 on both (reports/themes-dev.md).
 """
 
 from __future__ import annotations
@@ -28,11 +31,17 @@ import numpy as np
 
 from earshot.feedback import service
 
-# The meaning half's share per language (MiniLM for English; WordLlama knows Dutch poorly).
-MEANING_WEIGHTS: dict[str, float] = {"en": 0.7}
+# The meaning half's share per language (MiniLM, trained on English, knows Dutch poorly).
+MEANING_WEIGHTS: dict[str, float] = {"en": 0.8}
 OTHER_MEANING_WEIGHT = 0.25
-# At or above: the same wish or fault (chat offer, merge suggestion, one-click merge).
-DUPLICATE_THRESHOLD = 0.625
+# At or above, and ahead of the second nearest by DUPLICATE_MARGIN: the same wish or fault
+# (chat offer, merge suggestion, one-click merge). Dutch scores lean on wording, whose best
+# pairs on the development sets were mostly other asks on the same product, so only a
+# near-verbatim repeat counts there.
+DUPLICATE_THRESHOLDS: dict[str, float] = {"en": 0.625}
+OTHER_DUPLICATE_THRESHOLD = 0.75
+DUPLICATE_THRESHOLD = DUPLICATE_THRESHOLDS["en"]
+DUPLICATE_MARGIN = 0.02
 # At or above: related enough to list under "similar feedback" in the dashboard.
 RELATED_THRESHOLD = 0.4
 
@@ -122,3 +131,33 @@ def scores(
 def score(a: str, b: str, *, ignore: frozenset[str] = frozenset(), language: str = "en") -> float:
     """The similarity (0..1) of two texts."""
     return float(scores(a, [b], ignore=ignore, language=language)[0])
+
+
+def duplicate_threshold(language: str) -> float:
+    """The score from which two texts of `language` may be the same wish or fault."""
+    return DUPLICATE_THRESHOLDS.get(language, OTHER_DUPLICATE_THRESHOLD)
+
+
+def pick_duplicate(
+    found: np.ndarray,
+    language: str,
+    *,
+    threshold: float | None = None,
+    margin: float = DUPLICATE_MARGIN,
+) -> int | None:
+    """Index of the duplicate among scored candidates (`scores`' output), or None.
+
+    The nearest candidate counts when it scores at least the threshold (the language's
+    unless given) and beats the second nearest by `margin`. Candidates scoring
+    the same as the nearest (the same text twice, not merged yet) are not its rivals."""
+    if not len(found):
+        return None
+    limit = duplicate_threshold(language) if threshold is None else threshold
+    best = int(found.argmax())
+    if found[best] < limit:
+        return None
+    top = float(found[best])
+    rivals = found[found < top - 1e-6]
+    if len(rivals) and top - float(rivals.max()) < margin:
+        return None
+    return best

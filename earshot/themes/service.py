@@ -310,11 +310,12 @@ def assign(session: Session, *, item: Feedback, now: datetime | None = None) -> 
         _member(session, item.id, None, now)
         return None
     state = _state(session, item.language)
-    if state is None:
+    x = state.space.vectors([item.description])[0] if state is not None else np.zeros(0)
+    if state is None or (len(state.ids) and state.centroids.shape[1] != len(x)):
+        # No full run yet, or one made with another encoder (vectors of another length).
         run(session, now=now, only=[item.language])
         member = session.get(ThemeMember, item.id)
         return member.theme_id if member else None
-    x = state.space.vectors([item.description])[0]
     if len(state.ids):
         sims = state.centroids @ x
         best = int(sims.argmax())
@@ -421,7 +422,8 @@ def suggest_duplicates(
     ignore: frozenset[str] = frozenset(),
     now: datetime | None = None,
 ) -> list[DuplicateSuggestion]:
-    """Record the open earlier items `item` may duplicate (best first, at most three)."""
+    """Record the open earlier item `item` may duplicate (`similar.pick_duplicate`: the
+    nearest, when it is close enough and stands out; with its exact repeats, at most three)."""
     if not item.description or item.status in CLOSED_STATUSES:
         return []
     stmt = select(Feedback.id, Feedback.description).where(
@@ -439,7 +441,15 @@ def suggest_duplicates(
     found = similar.scores(
         item.description, [r[1] for r in rows], ignore=ignore, language=item.language
     )
-    order = [int(i) for i in np.argsort(-found)[:MAX_SUGGESTIONS]]
+    best = similar.pick_duplicate(found, item.language)
+    # The nearest item, and any that score the same (its text again, not merged yet).
+    order = (
+        []
+        if best is None
+        else [
+            int(i) for i in np.argsort(-found)[:MAX_SUGGESTIONS] if found[i] >= found[best] - 1e-6
+        ]
+    )
     values = [
         {
             "feedback_id": item.id,
@@ -449,7 +459,6 @@ def suggest_duplicates(
             "created_at": now or utcnow(),
         }
         for i in order
-        if found[i] >= similar.DUPLICATE_THRESHOLD
     ]
     if values:
         session.execute(insert_ignoring_conflicts(session, DuplicateSuggestion), values)
