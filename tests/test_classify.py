@@ -379,3 +379,35 @@ def test_dutch_negation_and_intensifiers() -> None:
 )
 def test_dutch_product_names(text: str, product: str | None) -> None:
     assert find_product(text, _config_catalogue()) == product
+
+
+def test_prepare_batches_the_sentence_vectors_an_import_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An import computes its texts' English sentence vectors in one batch; classifying
+    them afterwards runs the encoder no more (Dutch texts need no vector)."""
+    import uuid
+
+    from earshot.classify import prepare
+    from earshot.sentence_encoder import encoder
+
+    enc = encoder()
+    assert enc is not None
+    batches: list[int] = []
+    forward = enc._forward
+
+    def counting(texts: list[str]) -> object:
+        batches.append(len(texts))
+        return forward(texts)
+
+    monkeypatch.setattr(enc, "_forward", counting)
+    tag = uuid.uuid4().hex[:8]  # texts no earlier test has cached
+    english = [f"the app crashes when I open settings {tag}", f"please add a dark mode {tag}"]
+    dutch = f"de app loopt vast als ik de instellingen open {tag}"
+    prepare([*english, dutch, "  "])
+    assert batches == [2]
+    for text in [*english, dutch]:
+        classify(text)
+    assert batches == [2]
+    classify(f"the bulb flickers every evening {tag}")  # not prepared: encoded on its own
+    assert batches == [2, 1]

@@ -520,6 +520,10 @@ def import_rows(
     after normalisation so case and punctuation do not matter.
     """
     result = ImportResult()
+    rows = list(rows)
+    from earshot.classify import prepare  # lazy: loads the model on first use
+
+    prepare([" ".join(str(r.get(text_column) or "").split()) for r in rows])
     seen = {normalise(d) for d in session.scalars(select(Feedback.description))}
     seen.discard("")
     for row in rows:
