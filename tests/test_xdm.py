@@ -16,11 +16,12 @@ import pytest
 
 from earshot.conversations import queries as conversations
 from earshot.gateway.model import Button, Incoming, Purpose, Reply
+from earshot.outreach import links
 from earshot.settings import ConfigError, load_settings
 from earshot.storage.db import session_scope
 from earshot.storage.spool import Spool
 from testkit.x_api import FakeXAPI, crc_response_token, signature
-from xdm import inbound, links, render
+from xdm import inbound, render
 from xdm.api import DmApi, SendFailed
 from xdm.app import XChannel
 from xdm.webhook import Processor, build_webhook_app, crc_response
@@ -385,6 +386,26 @@ def test_a_deep_link_prefills_a_dm_that_starts_feedback_for_its_product() -> Non
     assert inbound.typed(query["text"][0]) == "/start fb-lamp"
     with pytest.raises(links.LinkError):
         links.x_link(settings, product="toaster")
+    assert links.deep_link(settings, "x", product="lamp", language="nl") == url
+    assert links.language_of_prefill(query["text"][0]) == "nl"
+
+
+def test_earshot_link_prints_an_x_link(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from earshot.cli.app import main as earshot_main
+
+    config = tmp_path / "config.yml"
+    config.write_text("products: [{key: bulb, name: Lumen Bulb}]\n", encoding="utf-8")
+    monkeypatch.setenv("EARSHOT_CONFIG", str(config))
+    monkeypatch.setenv("X_USER_ID", OURS)
+    assert earshot_main(["link", "--channel", "x", "--product", "bulb", "--language", "nl"]) == 0
+    query = parse_qs(urlsplit(capsys.readouterr().out.strip()).query)
+    assert query["recipient_id"] == [OURS]
+    assert query["text"][0].endswith("[fb-bulb]") and query["text"][0].startswith("Feedback over")
+    monkeypatch.delenv("X_USER_ID")
+    assert earshot_main(["link", "--channel", "x", "--product", "bulb"]) == 2
+    assert "X_USER_ID" in capsys.readouterr().err
 
 
 def test_x_settings_come_complete_or_not_at_all() -> None:

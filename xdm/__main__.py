@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"earshot: {exc}", file=sys.stderr)
         return 2
     if args.command == "link":
-        from xdm.links import LinkError, x_link
+        from earshot.outreach.links import LinkError, x_link
 
         try:
             print(

@@ -20,8 +20,8 @@ from earshot.gateway.model import Incoming
 
 # Typed commands (STOP words, erasure phrases) and deep-link codes are every text channel's.
 from earshot.gateway.texts import DEEP_LINK, typed
+from earshot.outreach.links import language_of_prefill
 from earshot.privacy.redaction import redact
-from xdm.links import language_of_prefill
 
 log = logging.getLogger("earshot.xdm.inbound")
 CHANNEL = "x"

@@ -192,11 +192,11 @@ def register(subparsers: Any) -> None:
 
     p = subparsers.add_parser(
         "link",
-        help="print a WhatsApp, Messenger or Instagram link that starts the feedback flow",
+        help="print a WhatsApp, Messenger, Instagram or X link that starts the feedback flow",
     )
-    p.add_argument("--channel", choices=["whatsapp", "messenger", "instagram"], required=True)
+    p.add_argument("--channel", choices=["whatsapp", "messenger", "instagram", "x"], required=True)
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--product", help="product key from config.yml")
     which.add_argument("--campaign", help="campaign id from config.yml")
-    p.add_argument("--language", help="WhatsApp: language of the prefilled text")
+    p.add_argument("--language", help="WhatsApp and X: language of the prefilled text")
     p.set_defaults(fn=cmd_link)

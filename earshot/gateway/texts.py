@@ -8,7 +8,7 @@ import html
 import re
 
 # "Feedback Lumen Bulb [fb-bulb]": the prefilled text of a wa.me or X compose deep link
-# (earshot/outreach/links.py, xdm/links.py); it starts the feedback flow as `/start fb-bulb`
+# (earshot/outreach/links.py); it starts the feedback flow as `/start fb-bulb`
 # on Telegram.
 DEEP_LINK = re.compile(r"\[((?:fb|c)-[a-z0-9_-]{1,64})\]\s*$", re.IGNORECASE)
 # A bare deep-link code, as an m.me/ig.me `ref` carries it.

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from earshot.conversations import queries as conversations
 from earshot.outreach import campaigns
+from earshot.outreach.links import x_link
 from earshot.settings import load_settings
 from earshot.storage.db import session_scope
 from earshot.storage.models import CampaignSend, Feedback, Notification
@@ -29,7 +30,6 @@ from tests.e2e.channel_stack import (
     spooled,
     texts,
 )
-from xdm.links import x_link
 
 pytestmark = pytest.mark.e2e
 _users = itertools.count(4_200_000_001)
