@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 
 from telegram import Update
 
 from bot.app import build_application
 from bot.webhook import serve
-from earshot.settings import ConfigError, check_exposed_secret, load_settings
+from earshot.settings import ConfigError, check_exposed_secret, configure_logging, load_settings
 from earshot.storage.db import migrate
 
 
@@ -21,12 +20,7 @@ def main() -> int:
     except ConfigError as exc:
         print(f"earshot: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # httpx logs every request URL at INFO, and the URL carries the bot token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(settings)
     if settings.telegram_bot_token is None:
         print("earshot: TELEGRAM_BOT_TOKEN is not set", file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ Secrets (tokens, keys, passwords) are read only from the environment or `.env`.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from datetime import datetime
@@ -503,6 +504,18 @@ def check_exposed_secret(
             f"is exposed ({'; '.join(reasons)}). For local development only, set "
             "ENVIRONMENT=development explicitly."
         )
+
+
+def configure_logging(settings: Settings) -> None:
+    """Log lines at `log_level` for a channel process (the Telegram bot, the webhooks).
+
+    httpx logs every request URL at INFO, and Telegram's URLs carry the bot token, so
+    httpx only says what went wrong."""
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 @lru_cache

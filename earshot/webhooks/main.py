@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import logging
 import sys
 from collections.abc import Callable
 
-from earshot.settings import ConfigError, Settings, check_exposed_secret, load_settings
+from earshot.settings import (
+    ConfigError,
+    Settings,
+    check_exposed_secret,
+    configure_logging,
+    load_settings,
+)
 from earshot.storage.db import migrate
 
 Check = Callable[[Settings], "str | None"]
@@ -35,11 +40,7 @@ def run_webhook_process(
     except ConfigError as exc:
         print(f"earshot: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging(settings)
     if problem := missing(settings):
         print(f"earshot: {problem}", file=sys.stderr)
         return 2
